@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs the Debian 12 packages smp-milter builds, tests and runs with.
+# Only what is missing is installed; nothing is installed when all is there.
+set -eu
+
+PKGS="build-essential pkg-config gnupg
+libgmime-3.0-dev libgpgme-dev libmilter-dev libconfuse-dev libcmocka-dev
+libsqlite3-dev libpq-dev libjansson-dev
+clang libclang-rt-14-dev"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: missing Debian packages:$missing" >&2
+	echo "install-deps: run 'make deps' as root, or: apt-get install$missing" >&2
+	exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing >/dev/null

@@ -1,0 +1,95 @@
+# smp-milter - top-level build.
+#   make            build libsmp, smpctl
+#   make check      install missing packages, build, run every test
+#   make check SANITIZE=1   the same with ASan+UBSan
+#   make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 300)
+#   make bench      print throughput figures
+#   make install    DESTDIR=... PREFIX=... (default /usr/local)
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+
+CC      ?= cc
+CLANG   ?= clang
+PKG_CONFIG ?= pkg-config
+
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+B := build-san
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+B := build
+SAN_FLAGS :=
+endif
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
+OPT      ?= -O2 -g
+PKGS     := gmime-3.0 jansson
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+
+ALL_CFLAGS = -std=gnu11 $(OPT) $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -Ilib $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
+
+LIB_SRCS := $(wildcard lib/*.c)
+LIB_OBJS := $(patsubst lib/%.c,$(B)/lib/%.o,$(LIB_SRCS))
+LIBSMP   := $(B)/libsmp.a
+
+SMPCTL_SRCS := $(wildcard smpctl/*.c)
+SMPCTL_OBJS := $(patsubst smpctl/%.c,$(B)/smpctl/%.o,$(SMPCTL_SRCS))
+SMPCTL      := $(B)/bin/smpctl
+
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
+
+.PHONY: all deps check test clean install fuzz fuzz-check bench run
+.DELETE_ON_ERROR:
+
+all: $(LIBSMP) $(SMPCTL)
+
+deps:
+	@./.ci/install-deps.sh
+
+$(B)/lib/%.o: lib/%.c $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIBSMP): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/smpctl/%.o: smpctl/%.c $(wildcard smpctl/*.h) $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Ismpctl -c $< -o $@
+
+$(SMPCTL): $(SMPCTL_OBJS) $(LIBSMP)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(SMPCTL_OBJS) $(LIBSMP) $(PKG_LIBS)
+
+$(B)/tests/%: tests/unit/%.c $(LIBSMP) $(wildcard tests/unit/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -DFIXTURES_DIR='"$(CURDIR)/fixtures"' -o $@ $< $(LIBSMP) $(PKG_LIBS) $(CMOCKA_LIBS) $(ALL_LDFLAGS)
+
+# Every test: unit tests, smpctl black-box tests, short fuzz runs.
+check: deps
+	$(MAKE) all tests-build fuzz-build
+	B=$(B) ./tests/run-tests.sh
+
+tests-build: $(UNIT_BINS)
+
+test: all tests-build
+	B=$(B) ./tests/run-tests.sh --no-fuzz
+
+-include fuzz/fuzz.mk
+-include bench/bench.mk
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(SMPCTL) $(DESTDIR)$(BINDIR)/smpctl
+
+clean:
+	rm -rf build build-san

@@ -1,0 +1,395 @@
+/* smp_armor.c - strict OpenPGP ASCII armor decoding with CRC-24 check.
+ *
+ * GLib's base64 decoder skips characters outside the alphabet, which is
+ * exactly what a validator must not do, so the armor body is checked and
+ * decoded here in one pass.
+ */
+#include "smp_armor.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARMOR_DASHES "-----"
+#define ARMOR_BEGIN "-----BEGIN PGP "
+#define ARMOR_END "-----END PGP "
+
+static uint32_t crc24_table[256];
+static pthread_once_t crc24_once = PTHREAD_ONCE_INIT;
+
+static void crc24_table_init(void)
+{
+	for (unsigned i = 0; i < 256; i++) {
+		uint32_t c = (uint32_t)i << 16;
+		for (int k = 0; k < 8; k++) {
+			c <<= 1;
+			if (c & 0x1000000)
+				c ^= 0x1864CFB;
+		}
+		crc24_table[i] = c & 0xFFFFFF;
+	}
+}
+
+uint32_t smp_crc24(const unsigned char *p, size_t n)
+{
+	uint32_t crc = 0xB704CE;
+
+	pthread_once(&crc24_once, crc24_table_init);
+	while (n--)
+		crc = ((crc << 8) ^ crc24_table[((crc >> 16) ^ *p++) & 0xFF]) &
+		      0xFFFFFF;
+	return crc;
+}
+
+/* 0..63 for alphabet characters, 64 for '=', 0xFF for anything else. */
+static const unsigned char b64_value[256] = {
+#define X 0xFF
+	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  62, X,  X,  X,  63,
+	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, X,  X,  X,  64, X,  X,
+	X,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,
+	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, X,  X,  X,  X,  X,
+	X,  26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, X,  X,  X,  X,  X,
+	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+#undef X
+};
+
+/* A line of the input: [start, end) without the line break and without
+ * trailing white space; next is where the following line starts. */
+struct armor_line {
+	const char *start;
+	const char *end;
+	const char *next;
+};
+
+static bool line_next(const char *p, const char *lim, struct armor_line *l)
+{
+	const char *nl;
+
+	if (p >= lim)
+		return false;
+	nl = memchr(p, '\n', (size_t)(lim - p));
+	l->start = p;
+	l->next = nl ? nl + 1 : lim;
+	l->end = nl ? nl : lim;
+	while (l->end > l->start &&
+	       (l->end[-1] == '\r' || l->end[-1] == ' ' || l->end[-1] == '\t'))
+		l->end--;
+	return true;
+}
+
+static size_t line_len(const struct armor_line *l)
+{
+	return (size_t)(l->end - l->start);
+}
+
+static bool line_starts(const struct armor_line *l, const char *s)
+{
+	size_t n = strlen(s);
+	return line_len(l) >= n && memcmp(l->start, s, n) == 0;
+}
+
+bool smp_armor_find(const char *text, size_t len, size_t *off)
+{
+	const char *p = text, *lim = text + len;
+	const size_t blen = sizeof(ARMOR_BEGIN) - 1;
+
+	while (p < lim) {
+		const char *hit = memmem(p, (size_t)(lim - p), ARMOR_BEGIN, blen);
+		if (!hit)
+			return false;
+		if (hit == text || hit[-1] == '\n') {
+			*off = (size_t)(hit - text);
+			return true;
+		}
+		p = hit + 1;
+	}
+	return false;
+}
+
+/* Label between "-----BEGIN PGP " (or END) and the closing dashes. */
+static bool line_label(const struct armor_line *l, size_t prefix,
+		       const char **lab, size_t *lab_len)
+{
+	size_t n = line_len(l);
+
+	if (n < prefix + 5 || memcmp(l->end - 5, ARMOR_DASHES, 5) != 0)
+		return false;
+	*lab = l->start + prefix;
+	*lab_len = n - prefix - 5;
+	return *lab_len > 0;
+}
+
+static enum smp_armor_type label_type(const char *lab, size_t n)
+{
+	static const struct {
+		const char *label;
+		enum smp_armor_type type;
+	} map[] = {
+		{"MESSAGE", SMP_ARMOR_MESSAGE},
+		{"PUBLIC KEY BLOCK", SMP_ARMOR_PUBLIC_KEY},
+		{"PRIVATE KEY BLOCK", SMP_ARMOR_PRIVATE_KEY},
+		{"SECRET KEY BLOCK", SMP_ARMOR_PRIVATE_KEY},
+		{"SIGNATURE", SMP_ARMOR_SIGNATURE},
+		{"SIGNED MESSAGE", SMP_ARMOR_SIGNED},
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strlen(map[i].label) == n && memcmp(map[i].label, lab, n) == 0)
+			return map[i].type;
+	return SMP_ARMOR_UNKNOWN;
+}
+
+/* "Key: value" with a key of letters, digits and '-'. */
+static bool is_header_line(const struct armor_line *l)
+{
+	const char *p = l->start;
+
+	if (p >= l->end || !((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')))
+		return false;
+	while (p < l->end && (*p == '-' || (*p >= 'A' && *p <= 'Z') ||
+			      (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+		p++;
+	return p + 1 < l->end && p[0] == ':' && p[1] == ' ';
+}
+
+static bool has_colon(const struct armor_line *l)
+{
+	return memchr(l->start, ':', line_len(l)) != NULL;
+}
+
+/* Base64 decoder state carried across lines. */
+struct b64_state {
+	unsigned char *out;
+	size_t len, cap;
+	uint32_t acc;
+	unsigned nacc;  /* sextets in acc */
+	unsigned npad;  /* '=' seen */
+	size_t nchars;  /* alphabet characters + padding */
+};
+
+static enum smp_armor_status b64_line(struct b64_state *s,
+				      const struct armor_line *l)
+{
+	for (const char *p = l->start; p < l->end; p++) {
+		unsigned v = b64_value[(unsigned char)*p];
+		if (v == 0xFF)
+			return SMP_ARMOR_EBASE64;
+		s->nchars++;
+		if (v == 64) {
+			/* padding: only as the 3rd/4th char of a quantum */
+			if (s->nacc + s->npad < 2)
+				return SMP_ARMOR_EBASE64;
+			s->npad++;
+			if (s->nacc + s->npad > 4)
+				return SMP_ARMOR_EBASE64;
+			continue;
+		}
+		if (s->npad)
+			return SMP_ARMOR_EBASE64; /* data after padding */
+		s->acc = (s->acc << 6) | v;
+		if (++s->nacc == 4) {
+			if (s->len + 3 > s->cap)
+				return SMP_ARMOR_ETOOBIG;
+			s->out[s->len++] = (unsigned char)(s->acc >> 16);
+			s->out[s->len++] = (unsigned char)(s->acc >> 8);
+			s->out[s->len++] = (unsigned char)s->acc;
+			s->acc = 0;
+			s->nacc = 0;
+		}
+	}
+	return SMP_ARMOR_OK;
+}
+
+static enum smp_armor_status b64_finish(struct b64_state *s)
+{
+	unsigned n = s->nacc;
+
+	if (n == 0 && s->npad == 0)
+		return SMP_ARMOR_OK;
+	if (n + s->npad != 4 || n < 2)
+		return SMP_ARMOR_EBASE64;
+	if (s->len + (n - 1) > s->cap)
+		return SMP_ARMOR_ETOOBIG;
+	if (n == 2) {
+		s->out[s->len++] = (unsigned char)(s->acc >> 4);
+	} else {
+		s->out[s->len++] = (unsigned char)(s->acc >> 10);
+		s->out[s->len++] = (unsigned char)(s->acc >> 2);
+	}
+	s->nacc = 0;
+	return SMP_ARMOR_OK;
+}
+
+static bool crc_line_value(const struct armor_line *l, uint32_t *crc)
+{
+	uint32_t v = 0;
+
+	if (line_len(l) != 5)
+		return false;
+	for (int i = 1; i < 5; i++) {
+		unsigned c = b64_value[(unsigned char)l->start[i]];
+		if (c > 63)
+			return false;
+		v = (v << 6) | c;
+	}
+	*crc = v;
+	return true;
+}
+
+enum smp_armor_status smp_armor_decode(const char *text, size_t len,
+				       size_t max_out, struct smp_armor *out)
+{
+	const char *lim = text + len, *p;
+	const char *lab, *elab;
+	size_t lab_len, elab_len, off;
+	struct armor_line l;
+	struct b64_state s = {0};
+	enum smp_armor_status st;
+	uint32_t crc = 0;
+	bool have_crc = false;
+
+	memset(out, 0, sizeof(*out));
+	if (!smp_armor_find(text, len, &off))
+		return SMP_ARMOR_ENOBEGIN;
+	out->begin_off = off;
+	line_next(text + off, lim, &l);
+	if (!line_label(&l, sizeof(ARMOR_BEGIN) - 1, &lab, &lab_len))
+		return SMP_ARMOR_EHEADER;
+	out->type = label_type(lab, lab_len);
+	p = l.next;
+
+	if (out->type == SMP_ARMOR_SIGNED) {
+		/* Cleartext signature: the text is not armored data; only
+		 * the label matters to the caller. */
+		out->end_off = (size_t)(p - text);
+		return SMP_ARMOR_OK;
+	}
+
+	/* Armor headers, ended by an empty line. Tolerate a missing empty
+	 * line when the first line is already base64. */
+	while (line_next(p, lim, &l)) {
+		if (line_len(&l) == 0) {
+			p = l.next;
+			break;
+		}
+		if (!has_colon(&l))
+			break; /* data starts; no header block */
+		if (!is_header_line(&l))
+			return SMP_ARMOR_EHEADER;
+		p = l.next;
+	}
+	if (p >= lim)
+		return SMP_ARMOR_ENOEND;
+
+	/* Output can't exceed 3/4 of the remaining text. */
+	s.cap = (size_t)(lim - p) / 4 * 3 + 3;
+	if (s.cap > max_out)
+		s.cap = max_out;
+	s.out = malloc(s.cap ? s.cap : 1);
+	if (!s.out)
+		return SMP_ARMOR_ENOMEM;
+
+	st = SMP_ARMOR_ENOEND;
+	while (line_next(p, lim, &l)) {
+		p = l.next;
+		if (line_starts(&l, ARMOR_DASHES)) {
+			if (!line_starts(&l, ARMOR_END)) {
+				st = SMP_ARMOR_ENOEND;
+				goto fail;
+			}
+			if (!line_label(&l, sizeof(ARMOR_END) - 1, &elab,
+					&elab_len) ||
+			    elab_len != lab_len || memcmp(elab, lab, lab_len)) {
+				st = SMP_ARMOR_EMISMATCH;
+				goto fail;
+			}
+			st = SMP_ARMOR_OK;
+			break;
+		}
+		if (line_len(&l) == 0)
+			continue;
+		if (l.start[0] == '=' && !have_crc &&
+		    (line_len(&l) == 5 || s.nacc + s.npad == 0)) {
+			if (!crc_line_value(&l, &crc)) {
+				st = SMP_ARMOR_ECRC;
+				goto fail;
+			}
+			have_crc = true;
+			continue;
+		}
+		if (have_crc) {
+			st = SMP_ARMOR_ECRC; /* data after the checksum */
+			goto fail;
+		}
+		st = b64_line(&s, &l);
+		if (st != SMP_ARMOR_OK)
+			goto fail;
+		st = SMP_ARMOR_ENOEND;
+	}
+	if (st != SMP_ARMOR_OK)
+		goto fail;
+	st = b64_finish(&s);
+	if (st != SMP_ARMOR_OK)
+		goto fail;
+	if (s.nchars == 0) {
+		st = SMP_ARMOR_EEMPTY;
+		goto fail;
+	}
+	if (have_crc && smp_crc24(s.out, s.len) != crc) {
+		st = SMP_ARMOR_ECRC;
+		goto fail;
+	}
+	out->data = s.out;
+	out->len = s.len;
+	out->has_crc = have_crc;
+	out->end_off = (size_t)(p - text);
+	return SMP_ARMOR_OK;
+fail:
+	free(s.out);
+	return st;
+}
+
+void smp_armor_free(struct smp_armor *a)
+{
+	if (!a)
+		return;
+	free(a->data);
+	a->data = NULL;
+	a->len = 0;
+}
+
+const char *smp_armor_strerror(enum smp_armor_status st)
+{
+	switch (st) {
+	case SMP_ARMOR_OK:
+		return "ok";
+	case SMP_ARMOR_ENOBEGIN:
+		return "no BEGIN PGP line";
+	case SMP_ARMOR_ENOEND:
+		return "no END PGP line";
+	case SMP_ARMOR_EMISMATCH:
+		return "END line does not match BEGIN line";
+	case SMP_ARMOR_EHEADER:
+		return "malformed armor header line";
+	case SMP_ARMOR_EBASE64:
+		return "invalid base64 data";
+	case SMP_ARMOR_ECRC:
+		return "CRC-24 checksum missing, malformed or mismatched";
+	case SMP_ARMOR_EEMPTY:
+		return "armor holds no data";
+	case SMP_ARMOR_ETOOBIG:
+		return "armored data exceeds the size limit";
+	case SMP_ARMOR_ENOMEM:
+		return "out of memory";
+	}
+	return "unknown armor error";
+}

@@ -1,0 +1,62 @@
+/* smp_armor.h - OpenPGP ASCII armor (RFC 4880 section 6) decoding */
+#ifndef SMP_ARMOR_H
+#define SMP_ARMOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum smp_armor_type {
+	SMP_ARMOR_UNKNOWN = 0,  /* BEGIN PGP <something else> */
+	SMP_ARMOR_MESSAGE,      /* PGP MESSAGE */
+	SMP_ARMOR_PUBLIC_KEY,   /* PGP PUBLIC KEY BLOCK */
+	SMP_ARMOR_PRIVATE_KEY,  /* PGP PRIVATE KEY BLOCK (or SECRET KEY BLOCK) */
+	SMP_ARMOR_SIGNATURE,    /* PGP SIGNATURE */
+	SMP_ARMOR_SIGNED,       /* PGP SIGNED MESSAGE (cleartext signature) */
+};
+
+enum smp_armor_status {
+	SMP_ARMOR_OK = 0,
+	SMP_ARMOR_ENOBEGIN,  /* no "-----BEGIN PGP ...-----" line */
+	SMP_ARMOR_ENOEND,    /* no END line */
+	SMP_ARMOR_EMISMATCH, /* END label differs from BEGIN label */
+	SMP_ARMOR_EHEADER,   /* malformed armor header line */
+	SMP_ARMOR_EBASE64,   /* bad base64 character, padding or length */
+	SMP_ARMOR_ECRC,      /* CRC-24 line malformed or mismatched */
+	SMP_ARMOR_EEMPTY,    /* no data between header and END */
+	SMP_ARMOR_ETOOBIG,   /* decoded data exceeds the caller's bound */
+	SMP_ARMOR_ENOMEM,
+};
+
+struct smp_armor {
+	enum smp_armor_type type;
+	unsigned char *data; /* decoded bytes, malloc'd; NULL on error */
+	size_t len;
+	bool has_crc;        /* a checksum line was present (and matched) */
+	size_t begin_off;    /* offset of the BEGIN line in the input */
+	size_t end_off;      /* offset just past the END line */
+};
+
+/*
+ * Finds the first line starting with "-----BEGIN PGP " in text[0..len).
+ * Returns true and sets *off to its offset.
+ */
+bool smp_armor_find(const char *text, size_t len, size_t *off);
+
+/*
+ * Decodes the first armored block in text[0..len). Lines may end in LF or
+ * CRLF. Decoded output larger than max_out gives SMP_ARMOR_ETOOBIG. On
+ * success out->data must be released with smp_armor_free().
+ */
+enum smp_armor_status smp_armor_decode(const char *text, size_t len,
+				       size_t max_out, struct smp_armor *out);
+
+void smp_armor_free(struct smp_armor *a);
+
+/* One short English phrase for a status, e.g. "CRC-24 checksum mismatch". */
+const char *smp_armor_strerror(enum smp_armor_status st);
+
+/* CRC-24 of RFC 4880 section 6.1 (init 0xB704CE, poly 0x1864CFB). */
+uint32_t smp_crc24(const unsigned char *p, size_t n);
+
+#endif

@@ -1,0 +1,270 @@
+/* smp_mime.c - bounded MIME parsing with gmime and SMP part roles. */
+#include "smp_mime.h"
+
+#include <string.h>
+#include <strings.h>
+
+#define HEADER_VALUE_MAX 4096
+
+/* Next line of msg[p..len): returns its end (before LF), sets *next. */
+static size_t line_end(const char *msg, size_t len, size_t p, size_t *next)
+{
+	const char *nl = memchr(msg + p, '\n', len - p);
+	size_t e = nl ? (size_t)(nl - msg) : len;
+
+	*next = nl ? e + 1 : len;
+	return e;
+}
+
+static bool is_blank_line(const char *msg, size_t p, size_t e)
+{
+	return e == p || (e == p + 1 && msg[p] == '\r');
+}
+
+size_t smp_mime_header_end(const char *msg, size_t len)
+{
+	size_t p = 0, next;
+
+	while (p < len) {
+		size_t e = line_end(msg, len, p, &next);
+		if (is_blank_line(msg, p, e))
+			return next;
+		p = next;
+	}
+	return len;
+}
+
+/* Does the line at p start a field called name (case-insensitive)? */
+static bool field_is(const char *msg, size_t p, size_t e, const char *name)
+{
+	size_t n = strlen(name);
+	return e - p > n && msg[p + n] == ':' && strncasecmp(msg + p, name, n) == 0;
+}
+
+char *smp_mime_header_raw(const char *msg, size_t len, const char *name)
+{
+	size_t hend = smp_mime_header_end(msg, len), p = 0, next;
+
+	while (p < hend) {
+		size_t e = line_end(msg, hend, p, &next), vstart, vend;
+		if (!field_is(msg, p, e, name)) {
+			p = next;
+			continue;
+		}
+		vstart = p + strlen(name) + 1;
+		vend = e;
+		/* continuation lines */
+		while (next < hend && (msg[next] == ' ' || msg[next] == '\t'))
+			vend = line_end(msg, hend, next, &next);
+		if (vend - vstart > HEADER_VALUE_MAX)
+			vend = vstart + HEADER_VALUE_MAX;
+		return g_strndup(msg + vstart, vend - vstart);
+	}
+	return NULL;
+}
+
+bool smp_mime_prescan(const char *msg, size_t len, const struct smp_limits *l)
+{
+	size_t p = 0, next;
+	unsigned ctypes = 0;
+
+	while (p < len) {
+		size_t e = line_end(msg, len, p, &next), total, params = 0;
+		bool ct;
+
+		if (msg[p] != 'C' && msg[p] != 'c') {
+			p = next;
+			continue;
+		}
+		ct = field_is(msg, p, e, "Content-Type");
+		if (!ct && !field_is(msg, p, e, "Content-Disposition")) {
+			p = next;
+			continue;
+		}
+		if (ct && ++ctypes > l->max_parts)
+			return false;
+		total = e - p;
+		for (const char *q = msg + p; (q = memchr(q, ';', (size_t)(msg + e - q))); q++)
+			params++;
+		while (next < len && (msg[next] == ' ' || msg[next] == '\t')) {
+			size_t cs = next;
+			size_t ce = line_end(msg, len, cs, &next);
+			total += ce - cs;
+			for (const char *q = msg + cs; (q = memchr(q, ';', (size_t)(msg + ce - q))); q++)
+				params++;
+			if (total > SMP_MIME_MAX_CT_BYTES)
+				return false;
+		}
+		if (total > SMP_MIME_MAX_CT_BYTES || params > SMP_MIME_MAX_CT_PARAMS)
+			return false;
+		p = next;
+	}
+	return true;
+}
+
+static void on_parser_warning(gint64 offset, GMimeParserWarning code,
+			      const gchar *item, gpointer user_data)
+{
+	struct smp_mime *m = user_data;
+
+	(void)offset;
+	(void)item;
+	switch (code) {
+	case GMIME_WARN_MALFORMED_MULTIPART:
+	case GMIME_CRIT_CONFLICTING_HEADER:
+	case GMIME_CRIT_CONFLICTING_PARAMETER:
+	case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY:
+	case GMIME_CRIT_NESTING_OVERFLOW:
+	case GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT:
+		m->bad_mime = true;
+		break;
+	default:
+		break;
+	}
+}
+
+/* public-key-N, N in 1..999 without a leading zero. */
+static bool is_key_name(const char *name)
+{
+	const char *d = name + 11;
+	size_t n;
+
+	if (g_ascii_strncasecmp(name, "public-key-", 11) != 0)
+		return false;
+	n = strlen(d);
+	if (n < 1 || n > 3 || d[0] == '0')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (d[i] < '0' || d[i] > '9')
+			return false;
+	return true;
+}
+
+static enum smp_role named_role(const char *name)
+{
+	if (g_ascii_strcasecmp(name, "encryped-and-signed-data") == 0)
+		return SMP_ROLE_DATA;
+	if (g_ascii_strcasecmp(name, "encrypted-and-signed-data") == 0)
+		return SMP_ROLE_ALIAS;
+	if (is_key_name(name))
+		return SMP_ROLE_KEY;
+	return SMP_ROLE_OTHER;
+}
+
+static bool is_type(GMimeObject *obj, const char *type, const char *subtype)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(obj);
+	return ct && g_mime_content_type_is_type(ct, type, subtype);
+}
+
+struct walk {
+	struct smp_mime *m;
+	const struct smp_limits *l;
+	GMimeObject *text_parent; /* parent of the explanation, once found */
+	bool have_text;
+};
+
+static enum smp_role leaf_role(struct walk *w, GMimeObject *obj,
+			       GMimeObject *parent, const char **name)
+{
+	const char *disp = g_mime_object_get_disposition(obj);
+	bool attachment = disp && g_ascii_strcasecmp(disp, "attachment") == 0;
+
+	*name = g_mime_part_get_filename(GMIME_PART(obj));
+	if (*name)
+		return named_role(*name);
+	if (attachment)
+		return SMP_ROLE_OTHER;
+	if (is_type(obj, "text", "plain") && !w->have_text) {
+		w->have_text = true;
+		w->text_parent = parent;
+		return SMP_ROLE_TEXT;
+	}
+	if (is_type(obj, "text", "html") && parent &&
+	    is_type(parent, "multipart", "alternative"))
+		return SMP_ROLE_HTML; /* checked against text_parent later */
+	return SMP_ROLE_OTHER;
+}
+
+static void walk_object(struct walk *w, GMimeObject *obj, GMimeObject *parent,
+			unsigned depth)
+{
+	struct smp_leaf leaf = {obj, parent, SMP_ROLE_OTHER, NULL};
+
+	if (w->m->bad_mime)
+		return;
+	if (++w->m->nparts > w->l->max_parts || depth > w->l->max_depth) {
+		w->m->bad_mime = true;
+		return;
+	}
+	if (GMIME_IS_MULTIPART(obj)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(obj);
+		int n = g_mime_multipart_get_count(mp);
+		if (n <= 0)
+			w->m->bad_mime = true;
+		for (int i = 0; i < n && !w->m->bad_mime; i++)
+			walk_object(w, g_mime_multipart_get_part(mp, i), obj,
+				    depth + 1);
+		return;
+	}
+	if (GMIME_IS_MESSAGE_PART(obj))
+		leaf.role = SMP_ROLE_MESSAGE;
+	else if (GMIME_IS_PART(obj))
+		leaf.role = leaf_role(w, obj, parent, &leaf.name);
+	g_array_append_val(w->m->leaves, leaf);
+}
+
+void smp_mime_parse(const char *msg, size_t len, const struct smp_limits *l,
+		    struct smp_mime *m)
+{
+	GMimeParserOptions *opts = g_mime_parser_options_new();
+	GMimeStream *stream;
+	GMimeParser *parser;
+	struct walk w = {m, l, NULL, false};
+
+	memset(m, 0, sizeof(*m));
+	m->leaves = g_array_new(FALSE, FALSE, sizeof(struct smp_leaf));
+	g_mime_parser_options_set_warning_callback(opts, on_parser_warning, m);
+	stream = g_mime_stream_mem_new_with_buffer(msg, len);
+	parser = g_mime_parser_new_with_stream(stream);
+	m->message = g_mime_parser_construct_message(parser, opts);
+	g_object_unref(parser);
+	g_object_unref(stream);
+	g_mime_parser_options_free(opts);
+
+	if (!m->message || !g_mime_message_get_mime_part(m->message)) {
+		m->bad_mime = true;
+		return;
+	}
+	walk_object(&w, g_mime_message_get_mime_part(m->message), NULL, 0);
+	/* An html alternative counts as explanation only next to it. */
+	for (guint i = 0; i < m->leaves->len; i++) {
+		struct smp_leaf *lf = &g_array_index(m->leaves, struct smp_leaf, i);
+		if (lf->role == SMP_ROLE_HTML &&
+		    (!w.have_text || lf->parent != w.text_parent))
+			lf->role = SMP_ROLE_OTHER;
+	}
+}
+
+void smp_mime_free(struct smp_mime *m)
+{
+	if (m->message)
+		g_object_unref(m->message);
+	if (m->leaves)
+		g_array_free(m->leaves, TRUE);
+	memset(m, 0, sizeof(*m));
+}
+
+GByteArray *smp_mime_content(GMimeObject *part)
+{
+	GMimeDataWrapper *content = g_mime_part_get_content(GMIME_PART(part));
+	GMimeStream *out = g_mime_stream_mem_new();
+	GByteArray *bytes;
+
+	if (content)
+		g_mime_data_wrapper_write_to_stream(content, out);
+	bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out));
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(out), FALSE);
+	g_object_unref(out);
+	return bytes;
+}

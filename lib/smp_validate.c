@@ -1,0 +1,333 @@
+/* smp_validate.c - the SMP structure rules of SPEC.md 2 and
+ * doc/smp-format.md, applied to the parts smp_mime.c found. */
+#include "smp_validate.h"
+
+#include <errno.h>
+#include <gmime/gmime.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smp_armor.h"
+#include "smp_mime.h"
+#include "smp_packets.h"
+
+#define PRIVATE_KEY_LINE "-----BEGIN PGP PRIVATE KEY BLOCK-----"
+#define SECRET_KEY_LINE "-----BEGIN PGP SECRET KEY BLOCK-----"
+
+static void lib_init_once(void)
+{
+	g_mime_init();
+}
+
+void smp_lib_init(void)
+{
+	static GOnce once = G_ONCE_INIT;
+	g_once(&once, (GThreadFunc)(void (*)(void))lib_init_once, NULL);
+}
+
+void smp_check_opts_init(struct smp_check_opts *o)
+{
+	smp_limits_init(&o->limits);
+	o->match = SMP_MATCH_EXACT;
+}
+
+/* Offset of the first non-white octet. */
+static size_t skip_ws(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' ||
+			 p[i] == '\n'))
+		i++;
+	return i;
+}
+
+static bool starts_armor(const unsigned char *p, size_t n)
+{
+	size_t i = skip_ws(p, n);
+	return n - i >= 15 && memcmp(p + i, "-----BEGIN PGP ", 15) == 0;
+}
+
+/* Checks one encrypted-data payload (binary, or text holding armor).
+ * Fills *info; returns reason bits. -1: out of memory. */
+static int check_data(const unsigned char *p, size_t n, size_t max_out,
+		      struct smp_msg_info *info, enum smp_encoding *enc)
+{
+	struct smp_armor a;
+	enum smp_armor_status st;
+	unsigned reasons = 0;
+
+	memset(info, 0, sizeof(*info));
+	if (!starts_armor(p, n)) {
+		*enc = SMP_ENC_BINARY;
+		if (!smp_pkt_looks_binary(p, n))
+			return SMP_R_NOT_ENCRYPTED;
+		smp_packets_check_message(p, n, info);
+		return (int)(info->reasons |
+			     (info->secret_key ? SMP_R_SECRET_KEY : 0));
+	}
+	*enc = SMP_ENC_ARMORED;
+	st = smp_armor_decode((const char *)p, n, max_out, &a);
+	if (st == SMP_ARMOR_ENOMEM)
+		return -1;
+	if (st == SMP_ARMOR_ETOOBIG)
+		return SMP_R_TOO_LARGE;
+	if (st != SMP_ARMOR_OK)
+		return SMP_R_BAD_ARMOR;
+	switch (a.type) {
+	case SMP_ARMOR_MESSAGE:
+		smp_packets_check_message(a.data, a.len, info);
+		reasons = info->reasons | (info->secret_key ? SMP_R_SECRET_KEY : 0);
+		break;
+	case SMP_ARMOR_PRIVATE_KEY:
+		reasons = SMP_R_NOT_ENCRYPTED | SMP_R_SECRET_KEY;
+		break;
+	default:
+		reasons = SMP_R_NOT_ENCRYPTED;
+	}
+	smp_armor_free(&a);
+	return (int)reasons;
+}
+
+/* Checks one public-key-N part; appends it to r->keys. */
+static int check_key(GMimeObject *obj, const char *name,
+		     const struct smp_limits *l, struct smp_result *r)
+{
+	GByteArray *c = smp_mime_content(obj);
+	struct smp_key_part *k, *keys;
+	int reasons = 0;
+
+	keys = realloc(r->keys, (r->nkeys + 1) * sizeof(*keys));
+	if (!keys) {
+		g_byte_array_free(c, TRUE);
+		return -1;
+	}
+	r->keys = keys;
+	k = &r->keys[r->nkeys++];
+	memset(k, 0, sizeof(*k));
+	k->name = strdup(name);
+	k->kind = SMP_KEY_BAD;
+	if (!k->name) {
+		reasons = -1;
+		goto out;
+	}
+	if (starts_armor(c->data, c->len)) {
+		struct smp_armor a;
+		enum smp_armor_status st =
+			smp_armor_decode((const char *)c->data, c->len,
+					 l->max_key_bytes, &a);
+		k->encoding = SMP_ENC_ARMORED;
+		if (st == SMP_ARMOR_ENOMEM) {
+			reasons = -1;
+		} else if (st == SMP_ARMOR_ETOOBIG) {
+			reasons = SMP_R_TOO_LARGE;
+		} else if (st != SMP_ARMOR_OK) {
+			reasons = SMP_R_BAD_KEY;
+		} else if (a.type == SMP_ARMOR_PRIVATE_KEY) {
+			k->kind = SMP_KEY_SECRET;
+			k->size = a.len;
+			reasons = SMP_R_SECRET_KEY;
+		} else if (a.type != SMP_ARMOR_PUBLIC_KEY) {
+			k->size = a.len;
+			reasons = SMP_R_BAD_KEY;
+		} else {
+			k->size = a.len;
+			k->data = a.data; /* kept for harvesting */
+			a.data = NULL;
+		}
+		smp_armor_free(&a);
+		if (!k->data)
+			goto out;
+	} else {
+		k->encoding = SMP_ENC_BINARY;
+		k->size = c->len;
+		if (c->len > l->max_key_bytes) {
+			reasons = SMP_R_TOO_LARGE;
+			goto out;
+		}
+		k->data = malloc(c->len ? c->len : 1);
+		if (!k->data) {
+			reasons = -1;
+			goto out;
+		}
+		memcpy(k->data, c->data, c->len);
+	}
+	switch (smp_packets_check_keyblock(k->data, k->size, &k->nkeys)) {
+	case SMP_KEYBLOCK_PUBLIC:
+		k->kind = SMP_KEY_PUBLIC;
+		break;
+	case SMP_KEYBLOCK_SECRET:
+		k->kind = SMP_KEY_SECRET;
+		reasons |= SMP_R_SECRET_KEY;
+		break;
+	case SMP_KEYBLOCK_BAD:
+		reasons |= SMP_R_BAD_KEY;
+		break;
+	}
+out:
+	if (k->kind != SMP_KEY_PUBLIC) {
+		free(k->data);
+		k->data = NULL;
+	}
+	g_byte_array_free(c, TRUE);
+	return reasons;
+}
+
+/* Secret key material in a part that is not a key part. */
+static bool holds_secret_key(const GByteArray *c)
+{
+	struct smp_pkt_iter it;
+	struct smp_packet pkt;
+
+	if (memmem(c->data, c->len, PRIVATE_KEY_LINE, sizeof(PRIVATE_KEY_LINE) - 1) ||
+	    memmem(c->data, c->len, SECRET_KEY_LINE, sizeof(SECRET_KEY_LINE) - 1))
+		return true;
+	smp_pkt_iter_init(&it, c->data, c->len);
+	return smp_pkt_next(&it, &pkt) == SMP_PKT_OK &&
+	       (pkt.tag == SMP_TAG_SECRET_KEY || pkt.tag == SMP_TAG_SECRET_SUBKEY);
+}
+
+/* Counts armored blocks in text; *first gets the offset of the first. */
+static unsigned count_armor(const GByteArray *c, size_t *first)
+{
+	const char *t = (const char *)c->data;
+	size_t off = 0, at;
+	unsigned n = 0;
+
+	while (off < c->len && smp_armor_find(t + off, c->len - off, &at)) {
+		if (n++ == 0)
+			*first = off + at;
+		off += at + 1;
+	}
+	return n;
+}
+
+static int check_parts(const struct smp_mime *m, const struct smp_check_opts *o,
+		       struct smp_result *r)
+{
+	const struct smp_limits *l = &o->limits;
+	GByteArray *text = NULL;
+	unsigned ndata = 0;
+	int rc;
+
+	for (guint i = 0; i < m->leaves->len; i++) {
+		const struct smp_leaf *lf =
+			&g_array_index(m->leaves, struct smp_leaf, i);
+		GByteArray *c;
+
+		switch (lf->role) {
+		case SMP_ROLE_DATA:
+		case SMP_ROLE_ALIAS: {
+			struct smp_msg_info info;
+			enum smp_encoding enc;
+			c = smp_mime_content(lf->obj);
+			rc = check_data(c->data, c->len, l->max_message_bytes,
+					&info, &enc);
+			if (ndata++ == 0) {
+				r->form = lf->role == SMP_ROLE_DATA ? SMP_FORM_ATTACHMENT
+								    : SMP_FORM_ALIAS;
+				r->encoding = enc;
+				r->data_size = c->len;
+				r->msg = info;
+			}
+			g_byte_array_free(c, TRUE);
+			if (rc < 0)
+				goto fail;
+			r->reasons |= (unsigned)rc;
+			break;
+		}
+		case SMP_ROLE_KEY:
+			rc = check_key(lf->obj, lf->name, l, r);
+			if (rc < 0)
+				goto fail;
+			r->reasons |= (unsigned)rc;
+			break;
+		case SMP_ROLE_TEXT:
+			text = smp_mime_content(lf->obj);
+			if (holds_secret_key(text))
+				r->reasons |= SMP_R_SECRET_KEY;
+			break;
+		case SMP_ROLE_HTML:
+		case SMP_ROLE_OTHER:
+			c = smp_mime_content(lf->obj);
+			if (holds_secret_key(c))
+				r->reasons |= SMP_R_SECRET_KEY;
+			g_byte_array_free(c, TRUE);
+			if (lf->role == SMP_ROLE_OTHER)
+				r->reasons |= SMP_R_PLAIN_ATTACHMENT;
+			break;
+		case SMP_ROLE_MESSAGE:
+			r->reasons |= SMP_R_PLAIN_ATTACHMENT;
+			break;
+		}
+	}
+
+	if (text) {
+		size_t at = 0;
+		unsigned blocks = count_armor(text, &at);
+		if (blocks > 0 && ndata > 0) {
+			r->reasons |= SMP_R_MULTIPLE_DATA;
+		} else if (blocks > 0) {
+			enum smp_encoding enc;
+			r->form = SMP_FORM_INLINE;
+			if (blocks > 1)
+				r->reasons |= SMP_R_MULTIPLE_DATA;
+			rc = check_data(text->data + at, text->len - at,
+					l->max_message_bytes, &r->msg, &enc);
+			if (rc < 0)
+				goto fail;
+			r->reasons |= (unsigned)rc;
+			r->encoding = enc;
+			r->data_size = text->len - at;
+		}
+		g_byte_array_free(text, TRUE);
+		text = NULL;
+	}
+	if (ndata > 1)
+		r->reasons |= SMP_R_MULTIPLE_DATA;
+	if (r->form == SMP_FORM_NONE)
+		r->reasons |= SMP_R_NO_DATA;
+	if (r->nkeys > l->max_keys)
+		r->reasons |= SMP_R_TOO_LARGE;
+	return 0;
+fail:
+	if (text)
+		g_byte_array_free(text, TRUE);
+	return -1;
+}
+
+int smp_validate_buffer(const char *msg, size_t len,
+			const struct smp_check_opts *o, struct smp_result *r)
+{
+	struct smp_mime m;
+	char *subject;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	smp_lib_init();
+	subject = smp_mime_header_raw(msg, len, "Subject");
+	r->is_smp = smp_detect_subject(subject, o->match);
+	g_free(subject);
+	if (!r->is_smp)
+		return 0;
+	if (len > o->limits.max_message_bytes) {
+		r->reasons = SMP_R_TOO_LARGE;
+		return 0;
+	}
+	if (!smp_mime_prescan(msg, len, &o->limits)) {
+		r->reasons = SMP_R_BAD_MIME;
+		return 0;
+	}
+	smp_mime_parse(msg, len, &o->limits, &m);
+	if (m.bad_mime)
+		r->reasons |= SMP_R_BAD_MIME;
+	rc = m.message ? check_parts(&m, o, r) : 0;
+	if (!m.message)
+		r->reasons |= SMP_R_NO_DATA;
+	smp_mime_free(&m);
+	if (rc < 0) {
+		smp_result_clear(r);
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
