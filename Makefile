@@ -27,7 +27,7 @@ endif
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 OPT      ?= -O2 -g
-PKGS     := gmime-3.0 jansson
+PKGS     := gmime-3.0 jansson libconfuse
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
@@ -43,13 +43,17 @@ SMPCTL_SRCS := $(wildcard smpctl/*.c)
 SMPCTL_OBJS := $(patsubst smpctl/%.c,$(B)/smpctl/%.o,$(SMPCTL_SRCS))
 SMPCTL      := $(B)/bin/smpctl
 
+MILTER_SRCS := $(wildcard smp-milter/*.c)
+MILTER_OBJS := $(patsubst smp-milter/%.c,$(B)/smp-milter/%.o,$(MILTER_SRCS))
+MILTER      := $(B)/bin/smp-milter
+
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 
 .PHONY: all deps check test clean install fuzz fuzz-check bench run
 .DELETE_ON_ERROR:
 
-all: $(LIBSMP) $(SMPCTL)
+all: $(LIBSMP) $(SMPCTL) $(MILTER)
 
 deps:
 	@./.ci/install-deps.sh
@@ -73,6 +77,14 @@ $(SMPCTL): $(SMPCTL_OBJS) $(LIBSMP)
 $(B)/tests/%: tests/unit/%.c $(LIBSMP) $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -DFIXTURES_DIR='"$(CURDIR)/fixtures"' -o $@ $< $(LIBSMP) $(PKG_LIBS) $(CMOCKA_LIBS) $(ALL_LDFLAGS)
+
+$(B)/smp-milter/%.o: smp-milter/%.c $(wildcard smp-milter/*.h) $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Ismp-milter -c $< -o $@
+
+$(MILTER): $(MILTER_OBJS) $(LIBSMP)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(MILTER_OBJS) $(LIBSMP) $(PKG_LIBS) -lmilter -lpthread
 
 # Every test: unit tests, smpctl black-box tests, short fuzz runs.
 check: deps

@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential pkg-config gnupg
 libgmime-3.0-dev libgpgme-dev libmilter-dev libconfuse-dev libcmocka-dev
 libsqlite3-dev libpq-dev libjansson-dev
-clang libclang-rt-14-dev"
+clang libclang-rt-14-dev jq"
 
 missing=""
 for p in $PKGS; do

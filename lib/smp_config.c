@@ -1,0 +1,457 @@
+/* smp_config.c - smp-milter.conf parsing and checking with libconfuse.
+ *
+ * Every option has a default, so an empty file is a working config. Bad
+ * values are refused while parsing, so every error names the file and line.
+ */
+#include "smp_config.h"
+
+#include <arpa/inet.h>
+#include <confuse.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+
+/* libconfuse reports errors through a callback without a user pointer;
+ * loading is rare (start, SIGHUP, smpctl), so one guarded buffer will do. */
+static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
+static char err_buf[512];
+static cfg_t *err_top; /* the file being parsed: sections lack its line */
+
+static void on_cfg_error(cfg_t *cfg, const char *fmt, va_list ap)
+{
+	size_t n = 0;
+
+	if (err_buf[0])
+		return; /* keep the first error */
+	/* a section's cfg_t counts lines but does not know the file name */
+	const char *file = cfg && cfg->filename ? cfg->filename
+			   : err_top             ? err_top->filename
+						 : NULL;
+	int line = cfg && cfg->line ? cfg->line : err_top ? err_top->line : 0;
+
+	if (file && line)
+		n = (size_t)snprintf(err_buf, sizeof(err_buf), "%s:%d: ", file, line);
+	else if (file)
+		n = (size_t)snprintf(err_buf, sizeof(err_buf), "%s: ", file);
+	if (n < sizeof(err_buf))
+		vsnprintf(err_buf + n, sizeof(err_buf) - n, fmt, ap);
+}
+
+static const char *const on_invalid_names[] = {"tag", "quarantine", "reject",
+					       "tempfail", NULL};
+static const char *const on_error_names[] = {"tempfail", "accept", NULL};
+static const char *const match_names[] = {"exact", "caseless", NULL};
+static const struct {
+	const char *name;
+	int level;
+} log_levels[] = {
+	{"err", LOG_ERR},       {"error", LOG_ERR}, {"warning", LOG_WARNING},
+	{"notice", LOG_NOTICE}, {"info", LOG_INFO}, {"debug", LOG_DEBUG},
+};
+
+static int name_index(const char *const *names, const char *v)
+{
+	for (int i = 0; names[i]; i++)
+		if (!strcasecmp(names[i], v))
+			return i;
+	return -1;
+}
+
+/* Parse callback for a string option restricted to a list of names. */
+static int enum_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value,
+		   void *result, const char *const *names)
+{
+	char choices[128] = "";
+
+	if (name_index(names, value) >= 0) {
+		*(const char **)result = value;
+		return 0;
+	}
+	for (int i = 0; names[i]; i++) {
+		strncat(choices, i ? ", " : "", sizeof(choices) - strlen(choices) - 1);
+		strncat(choices, names[i], sizeof(choices) - strlen(choices) - 1);
+	}
+	cfg_error(cfg, "%s: '%s' is not one of %s", cfg_opt_name(opt), value,
+		  choices);
+	return -1;
+}
+
+static int on_invalid_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	return enum_cb(cfg, opt, v, r, on_invalid_names);
+}
+
+static int on_error_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	return enum_cb(cfg, opt, v, r, on_error_names);
+}
+
+static int match_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	return enum_cb(cfg, opt, v, r, match_names);
+}
+
+static int log_level_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	for (size_t i = 0; i < sizeof(log_levels) / sizeof(log_levels[0]); i++)
+		if (!strcasecmp(log_levels[i].name, v)) {
+			*(const char **)r = v;
+			return 0;
+		}
+	cfg_error(cfg, "%s: '%s' is not one of err, warning, notice, info, debug",
+		  cfg_opt_name(opt), v);
+	return -1;
+}
+
+static int socket_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	if (smp_socket_spec_valid(v)) {
+		*(const char **)r = v;
+		return 0;
+	}
+	cfg_error(cfg, "%s: '%s' is not a socket spec (unix:/path, "
+		       "inet:port@host or inet6:port@host)",
+		  cfg_opt_name(opt), v);
+	return -1;
+}
+
+static int mode_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	char *end;
+	unsigned long m = strtoul(v, &end, 8);
+
+	if (*v && !*end && m <= 07777) {
+		*(const char **)r = v;
+		return 0;
+	}
+	cfg_error(cfg, "%s: '%s' is not an octal file mode like \"0660\"",
+		  cfg_opt_name(opt), v);
+	return -1;
+}
+
+static int network_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	struct smp_net net;
+
+	if (smp_net_parse(v, &net)) {
+		*(const char **)r = v;
+		return 0;
+	}
+	cfg_error(cfg, "%s: '%s' is not a network (address or address/prefix)",
+		  cfg_opt_name(opt), v);
+	return -1;
+}
+
+/* Integer options: value must lie in [1, max]. */
+static int positive_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	char *end;
+	long long n = strtoll(v, &end, 0);
+
+	if (*v && !*end && n >= 1 && n <= (1LL << 31) - 1) {
+		*(long *)r = (long)n;
+		return 0;
+	}
+	cfg_error(cfg, "%s: '%s' is not a whole number from 1 to 2147483647",
+		  cfg_opt_name(opt), v);
+	return -1;
+}
+
+#define STR(s) #s
+#define XSTR(s) STR(s)
+
+static cfg_opt_t detect_opts[] = {
+	CFG_STR_CB("subject_match", "exact", CFGF_NONE, match_cb),
+	CFG_END()};
+
+static cfg_opt_t limits_opts[] = {
+	CFG_INT_CB("max_message_bytes", (long)SMP_LIMITS_DEFAULT_MESSAGE_BYTES,
+		   CFGF_NONE, positive_cb),
+	CFG_INT_CB("max_parts", SMP_LIMITS_DEFAULT_PARTS, CFGF_NONE, positive_cb),
+	CFG_INT_CB("max_depth", SMP_LIMITS_DEFAULT_DEPTH, CFGF_NONE, positive_cb),
+	CFG_INT_CB("max_key_bytes", (long)SMP_LIMITS_DEFAULT_KEY_BYTES, CFGF_NONE,
+		   positive_cb),
+	CFG_INT_CB("max_keys", SMP_LIMITS_DEFAULT_KEYS, CFGF_NONE, positive_cb),
+	CFG_INT_CB("max_uids", SMP_LIMITS_DEFAULT_UIDS, CFGF_NONE, positive_cb),
+	CFG_END()};
+
+static cfg_opt_t outbound_opts[] = {
+	CFG_STR_LIST_CB("networks", "{127.0.0.0/8, ::1/128}", CFGF_NONE,
+			network_cb),
+	CFG_STR_LIST("daemons", "{}", CFGF_NONE),
+	CFG_END()};
+
+static cfg_opt_t top_opts[] = {
+	CFG_STR_CB("socket", "unix:/run/smp-milter/smp-milter.sock", CFGF_NONE,
+		   socket_cb),
+	CFG_STR("socket_owner", "", CFGF_NONE),
+	CFG_STR("socket_group", "", CFGF_NONE),
+	CFG_STR_CB("socket_mode", "0660", CFGF_NONE, mode_cb),
+	CFG_STR("user", "smp-milter", CFGF_NONE),
+	CFG_STR("group", "smp-milter", CFGF_NONE),
+	CFG_STR("pidfile", "", CFGF_NONE),
+	CFG_STR_CB("log_level", "info", CFGF_NONE, log_level_cb),
+	CFG_INT_CB("timeout", 300, CFGF_NONE, positive_cb),
+	CFG_STR_CB("on_invalid", "tag", CFGF_NONE, on_invalid_cb),
+	CFG_STR_CB("on_error", "tempfail", CFGF_NONE, on_error_cb),
+	CFG_STR("quarantine_reason", "smp-milter: invalid SMP message",
+		CFGF_NONE),
+	CFG_SEC("detect", detect_opts, CFGF_NONE),
+	CFG_SEC("limits", limits_opts, CFGF_NONE),
+	CFG_SEC("outbound", outbound_opts, CFGF_NONE),
+	CFG_END()};
+
+static int dup_str(char **dst, const char *s)
+{
+	*dst = strdup(s ? s : "");
+	return *dst ? 0 : -1;
+}
+
+/* Copies the parsed values into a struct smp_config. */
+static struct smp_config *from_cfg(cfg_t *cfg, const char *path)
+{
+	struct smp_config *c = calloc(1, sizeof(*c));
+	cfg_t *detect = cfg_getsec(cfg, "detect");
+	cfg_t *limits = cfg_getsec(cfg, "limits");
+	cfg_t *out = cfg_getsec(cfg, "outbound");
+	const char *lvl = cfg_getstr(cfg, "log_level");
+
+	if (!c)
+		return NULL;
+	if (dup_str(&c->path, path) || dup_str(&c->socket, cfg_getstr(cfg, "socket")) ||
+	    dup_str(&c->socket_owner, cfg_getstr(cfg, "socket_owner")) ||
+	    dup_str(&c->socket_group, cfg_getstr(cfg, "socket_group")) ||
+	    dup_str(&c->user, cfg_getstr(cfg, "user")) ||
+	    dup_str(&c->group, cfg_getstr(cfg, "group")) ||
+	    dup_str(&c->pidfile, cfg_getstr(cfg, "pidfile")) ||
+	    dup_str(&c->quarantine_reason, cfg_getstr(cfg, "quarantine_reason")))
+		goto fail;
+	c->socket_mode = (mode_t)strtoul(cfg_getstr(cfg, "socket_mode"), NULL, 8);
+	c->log_level = LOG_INFO;
+	for (size_t i = 0; i < sizeof(log_levels) / sizeof(log_levels[0]); i++)
+		if (!strcasecmp(log_levels[i].name, lvl))
+			c->log_level = log_levels[i].level;
+	c->timeout = (unsigned)cfg_getint(cfg, "timeout");
+	c->on_invalid = (enum smp_on_invalid)name_index(
+		on_invalid_names, cfg_getstr(cfg, "on_invalid"));
+	c->on_error = (enum smp_on_error)name_index(on_error_names,
+						    cfg_getstr(cfg, "on_error"));
+
+	smp_check_opts_init(&c->check);
+	c->check.match = name_index(match_names, cfg_getstr(detect, "subject_match")) == 1
+				 ? SMP_MATCH_CASELESS
+				 : SMP_MATCH_EXACT;
+	c->check.limits.max_message_bytes = (size_t)cfg_getint(limits, "max_message_bytes");
+	c->check.limits.max_parts = (unsigned)cfg_getint(limits, "max_parts");
+	c->check.limits.max_depth = (unsigned)cfg_getint(limits, "max_depth");
+	c->check.limits.max_key_bytes = (size_t)cfg_getint(limits, "max_key_bytes");
+	c->check.limits.max_keys = (unsigned)cfg_getint(limits, "max_keys");
+	c->check.limits.max_uids = (unsigned)cfg_getint(limits, "max_uids");
+
+	c->n_out_nets = cfg_size(out, "networks");
+	c->out_nets = calloc(c->n_out_nets + 1, sizeof(*c->out_nets));
+	if (!c->out_nets)
+		goto fail;
+	for (size_t i = 0; i < c->n_out_nets; i++)
+		smp_net_parse(cfg_getnstr(out, "networks", (unsigned)i), &c->out_nets[i]);
+	c->n_out_daemons = cfg_size(out, "daemons");
+	c->out_daemons = calloc(c->n_out_daemons + 1, sizeof(char *));
+	if (!c->out_daemons)
+		goto fail;
+	for (size_t i = 0; i < c->n_out_daemons; i++)
+		if (dup_str(&c->out_daemons[i], cfg_getnstr(out, "daemons", (unsigned)i)))
+			goto fail;
+	return c;
+fail:
+	smp_config_free(c);
+	return NULL;
+}
+
+struct smp_config *smp_config_load(const char *path, char *err, size_t errlen)
+{
+	struct smp_config *c = NULL;
+	cfg_t *cfg;
+	int rc;
+
+	if (!path)
+		path = SMP_CONFIG_DEFAULT_PATH;
+	pthread_mutex_lock(&err_lock);
+	err_buf[0] = '\0';
+	cfg = cfg_init(top_opts, CFGF_NONE);
+	if (!cfg) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	cfg_set_error_function(cfg, on_cfg_error);
+	err_top = cfg;
+	rc = cfg_parse(cfg, path);
+	err_top = NULL;
+	if (rc == CFG_FILE_ERROR) {
+		snprintf(err, errlen, "%s: cannot read the file: %m", path);
+	} else if (rc != CFG_SUCCESS) {
+		snprintf(err, errlen, "%s", err_buf[0] ? err_buf : "parse error");
+	} else {
+		c = from_cfg(cfg, path);
+		if (!c)
+			snprintf(err, errlen, "%s: out of memory", path);
+	}
+	cfg_free(cfg);
+out:
+	pthread_mutex_unlock(&err_lock);
+	return c;
+}
+
+struct smp_config *smp_config_defaults(void)
+{
+	struct smp_config *c;
+	cfg_t *cfg = cfg_init(top_opts, CFGF_NONE);
+
+	if (!cfg)
+		return NULL;
+	c = from_cfg(cfg, "");
+	cfg_free(cfg);
+	return c;
+}
+
+void smp_config_free(struct smp_config *c)
+{
+	if (!c)
+		return;
+	free(c->path);
+	free(c->socket);
+	free(c->socket_owner);
+	free(c->socket_group);
+	free(c->user);
+	free(c->group);
+	free(c->pidfile);
+	free(c->quarantine_reason);
+	free(c->out_nets);
+	if (c->out_daemons)
+		for (size_t i = 0; i < c->n_out_daemons; i++)
+			free(c->out_daemons[i]);
+	free(c->out_daemons);
+	free(c);
+}
+
+bool smp_net_parse(const char *s, struct smp_net *net)
+{
+	char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
+	unsigned max;
+
+	if (strlen(s) >= sizeof(buf))
+		return false;
+	strcpy(buf, s);
+	memset(net, 0, sizeof(*net));
+	slash = strchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	if (inet_pton(AF_INET, buf, net->addr) == 1) {
+		net->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, net->addr) == 1) {
+		net->family = AF_INET6;
+		max = 128;
+	} else {
+		return false;
+	}
+	net->prefix = max;
+	if (slash) {
+		unsigned long p = strtoul(slash + 1, &end, 10);
+		if (!slash[1] || *end || p > max)
+			return false;
+		net->prefix = (unsigned)p;
+	}
+	return true;
+}
+
+static bool prefix_match(const unsigned char *a, const unsigned char *b,
+			 unsigned bits)
+{
+	unsigned full = bits / 8, rest = bits % 8;
+
+	if (memcmp(a, b, full))
+		return false;
+	if (rest) {
+		unsigned char mask = (unsigned char)(0xFF << (8 - rest));
+		return (a[full] & mask) == (b[full] & mask);
+	}
+	return true;
+}
+
+bool smp_config_outbound_addr(const struct smp_config *c,
+			      const struct sockaddr *addr)
+{
+	unsigned char a[16];
+	int fam;
+
+	if (!addr)
+		return false;
+	if (addr->sa_family == AF_INET) {
+		fam = AF_INET;
+		memcpy(a, &((const struct sockaddr_in *)(const void *)addr)->sin_addr, 4);
+	} else if (addr->sa_family == AF_INET6) {
+		const struct in6_addr *a6 =
+			&((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			fam = AF_INET;
+			memcpy(a, a6->s6_addr + 12, 4);
+		} else {
+			fam = AF_INET6;
+			memcpy(a, a6->s6_addr, 16);
+		}
+	} else {
+		return false;
+	}
+	for (size_t i = 0; i < c->n_out_nets; i++)
+		if (c->out_nets[i].family == fam &&
+		    prefix_match(a, c->out_nets[i].addr, c->out_nets[i].prefix))
+			return true;
+	return false;
+}
+
+bool smp_config_outbound_daemon(const struct smp_config *c, const char *daemon)
+{
+	if (!daemon)
+		return false;
+	for (size_t i = 0; i < c->n_out_daemons; i++)
+		if (!strcmp(c->out_daemons[i], daemon))
+			return true;
+	return false;
+}
+
+bool smp_socket_spec_valid(const char *spec)
+{
+	const char *p, *at;
+	char *end;
+	unsigned long port;
+
+	if (spec[0] == '/')
+		return spec[1] != '\0';
+	if (!strncmp(spec, "unix:", 5) || !strncmp(spec, "local:", 6)) {
+		p = strchr(spec, ':') + 1;
+		return p[0] == '/' && p[1] != '\0';
+	}
+	if (!strncmp(spec, "inet:", 5))
+		p = spec + 5;
+	else if (!strncmp(spec, "inet6:", 6))
+		p = spec + 6;
+	else
+		return false;
+	port = strtoul(p, &end, 10);
+	if (end == p || port < 1 || port > 65535)
+		return false;
+	at = end;
+	if (*at == '\0')
+		return true; /* all interfaces */
+	return *at == '@' && at[1] != '\0';
+}
+
+const char *smp_on_invalid_name(enum smp_on_invalid a)
+{
+	return on_invalid_names[a];
+}

@@ -1,0 +1,78 @@
+/* smp_config.h - the smp-milter.conf file (libconfuse), SPEC.md 7 */
+#ifndef SMP_CONFIG_H
+#define SMP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "smp_validate.h"
+
+#define SMP_CONFIG_DEFAULT_PATH "/etc/smp-milter/smp-milter.conf"
+
+enum smp_on_invalid {
+	SMP_ON_INVALID_TAG = 0,
+	SMP_ON_INVALID_QUARANTINE,
+	SMP_ON_INVALID_REJECT,
+	SMP_ON_INVALID_TEMPFAIL,
+};
+
+enum smp_on_error { SMP_ON_ERROR_TEMPFAIL = 0, SMP_ON_ERROR_ACCEPT };
+
+/* An address prefix of outbound.networks. */
+struct smp_net {
+	int family;               /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	unsigned prefix;
+};
+
+struct smp_config {
+	char *path;               /* file it came from ("" for defaults) */
+	char *socket;             /* libmilter connection spec */
+	char *socket_owner;       /* unix socket owner; "" = user */
+	char *socket_group;       /* unix socket group; "" = group */
+	mode_t socket_mode;
+	char *user, *group;       /* privileges dropped to; "" = stay */
+	char *pidfile;            /* "" = none */
+	int log_level;            /* syslog priority: LOG_ERR..LOG_DEBUG */
+	unsigned timeout;         /* libmilter MTA read/write timeout, s */
+	enum smp_on_invalid on_invalid;
+	enum smp_on_error on_error;
+	char *quarantine_reason;
+	struct smp_check_opts check; /* limits.* and detect.subject_match */
+	struct smp_net *out_nets;
+	size_t n_out_nets;
+	char **out_daemons;
+	size_t n_out_daemons;
+};
+
+/*
+ * Loads path (NULL: the default path). An empty file gives every default.
+ * On error returns NULL and writes "file:line: what" (or "file: what")
+ * into err.
+ */
+struct smp_config *smp_config_load(const char *path, char *err, size_t errlen);
+
+/* Every default, as an empty file gives. NULL when out of memory. */
+struct smp_config *smp_config_defaults(void);
+
+void smp_config_free(struct smp_config *c);
+
+/* Is addr inside one of outbound.networks? */
+bool smp_config_outbound_addr(const struct smp_config *c,
+			      const struct sockaddr *addr);
+
+/* Is daemon (the MTA's {daemon_name}) in outbound.daemons? */
+bool smp_config_outbound_daemon(const struct smp_config *c, const char *daemon);
+
+/* Parses "a.b.c.d/len", "x::y/len" or a bare address. */
+bool smp_net_parse(const char *s, struct smp_net *net);
+
+/* Is spec a libmilter socket spec smp-milter accepts? (unix:/path,
+ * local:/path, /path, inet:port@host, inet6:port@host) */
+bool smp_socket_spec_valid(const char *spec);
+
+const char *smp_on_invalid_name(enum smp_on_invalid a);
+
+#endif

@@ -1,0 +1,295 @@
+/* main.c - smp-milter start-up, privilege drop, signals and reload.
+ *
+ * Start-up order (as milter-regex and clamav-milter do it): smfi_setconn,
+ * smfi_register, smfi_opensocket as root, chown/chmod of a unix socket,
+ * pidfile, privilege drop, then smfi_main in a thread of its own. The main
+ * thread keeps SIGHUP, SIGTERM and SIGINT blocked and waits for them with
+ * sigwait(): on Linux a process-directed signal goes to the thread-group
+ * leader when it is waiting for it, so libmilter's own signal thread (which
+ * would stop the milter on SIGHUP) does not see them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "smp_milter.h"
+
+struct options {
+	const char *config;
+	bool test;
+	bool foreground;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: smp-milter [-f] [-t] [-c FILE]\n"
+		   "  -c FILE  configuration file (default %s)\n"
+		   "  -f       stay in the foreground, log to stderr\n"
+		   "  -t       check the configuration and exit (0 good, 78 bad)\n"
+		   "  -V       print the version\n",
+		SMP_CONFIG_DEFAULT_PATH);
+}
+
+/* "unix:/path", "local:/path" or "/path": the path; else NULL. */
+static const char *unix_path(const char *spec)
+{
+	if (spec[0] == '/')
+		return spec;
+	if (!strncmp(spec, "unix:", 5))
+		return spec + 5;
+	if (!strncmp(spec, "local:", 6))
+		return spec + 6;
+	return NULL;
+}
+
+static int lookup_ids(const struct smp_config *c, const char *user,
+		      const char *group, uid_t *uid, gid_t *gid)
+{
+	*uid = (uid_t)-1;
+	*gid = (gid_t)-1;
+	if (user && *user) {
+		struct passwd *pw = getpwnam(user);
+		if (!pw) {
+			smp_log(LOG_ERR, "%s: user '%s' does not exist", c->path, user);
+			return -1;
+		}
+		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;
+	}
+	if (group && *group) {
+		struct group *gr = getgrnam(group);
+		if (!gr) {
+			smp_log(LOG_ERR, "%s: group '%s' does not exist", c->path, group);
+			return -1;
+		}
+		*gid = gr->gr_gid;
+	}
+	return 0;
+}
+
+static int setup_socket(const struct smp_config *c)
+{
+	const char *path = unix_path(c->socket);
+	const char *owner = *c->socket_owner ? c->socket_owner : c->user;
+	const char *group = *c->socket_group ? c->socket_group : c->group;
+	uid_t uid;
+	gid_t gid;
+
+	if (smfi_setconn(c->socket) != MI_SUCCESS) {
+		smp_log(LOG_ERR, "cannot use socket %s", c->socket);
+		return -1;
+	}
+	if (smfi_settimeout((int)c->timeout) != MI_SUCCESS ||
+	    smfi_register(smp_milter_desc) != MI_SUCCESS) {
+		smp_log(LOG_ERR, "smfi_register failed");
+		return -1;
+	}
+	if (smfi_opensocket(true) != MI_SUCCESS) {
+		smp_log(LOG_ERR, "cannot open socket %s", c->socket);
+		return -1;
+	}
+	if (!path)
+		return 0;
+	if (chmod(path, c->socket_mode) < 0) {
+		smp_log(LOG_ERR, "cannot chmod %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (geteuid() != 0)
+		return 0; /* only root can give the socket away */
+	if (lookup_ids(c, owner, group, &uid, &gid) < 0)
+		return -1;
+	if (chown(path, uid, gid) < 0) {
+		smp_log(LOG_ERR, "cannot chown %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int write_pidfile(const char *path)
+{
+	char buf[32];
+	int fd, n;
+
+	if (!*path)
+		return 0;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		smp_log(LOG_ERR, "cannot write pidfile %s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (write(fd, buf, (size_t)n) != n) {
+		smp_log(LOG_ERR, "cannot write pidfile %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int drop_privileges(const struct smp_config *c)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (geteuid() != 0 || (!*c->user && !*c->group))
+		return 0;
+	if (lookup_ids(c, c->user, c->group, &uid, &gid) < 0)
+		return -1;
+	if (gid != (gid_t)-1 && (setgroups(1, &gid) < 0 || setgid(gid) < 0)) {
+		smp_log(LOG_ERR, "cannot change group to %s: %s", c->group, strerror(errno));
+		return -1;
+	}
+	if (uid != (uid_t)-1 && setuid(uid) < 0) {
+		smp_log(LOG_ERR, "cannot change user to %s: %s", c->user, strerror(errno));
+		return -1;
+	}
+	if (uid != 0 && uid != (uid_t)-1 && setuid(0) == 0) {
+		smp_log(LOG_ERR, "privileges could be regained after the drop");
+		return -1;
+	}
+	return 0;
+}
+
+static void *milter_thread(void *arg)
+{
+	int *rc = arg;
+	*rc = smfi_main();
+	/* wake the signal loop in main() when libmilter stops on its own */
+	kill(getpid(), SIGTERM);
+	return NULL;
+}
+
+static void reload(const char *path)
+{
+	char err[512];
+	struct smp_config *old = smp_conf_get(), *c;
+
+	c = smp_config_load(path, err, sizeof(err));
+	if (!c) {
+		smp_log(LOG_ERR, "reload failed, keeping the running configuration: %s", err);
+		smp_conf_put(old);
+		return;
+	}
+	if (old && (strcmp(old->socket, c->socket) || strcmp(old->user, c->user) ||
+		    strcmp(old->group, c->group)))
+		smp_log(LOG_WARNING, "reload: socket, user and group changes take "
+				     "effect at the next restart");
+	smp_log_set_level(c->log_level);
+	smp_conf_set(c);
+	smp_conf_put(old);
+	smp_log(LOG_NOTICE, "configuration reloaded from %s", path);
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {SMP_CONFIG_DEFAULT_PATH, false, false};
+	struct smp_config *cfg;
+	char err[512];
+	sigset_t sigs;
+	pthread_t tid;
+	int opt, milter_rc = MI_SUCCESS, sig;
+	bool stopping = false;
+
+	while ((opt = getopt(argc, argv, "c:ftVh")) != -1) {
+		switch (opt) {
+		case 'c':
+			o.config = optarg;
+			break;
+		case 'f':
+			o.foreground = true;
+			break;
+		case 't':
+			o.test = true;
+			break;
+		case 'V':
+			printf("smp-milter %s\n", SMP_MILTER_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "smp-milter: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return EX_USAGE;
+	}
+
+	cfg = smp_config_load(o.config, err, sizeof(err));
+	if (!cfg) {
+		fprintf(stderr, "smp-milter: %s\n", err);
+		return EX_CONFIG;
+	}
+	if (o.test) {
+		printf("%s: configuration OK\n", o.config);
+		smp_config_free(cfg);
+		return 0;
+	}
+	smp_lib_init();
+	smp_log_open(o.foreground, cfg->log_level);
+
+	if (setup_socket(cfg) < 0)
+		goto fail;
+	if (!o.foreground && daemon(0, 0) < 0) {
+		smp_log(LOG_ERR, "cannot detach: %s", strerror(errno));
+		goto fail;
+	}
+	if (write_pidfile(cfg->pidfile) < 0 || drop_privileges(cfg) < 0)
+		goto fail;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	smp_log(LOG_NOTICE, "smp-milter %s starting on %s (config %s)",
+		SMP_MILTER_VERSION, cfg->socket, o.config);
+	smp_conf_set(cfg);
+	cfg = NULL;
+	if (pthread_create(&tid, NULL, milter_thread, &milter_rc) != 0) {
+		smp_log(LOG_ERR, "cannot start the milter thread");
+		goto fail;
+	}
+	while (!stopping) {
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			reload(o.config);
+		} else {
+			stopping = true;
+			smfi_stop();
+		}
+	}
+	pthread_join(tid, NULL);
+	smp_log(LOG_NOTICE, "smp-milter stopped");
+	smp_conf_shutdown();
+	{
+		struct smp_config *d = smp_config_load(o.config, err, sizeof(err));
+		if (d && *d->pidfile)
+			unlink(d->pidfile);
+		smp_config_free(d);
+	}
+	smp_log_close();
+	return milter_rc == MI_SUCCESS ? 0 : EX_SOFTWARE;
+fail:
+	smp_config_free(cfg);
+	smp_log_close();
+	return EX_OSERR;
+}

@@ -1,0 +1,432 @@
+/* milter.c - the libmilter callbacks: collect, call libsmp, act.
+ *
+ * State lives in a connection context (smfi_setpriv) with a message context
+ * inside it; libmilter runs callbacks on a worker pool, so nothing is kept
+ * in thread-locals or globals. Non-SMP messages are never buffered: the
+ * body is skipped as soon as the headers are complete.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "log.h"
+#include "smp_milter.h"
+#include "smp_validate.h"
+
+#define HDR_STATUS "X-SMP-Status"
+#define HDR_PREFIX "X-SMP-"
+#define MAX_FORGED_NAMES 8
+
+/* What the MTA agreed to in negotiation. */
+struct proto {
+	bool skip;       /* SMFIS_SKIP understood */
+	bool nr_hdr;     /* header replies off */
+	bool nr_eoh;
+	bool nr_conn;
+	bool nr_mail;
+	bool leadspc;    /* header values keep their leading space */
+};
+
+/* X-SMP-* headers seen, by name, to delete at end of message. */
+struct forged {
+	char name[64];
+	int count;
+};
+
+struct msgctx {
+	char *buf;            /* headers (+ body when SMP) as received */
+	size_t len, cap;
+	bool have_subject;
+	bool is_smp;
+	bool too_large;       /* over limits.max_message_bytes: not buffered */
+	bool outbound;
+	size_t total;         /* bytes seen, buffered or not */
+	struct forged forged[MAX_FORGED_NAMES];
+	unsigned nforged;
+	struct timespec start;
+	const char *error;    /* internal failure to report at body/eom */
+};
+
+struct connctx {
+	struct smp_config *cfg;   /* one config for the whole connection */
+	struct proto proto;
+	struct sockaddr_storage addr;
+	bool have_addr;
+	bool daemon_outbound;
+	bool net_outbound;
+	struct msgctx *msg;
+};
+
+static struct connctx *conn_get(SMFICTX *ctx)
+{
+	return smfi_getpriv(ctx);
+}
+
+static void msg_free(struct msgctx *m)
+{
+	if (!m)
+		return;
+	free(m->buf);
+	free(m);
+}
+
+static void conn_free(struct connctx *c)
+{
+	if (!c)
+		return;
+	msg_free(c->msg);
+	if (c->cfg)
+		smp_conf_put(c->cfg);
+	free(c);
+}
+
+/* Allocates the connection context on first use. */
+static struct connctx *conn_ensure(SMFICTX *ctx)
+{
+	struct connctx *c = conn_get(ctx);
+
+	if (c)
+		return c;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->cfg = smp_conf_get();
+	if (!c->cfg || smfi_setpriv(ctx, c) != MI_SUCCESS) {
+		conn_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static const char *queue_id(SMFICTX *ctx)
+{
+	const char *id = smfi_getsymval(ctx, "i");
+	return id ? id : "NOQUEUE";
+}
+
+static long elapsed_ms(const struct timespec *start)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start->tv_sec) * 1000 +
+	       (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+/* on_error: what an internal failure answers. */
+static sfsistat internal_error(SMFICTX *ctx, struct connctx *c, const char *what)
+{
+	bool accept = c && c->cfg && c->cfg->on_error == SMP_ON_ERROR_ACCEPT;
+
+	smp_log(LOG_ERR, "%s: internal error: %s; action=%s", queue_id(ctx), what,
+		accept ? "accept" : "tempfail");
+	if (accept)
+		return SMFIS_ACCEPT;
+	smfi_setreply(ctx, "451", "4.3.0", "smp-milter: temporary internal error");
+	return SMFIS_TEMPFAIL;
+}
+
+static bool buf_append(struct msgctx *m, const void *p, size_t n)
+{
+	if (m->len + n > m->cap) {
+		size_t cap = m->cap ? m->cap : 16384;
+		char *nb;
+		while (cap < m->len + n)
+			cap *= 2;
+		nb = realloc(m->buf, cap);
+		if (!nb)
+			return false;
+		m->buf = nb;
+		m->cap = cap;
+	}
+	memcpy(m->buf + m->len, p, n);
+	m->len += n;
+	return true;
+}
+
+static void buf_drop(struct msgctx *m)
+{
+	free(m->buf);
+	m->buf = NULL;
+	m->len = m->cap = 0;
+}
+
+static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
+			     unsigned long f2, unsigned long f3,
+			     unsigned long *pf0, unsigned long *pf1,
+			     unsigned long *pf2, unsigned long *pf3)
+{
+	struct connctx *c = conn_ensure(ctx);
+	unsigned long want = SMFIP_NOHELO | SMFIP_NORCPT | SMFIP_NOUNKNOWN |
+			     SMFIP_NODATA;
+	unsigned long optional = SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_HDR |
+				 SMFIP_NR_EOH | SMFIP_SKIP | SMFIP_HDR_LEADSPC;
+
+	(void)f2;
+	(void)f3;
+	if (!c)
+		return SMFIS_REJECT; /* libmilter: fail the negotiation */
+	*pf0 = (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE) & f0;
+	*pf1 = (want | optional) & f1;
+	*pf2 = 0;
+	*pf3 = 0;
+	c->proto.skip = f1 & SMFIP_SKIP;
+	c->proto.nr_hdr = f1 & SMFIP_NR_HDR;
+	c->proto.nr_eoh = f1 & SMFIP_NR_EOH;
+	c->proto.nr_conn = f1 & SMFIP_NR_CONN;
+	c->proto.nr_mail = f1 & SMFIP_NR_MAIL;
+	c->proto.leadspc = f1 & SMFIP_HDR_LEADSPC;
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
+{
+	struct connctx *c = conn_ensure(ctx);
+	sfsistat ok;
+
+	(void)host;
+	if (!c)
+		return internal_error(ctx, NULL, "out of memory at connect");
+	ok = c->proto.nr_conn ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+	if (addr && (addr->sa_family == AF_INET || addr->sa_family == AF_INET6)) {
+		size_t n = addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+						      : sizeof(struct sockaddr_in6);
+		memcpy(&c->addr, addr, n);
+		c->have_addr = true;
+		c->net_outbound = smp_config_outbound_addr(c->cfg, addr);
+	}
+	c->daemon_outbound =
+		smp_config_outbound_daemon(c->cfg, smfi_getsymval(ctx, "{daemon_name}"));
+	return ok;
+}
+
+static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
+{
+	struct connctx *c = conn_ensure(ctx);
+	const char *auth;
+
+	(void)argv;
+	if (!c)
+		return internal_error(ctx, NULL, "out of memory at MAIL");
+	msg_free(c->msg);
+	c->msg = calloc(1, sizeof(*c->msg));
+	if (!c->msg)
+		return internal_error(ctx, c, "out of memory at MAIL");
+	clock_gettime(CLOCK_MONOTONIC, &c->msg->start);
+	auth = smfi_getsymval(ctx, "{auth_authen}");
+	c->msg->outbound = (auth && *auth) || c->net_outbound || c->daemon_outbound;
+	return c->proto.nr_mail ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+static void note_forged(struct msgctx *m, const char *name)
+{
+	for (unsigned i = 0; i < m->nforged; i++)
+		if (!strcasecmp(m->forged[i].name, name)) {
+			m->forged[i].count++;
+			return;
+		}
+	if (m->nforged < MAX_FORGED_NAMES && strlen(name) < sizeof(m->forged[0].name)) {
+		snprintf(m->forged[m->nforged].name, sizeof(m->forged[0].name), "%s", name);
+		m->forged[m->nforged++].count = 1;
+	}
+}
+
+static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
+{
+	struct connctx *c = conn_get(ctx);
+	struct msgctx *m = c ? c->msg : NULL;
+	sfsistat ok;
+	size_t nlen, vlen;
+
+	if (!c)
+		return SMFIS_CONTINUE;
+	ok = c->proto.nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+	if (!m || m->error)
+		return ok; /* header replies may be off: report at eom */
+	if (!strncasecmp(name, HDR_PREFIX, strlen(HDR_PREFIX)))
+		note_forged(m, name);
+	if (!m->have_subject && !strcasecmp(name, "Subject")) {
+		m->have_subject = true;
+		m->is_smp = smp_detect_subject(value, c->cfg->check.match);
+	}
+	nlen = strlen(name);
+	vlen = strlen(value);
+	m->total += nlen + vlen + 4;
+	if (m->too_large)
+		return ok;
+	if (m->total > c->cfg->check.limits.max_message_bytes) {
+		m->too_large = true;
+		buf_drop(m);
+		return ok;
+	}
+	/* Rebuild the header as it travelled: "Name:" + value + CRLF. */
+	if (!buf_append(m, name, nlen) || !buf_append(m, ":", 1) ||
+	    (!c->proto.leadspc && !buf_append(m, " ", 1)) ||
+	    !buf_append(m, value, vlen) || !buf_append(m, "\r\n", 2))
+		m->error = "out of memory buffering headers";
+	return ok;
+}
+
+static sfsistat cb_eoh(SMFICTX *ctx)
+{
+	struct connctx *c = conn_get(ctx);
+	struct msgctx *m = c ? c->msg : NULL;
+
+	if (!c)
+		return SMFIS_CONTINUE;
+	if (!m)
+		return c->proto.nr_eoh ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+	if (!m->is_smp)
+		buf_drop(m); /* nothing more is needed of a non-SMP message */
+	else if (!m->too_large && !m->error && !buf_append(m, "\r\n", 2))
+		m->error = "out of memory buffering headers";
+	return c->proto.nr_eoh ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
+{
+	struct connctx *c = conn_get(ctx);
+	struct msgctx *m = c ? c->msg : NULL;
+
+	if (!m)
+		return internal_error(ctx, c, "body without a message");
+	if (m->error)
+		return internal_error(ctx, c, m->error);
+	m->total += len;
+	if (!m->is_smp || m->too_large)
+		return c->proto.skip ? SMFIS_SKIP : SMFIS_CONTINUE;
+	if (m->total > c->cfg->check.limits.max_message_bytes) {
+		m->too_large = true;
+		buf_drop(m);
+		return c->proto.skip ? SMFIS_SKIP : SMFIS_CONTINUE;
+	}
+	if (!buf_append(m, chunk, len))
+		return internal_error(ctx, c, "out of memory buffering the body");
+	return SMFIS_CONTINUE;
+}
+
+static bool remove_forged(SMFICTX *ctx, const struct msgctx *m)
+{
+	for (unsigned i = 0; i < m->nforged; i++)
+		for (int k = m->forged[i].count; k >= 1; k--)
+			if (smfi_chgheader(ctx, (char *)m->forged[i].name, k, NULL) !=
+			    MI_SUCCESS)
+				return false;
+	return true;
+}
+
+static sfsistat cb_eom(SMFICTX *ctx)
+{
+	struct connctx *c = conn_get(ctx);
+	struct msgctx *m = c ? c->msg : NULL;
+	struct smp_result r = {0};
+	char verdict[SMP_VERDICT_MAX], text[SMP_VERDICT_MAX + 64];
+	const char *action = "pass", *dir;
+	sfsistat rc = SMFIS_CONTINUE;
+	unsigned forged = 0;
+
+	if (!m)
+		return internal_error(ctx, c, "end of message without a message");
+	if (m->error) {
+		rc = internal_error(ctx, c, m->error);
+		goto out;
+	}
+	dir = m->outbound ? "outbound" : "inbound";
+	for (unsigned i = 0; i < m->nforged; i++)
+		forged += (unsigned)m->forged[i].count;
+	if (!remove_forged(ctx, m)) {
+		rc = internal_error(ctx, c, "cannot remove forged X-SMP headers");
+		goto out;
+	}
+	if (!m->is_smp) {
+		smp_log(LOG_INFO, "%s: direction=%s smp=no forged=%u action=pass ms=%ld",
+			queue_id(ctx), dir, forged, elapsed_ms(&m->start));
+		goto out;
+	}
+	if (m->too_large) {
+		r.is_smp = true;
+		r.reasons = SMP_R_TOO_LARGE;
+	} else if (smp_validate_buffer(m->buf, m->len, &c->cfg->check, &r) < 0) {
+		rc = internal_error(ctx, c, strerror(errno));
+		goto out;
+	}
+	buf_drop(m);
+	smp_verdict_format(&r, verdict, sizeof(verdict));
+	if (smfi_insheader(ctx, 0, HDR_STATUS, verdict) != MI_SUCCESS) {
+		rc = internal_error(ctx, c, "cannot add the X-SMP-Status header");
+		goto out;
+	}
+	action = "tag";
+	if (r.reasons) {
+		switch (c->cfg->on_invalid) {
+		case SMP_ON_INVALID_TAG:
+			break;
+		case SMP_ON_INVALID_QUARANTINE:
+			action = "quarantine";
+			if (smfi_quarantine(ctx, c->cfg->quarantine_reason) != MI_SUCCESS) {
+				rc = internal_error(ctx, c, "cannot quarantine");
+				goto out;
+			}
+			break;
+		case SMP_ON_INVALID_REJECT:
+			action = "reject";
+			snprintf(text, sizeof(text), "invalid SMP message: %s",
+				 verdict + strlen("invalid; "));
+			smfi_setreply(ctx, "550", "5.7.0", text);
+			rc = SMFIS_REJECT;
+			break;
+		case SMP_ON_INVALID_TEMPFAIL:
+			action = "tempfail";
+			snprintf(text, sizeof(text), "invalid SMP message: %s",
+				 verdict + strlen("invalid; "));
+			smfi_setreply(ctx, "451", "4.7.0", text);
+			rc = SMFIS_TEMPFAIL;
+			break;
+		}
+	}
+	smp_log(LOG_INFO, "%s: direction=%s smp=%s verdict=\"%s\" forged=%u action=%s ms=%ld",
+		queue_id(ctx), dir, r.reasons ? "invalid" : "valid", verdict, forged,
+		action, elapsed_ms(&m->start));
+out:
+	smp_result_clear(&r);
+	msg_free(c->msg);
+	c->msg = NULL;
+	return rc;
+}
+
+static sfsistat cb_abort(SMFICTX *ctx)
+{
+	struct connctx *c = conn_get(ctx);
+
+	if (c) {
+		msg_free(c->msg);
+		c->msg = NULL;
+	}
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_close(SMFICTX *ctx)
+{
+	conn_free(conn_get(ctx));
+	smfi_setpriv(ctx, NULL);
+	return SMFIS_CONTINUE;
+}
+
+struct smfiDesc smp_milter_desc = {
+	.xxfi_name = SMP_MILTER_NAME,
+	.xxfi_version = SMFI_VERSION,
+	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE,
+	.xxfi_connect = cb_connect,
+	.xxfi_envfrom = cb_envfrom,
+	.xxfi_header = cb_header,
+	.xxfi_eoh = cb_eoh,
+	.xxfi_body = cb_body,
+	.xxfi_eom = cb_eom,
+	.xxfi_abort = cb_abort,
+	.xxfi_close = cb_close,
+	.xxfi_negotiate = cb_negotiate,
+};

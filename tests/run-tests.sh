@@ -1,0 +1,73 @@
+#!/bin/bash
+# Runs every test and prints one summary line "N passed, N failed".
+#   B=build tests/run-tests.sh [--no-fuzz]
+# Unit tests are cmocka binaries under $B/tests; black-box tests are
+# tests/blackbox/*.sh printing TAP-style "ok"/"not ok" lines; fuzz targets
+# run for FUZZ_CHECK_SECONDS each on the fixture corpus.
+set -u
+cd "$(dirname "$0")/.."
+B=${B:-build}
+FUZZ=1
+[ "${1:-}" = "--no-fuzz" ] && FUZZ=0
+
+passed=0
+failed=0
+failures=()
+
+note_fail() {
+	failed=$((failed + 1))
+	failures+=("$1")
+}
+
+export CMOCKA_MESSAGE_OUTPUT=stdout
+for t in "$B"/tests/test_*; do
+	[ -x "$t" ] || continue
+	name=$(basename "$t")
+	out=$("$t" 2>&1)
+	rc=$?
+	printf '%s\n' "$out"
+	p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+	f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+	passed=$((passed + ${p:-0}))
+	if [ -n "$f" ] && [ "$f" -gt 0 ]; then
+		failed=$((failed + f))
+		failures+=("$name: $f failed")
+	elif [ $rc -ne 0 ] || [ -z "$p" ]; then
+		note_fail "$name: exited $rc"
+	fi
+done
+
+for t in tests/blackbox/*.sh; do
+	[ -f "$t" ] || continue
+	name=$(basename "$t" .sh)
+	echo "== $name"
+	out=$(B="$B" bash "$t" 2>&1)
+	rc=$?
+	printf '%s\n' "$out"
+	p=$(printf '%s\n' "$out" | grep -c '^ok ')
+	f=$(printf '%s\n' "$out" | grep -c '^not ok ')
+	passed=$((passed + p))
+	failed=$((failed + f))
+	[ "$f" -gt 0 ] && failures+=("$name: $f failed")
+	if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then
+		note_fail "$name: exited $rc"
+	fi
+done
+
+if [ $FUZZ = 1 ]; then
+	for target in armor packets message; do
+		echo "== fuzz $target (${FUZZ_CHECK_SECONDS:-30} s)"
+		if B="$B" ./fuzz/run-fuzz.sh "$target" "${FUZZ_CHECK_SECONDS:-30}"; then
+			passed=$((passed + 1))
+		else
+			note_fail "fuzz $target"
+		fi
+	done
+fi
+
+echo
+for f in "${failures[@]}"; do
+	echo "FAILED: $f"
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
