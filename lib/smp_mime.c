@@ -191,10 +191,11 @@ static void walk_object(struct walk *w, GMimeObject *obj, GMimeObject *parent,
 {
 	struct smp_leaf leaf = {obj, parent, SMP_ROLE_OTHER, NULL};
 
-	if (w->m->bad_mime)
+	if (w->m->cut_short)
 		return;
 	if (++w->m->nparts > w->l->max_parts || depth > w->l->max_depth) {
 		w->m->bad_mime = true;
+		w->m->cut_short = true;
 		return;
 	}
 	if (GMIME_IS_MULTIPART(obj)) {
@@ -202,7 +203,7 @@ static void walk_object(struct walk *w, GMimeObject *obj, GMimeObject *parent,
 		int n = g_mime_multipart_get_count(mp);
 		if (n <= 0)
 			w->m->bad_mime = true;
-		for (int i = 0; i < n && !w->m->bad_mime; i++)
+		for (int i = 0; i < n && !w->m->cut_short; i++)
 			walk_object(w, g_mime_multipart_get_part(mp, i), obj,
 				    depth + 1);
 		return;

@@ -33,6 +33,7 @@ struct smp_leaf {
 struct smp_mime {
 	GMimeMessage *message;
 	bool bad_mime;        /* parser warnings or limits exceeded */
+	bool cut_short;       /* the walk stopped at a limit */
 	unsigned nparts;
 	GArray *leaves;       /* of struct smp_leaf */
 };

@@ -284,7 +284,8 @@ static int check_parts(const struct smp_mime *m, const struct smp_check_opts *o,
 	}
 	if (ndata > 1)
 		r->reasons |= SMP_R_MULTIPLE_DATA;
-	if (r->form == SMP_FORM_NONE)
+	/* A walk cut short at a limit may have missed the data. */
+	if (r->form == SMP_FORM_NONE && !m->cut_short)
 		r->reasons |= SMP_R_NO_DATA;
 	if (r->nkeys > l->max_keys)
 		r->reasons |= SMP_R_TOO_LARGE;

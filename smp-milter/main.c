@@ -196,7 +196,7 @@ int main(int argc, char **argv)
 {
 	struct options o = {SMP_CONFIG_DEFAULT_PATH, false, false};
 	struct smp_config *cfg;
-	char err[512];
+	char err[512], *pidfile = NULL;
 	sigset_t sigs;
 	pthread_t tid;
 	int opt, milter_rc = MI_SUCCESS, sig;
@@ -251,6 +251,7 @@ int main(int argc, char **argv)
 	}
 	if (write_pidfile(cfg->pidfile) < 0 || drop_privileges(cfg) < 0)
 		goto fail;
+	pidfile = strdup(cfg->pidfile);
 
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGHUP);
@@ -280,12 +281,10 @@ int main(int argc, char **argv)
 	pthread_join(tid, NULL);
 	smp_log(LOG_NOTICE, "smp-milter stopped");
 	smp_conf_shutdown();
-	{
-		struct smp_config *d = smp_config_load(o.config, err, sizeof(err));
-		if (d && *d->pidfile)
-			unlink(d->pidfile);
-		smp_config_free(d);
-	}
+	if (pidfile && *pidfile && unlink(pidfile) < 0)
+		smp_log(LOG_WARNING, "cannot remove pidfile %s: %s", pidfile,
+			strerror(errno));
+	free(pidfile);
 	smp_log_close();
 	return milter_rc == MI_SUCCESS ? 0 : EX_SOFTWARE;
 fail:

@@ -1,0 +1,160 @@
+#!/bin/bash
+# Drives the real smp-milter daemon with miltertest: one Lua script per
+# scenario in tests/miltertest/. One daemon serves every scenario; each
+# scenario's "-- config:" lines become the config, loaded with SIGHUP (so
+# reload is exercised throughout). "-- log:" lines are patterns the daemon's
+# log must show for that scenario. Also: config check exit codes, reload of a
+# bad config, privilege drop, clean stop on SIGTERM.
+# MILTER_WRAPPER (e.g. valgrind ...) runs the daemon under a wrapper.
+set -u
+cd "$(dirname "$0")/../.."
+B=${B:-build}
+MILTER=$PWD/$B/bin/smp-milter
+TMP=$(mktemp -d)
+PID=
+WAIT=${MILTER_WAIT:-30}
+cleanup() {
+	[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
+	[ -n "${PID2:-}" ] && kill -9 "$PID2" 2>/dev/null
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+export MILTER_SOCKET="unix:$TMP/milter.sock" FIXTURES="$PWD/fixtures"
+export MT_COMMON="$PWD/tests/miltertest/common.lua"
+
+n=0
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+notok() { n=$((n + 1)); echo "not ok $n - $*"; }
+
+base_config() {
+	printf 'socket = "unix:%s/milter.sock"\nuser = ""\ngroup = ""\n' "$TMP"
+	printf 'pidfile = "%s/milter.pid"\nlog_level = debug\n' "$TMP"
+}
+
+# wait_log PATTERN COUNT: until the log holds COUNT lines matching PATTERN
+wait_log() {
+	local i
+	for ((i = 0; i < WAIT * 10; i++)); do
+		[ "$(grep -c -- "$1" "$TMP/milter.log")" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# 1. config check (-t)
+printf '' >"$TMP/empty.conf"
+"$MILTER" -t -c "$TMP/empty.conf" >/dev/null 2>&1
+[ $? = 0 ] && ok "an empty config file is valid (-t exits 0)" || notok "empty config -t"
+"$MILTER" -t -c etc/smp-milter.conf >/dev/null 2>&1
+[ $? = 0 ] && ok "etc/smp-milter.conf is valid" || notok "etc/smp-milter.conf -t"
+while IFS='|' read -r text want; do
+	printf '%b' "$text" >"$TMP/bad.conf"
+	err=$("$MILTER" -t -c "$TMP/bad.conf" 2>&1)
+	rc=$?
+	if [ $rc = 78 ] && [[ "$err" == *"$TMP/bad.conf:$want"* ]]; then
+		ok "-t refuses '${text//\\n/ }' with exit 78: $err"
+	else
+		notok "-t on '${text//\\n/ }': want 78 and 'bad.conf:$want', got $rc '$err'"
+	fi
+done <<'LIST'
+frobnicate = 1|1: no such option 'frobnicate'
+on_invalid = rejekt|1: on_invalid: 'rejekt'
+on_error = maybe|1: on_error: 'maybe'
+\n\nlimits {\n  max_parts = 0\n}|4: max_parts
+outbound {\n  networks = {"10.0.0.0/8", "300.1.2.3"}\n}|2: networks: '300.1.2.3'
+outbound {\n  networks = {"fe80::/129"}\n}|2: networks
+socket = "inet:99999@127.0.0.1"|1: socket
+socket = "tcp:8890"|1: socket
+socket = "unix:"|1: socket
+socket_mode = "0999"|1: socket_mode
+detect {\n  subject_match = fuzzy\n}|2: subject_match
+log_level = loud|1: log_level
+LIST
+"$MILTER" -t -c "$TMP/missing.conf" >/dev/null 2>&1
+[ $? = 78 ] && ok "-t on a missing file exits 78" || notok "-t missing file"
+
+# 2. the scenarios, one daemon, config swapped by SIGHUP
+base_config >"$TMP/milter.conf"
+${MILTER_WRAPPER:-} "$MILTER" -f -c "$TMP/milter.conf" >"$TMP/milter.log" 2>&1 &
+PID=$!
+if wait_log "starting on" 1 && for ((i = 0; i < WAIT * 10; i++)); do [ -S "$TMP/milter.sock" ] && break; sleep 0.1; done && [ -S "$TMP/milter.sock" ]; then
+	ok "daemon started on a unix socket"
+else
+	notok "daemon did not start"; cat "$TMP/milter.log"; exit 1
+fi
+reloads=0
+run_scenario() { # run_scenario SCRIPT [extra config text]
+	local s=$1 name
+	name=$(basename "$s" .lua)
+	{ base_config; sed -n 's/^-- config: \{0,1\}//p' "$s"; printf '%b' "${2:-}"; } >"$TMP/milter.conf"
+	kill -HUP "$PID"
+	reloads=$((reloads + 1))
+	if ! wait_log "configuration reloaded" "$reloads"; then
+		notok "$name: config not reloaded"; return
+	fi
+	local before
+	before=$(wc -l <"$TMP/milter.log")
+	if out=$(miltertest -s "$s" 2>&1); then
+		local missing=""
+		while IFS= read -r pat; do
+			[ -z "$pat" ] && continue
+			tail -n +"$((before + 1))" "$TMP/milter.log" | grep -q -- "$pat" || missing="$missing [$pat]"
+		done < <(sed -n 's/^-- log: //p' "$s")
+		if [ -z "$missing" ]; then ok "$name"; else notok "$name: log lacks$missing"; fi
+	else
+		notok "$name: $out"
+	fi
+}
+for s in tests/miltertest/*.lua; do
+	[ "$(basename "$s")" = common.lua ] && continue
+	run_scenario "$s"
+done
+
+# 3. a bad config on SIGHUP is refused and the running one kept
+run_scenario tests/miltertest/invalid-reject.lua
+printf 'on_invalid = tag\nthis is not a config\n' >>"$TMP/milter.conf"
+kill -HUP "$PID"
+if wait_log "reload failed, keeping the running configuration: $TMP/milter.conf:[0-9]*:" 1 &&
+	miltertest -s tests/miltertest/invalid-reject.lua >/dev/null 2>&1; then
+	ok "a bad config on SIGHUP is logged with file:line and the old one kept"
+else
+	notok "bad config reload"
+fi
+grep -q "TESTQID: direction=inbound smp=invalid verdict=\"invalid; reason=" "$TMP/milter.log" &&
+	grep -q 'action=reject ms=[0-9]*$' "$TMP/milter.log" &&
+	ok "one log line per message: queue ID, direction, verdict, action, ms" ||
+	notok "log line format"
+
+# 4. SIGTERM stops it cleanly
+kill -TERM "$PID"
+for ((i = 0; i < WAIT * 10; i++)); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$PID" 2>/dev/null; then
+	notok "daemon still running after SIGTERM"
+else
+	wait "$PID"
+	rc=$?
+	[ $rc = 0 ] && ok "SIGTERM stops the daemon with exit 0" || { notok "exit status $rc after SIGTERM"; tail -30 "$TMP/milter.log"; }
+	[ ! -e "$TMP/milter.pid" ] && ok "pidfile removed at exit" || notok "pidfile left behind"
+fi
+PID=
+
+# 5. privilege drop and socket ownership (root only)
+if [ "$(id -u)" = 0 ] && getent passwd nobody >/dev/null; then
+	grp=$(id -gn nobody)
+	mkdir -p "$TMP/run" && chmod 0755 "$TMP" "$TMP/run"
+	printf 'socket = "unix:%s/run/s.sock"\nuser = "nobody"\ngroup = "%s"\nsocket_mode = "0660"\npidfile = "%s/run/p.pid"\n' \
+		"$TMP" "$grp" "$TMP" >"$TMP/drop.conf"
+	"$MILTER" -f -c "$TMP/drop.conf" >"$TMP/drop.log" 2>&1 &
+	PID2=$!
+	for ((i = 0; i < 100; i++)); do [ -S "$TMP/run/s.sock" ] && break; sleep 0.1; done
+	sleep 0.2
+	uid=$(awk '/^Uid:/ {print $2}' /proc/$PID2/status 2>/dev/null)
+	sock=$(stat -c '%U:%G %a' "$TMP/run/s.sock" 2>/dev/null)
+	[ "$uid" = "$(id -u nobody)" ] && ok "privileges dropped to nobody after start-up" || notok "running as uid '$uid'"
+	[ "$sock" = "nobody:$grp 660" ] && ok "unix socket owned nobody:$grp mode 660" || notok "socket is '$sock'"
+	[ "$(cat "$TMP/run/p.pid" 2>/dev/null)" = "$PID2" ] && ok "pidfile holds the daemon's PID" || notok "pidfile"
+	kill -9 "$PID2"
+	PID2=
+else
+	ok "# SKIP privilege drop needs root and user nobody"
+fi
