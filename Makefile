@@ -99,9 +99,44 @@ test: all tests-build
 -include fuzz/fuzz.mk
 -include bench/bench.mk
 
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/smp-milter \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
 	install -m 0755 $(SMPCTL) $(DESTDIR)$(BINDIR)/smpctl
+	install -m 0755 $(MILTER) $(DESTDIR)$(SBINDIR)/smp-milter
+	install -m 0644 doc/smp-milter.8 doc/smpctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 doc/smp-milter.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	[ -e $(DESTDIR)$(SYSCONFDIR)/smp-milter/smp-milter.conf ] || \
+		install -m 0640 etc/smp-milter.conf $(DESTDIR)$(SYSCONFDIR)/smp-milter/smp-milter.conf
+	sed -e 's|/usr/sbin/smp-milter|$(SBINDIR)/smp-milter|g' \
+	    -e 's|/etc/smp-milter/|$(SYSCONFDIR)/smp-milter/|g' systemd/smp-milter.service \
+		>$(DESTDIR)$(UNITDIR)/smp-milter.service
+	install -m 0644 systemd/smp-milter.sysusers $(DESTDIR)$(SYSUSERSDIR)/smp-milter.conf
+	install -m 0644 systemd/smp-milter.tmpfiles $(DESTDIR)$(TMPFILESDIR)/smp-milter.conf
+
+# make run: build, write a local config under ./var, run in the foreground.
+RUN_SOCKET ?= unix:$(CURDIR)/var/run/smp-milter.sock
+run: deps
+	$(MAKE) all
+	@mkdir -p var/run var/lib
+	@[ -e var/smp-milter.conf ] || printf '%s\n' \
+		'# local development config written by "make run"' \
+		'socket = "$(RUN_SOCKET)"' \
+		'socket_mode = "0666"' \
+		'user = ""' 'group = ""' \
+		'pidfile = "$(CURDIR)/var/run/smp-milter.pid"' \
+		'log_level = debug' >var/smp-milter.conf
+	@echo "smp-milter: config var/smp-milter.conf, socket $(RUN_SOCKET)"
+	@echo "Hook it into Postfix with:"
+	@echo "  postconf -e 'smtpd_milters = $(RUN_SOCKET)' 'non_smtpd_milters = $(RUN_SOCKET)'"
+	@echo "  postconf -e 'milter_default_action = tempfail'"
+	exec $(MILTER) -f -c var/smp-milter.conf
 
 clean:
 	rm -rf build build-san

@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential pkg-config gnupg
 libgmime-3.0-dev libgpgme-dev libmilter-dev libconfuse-dev libcmocka-dev
 libsqlite3-dev libpq-dev libjansson-dev
-clang libclang-rt-14-dev jq"
+clang libclang-rt-14-dev jq
+postfix swaks iproute2 procps"
 
 missing=""
 for p in $PKGS; do
@@ -24,5 +25,8 @@ fi
 echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >/dev/null
+# tests/postfix runs throwaway Postfix instances of its own: install postfix
+# without configuring or starting the system instance.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $missing >/dev/null

@@ -22,6 +22,7 @@ static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
 static char err_buf[512];
 static cfg_t *err_top; /* the file being parsed: sections lack its line */
 
+__attribute__((format(printf, 2, 0)))
 static void on_cfg_error(cfg_t *cfg, const char *fmt, va_list ap)
 {
 	size_t n = 0;

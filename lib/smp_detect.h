@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #define SMP_SUBJECT "Secure Messenger Protocol Message"
+#define SMP_SUBJECT_RAW_MAX 4096 /* longer raw Subject values never match */
 
 enum smp_subject_match {
 	SMP_MATCH_EXACT = 0, /* detect.subject_match = exact (default) */

@@ -34,11 +34,20 @@ size_t smp_mime_header_end(const char *msg, size_t len)
 	return len;
 }
 
-/* Does the line at p start a field called name (case-insensitive)? */
-static bool field_is(const char *msg, size_t p, size_t e, const char *name)
+/*
+ * Does the line msg[p..e) start a field called name (case-insensitive)?
+ * White space before the colon is allowed, as gmime allows it. Returns the
+ * offset just past the colon, or 0.
+ */
+static size_t field_is(const char *msg, size_t p, size_t e, const char *name)
 {
-	size_t n = strlen(name);
-	return e - p > n && msg[p + n] == ':' && strncasecmp(msg + p, name, n) == 0;
+	size_t n = strlen(name), q = p + n;
+
+	if (e - p <= n || strncasecmp(msg + p, name, n) != 0)
+		return 0;
+	while (q < e && (msg[q] == ' ' || msg[q] == '\t'))
+		q++;
+	return q < e && msg[q] == ':' ? q + 1 : 0;
 }
 
 char *smp_mime_header_raw(const char *msg, size_t len, const char *name)
@@ -47,11 +56,11 @@ char *smp_mime_header_raw(const char *msg, size_t len, const char *name)
 
 	while (p < hend) {
 		size_t e = line_end(msg, hend, p, &next), vstart, vend;
-		if (!field_is(msg, p, e, name)) {
+		vstart = field_is(msg, p, e, name);
+		if (!vstart) {
 			p = next;
 			continue;
 		}
-		vstart = p + strlen(name) + 1;
 		vend = e;
 		/* continuation lines */
 		while (next < hend && (msg[next] == ' ' || msg[next] == '\t'))
@@ -63,41 +72,54 @@ char *smp_mime_header_raw(const char *msg, size_t len, const char *name)
 	return NULL;
 }
 
+/* Length of msg[p..e) without a trailing CR; counts its ';' into *semis. */
+static size_t line_measure(const char *msg, size_t p, size_t e, size_t *semis)
+{
+	if (e > p && msg[e - 1] == '\r')
+		e--;
+	for (const char *q = msg + p; (q = memchr(q, ';', (size_t)(msg + e - q))); q++)
+		(*semis)++;
+	return e - p;
+}
+
+/*
+ * Finds header fields by their colon: memchr() skips base64 bodies (which
+ * hold no colon) at memory speed, and only a colon whose line starts with
+ * "Content-Type" or "Content-Disposition" is looked at further.
+ */
 bool smp_mime_prescan(const char *msg, size_t len, const struct smp_limits *l)
 {
-	size_t p = 0, next;
+	const char *end = msg + len, *p = msg, *colon;
 	unsigned ctypes = 0;
 
-	while (p < len) {
-		size_t e = line_end(msg, len, p, &next), total, params = 0;
+	while (p < end && (colon = memchr(p, ':', (size_t)(end - p)))) {
+		const char *ls = colon;
+		size_t s, e, next, total, semis = 0;
 		bool ct;
 
-		if (msg[p] != 'C' && msg[p] != 'c') {
-			p = next;
+		/* back to the line start; field names here are short */
+		while (ls > msg && ls[-1] != '\n' && colon - ls < 40)
+			ls--;
+		p = colon + 1;
+		if (ls > msg && ls[-1] != '\n')
 			continue;
-		}
-		ct = field_is(msg, p, e, "Content-Type");
-		if (!ct && !field_is(msg, p, e, "Content-Disposition")) {
-			p = next;
+		s = (size_t)(ls - msg);
+		e = line_end(msg, len, s, &next);
+		ct = field_is(msg, s, e, "Content-Type") != 0;
+		if (!ct && !field_is(msg, s, e, "Content-Disposition"))
 			continue;
-		}
 		if (ct && ++ctypes > l->max_parts)
 			return false;
-		total = e - p;
-		for (const char *q = msg + p; (q = memchr(q, ';', (size_t)(msg + e - q))); q++)
-			params++;
+		total = line_measure(msg, s, e, &semis);
 		while (next < len && (msg[next] == ' ' || msg[next] == '\t')) {
-			size_t cs = next;
-			size_t ce = line_end(msg, len, cs, &next);
-			total += ce - cs;
-			for (const char *q = msg + cs; (q = memchr(q, ';', (size_t)(msg + ce - q))); q++)
-				params++;
+			size_t cs = next, ce = line_end(msg, len, cs, &next);
+			total += line_measure(msg, cs, ce, &semis);
 			if (total > SMP_MIME_MAX_CT_BYTES)
 				return false;
 		}
-		if (total > SMP_MIME_MAX_CT_BYTES || params > SMP_MIME_MAX_CT_PARAMS)
+		if (total > SMP_MIME_MAX_CT_BYTES || semis > SMP_MIME_MAX_CT_PARAMS)
 			return false;
-		p = next;
+		p = msg + next;
 	}
 	return true;
 }
@@ -162,6 +184,7 @@ struct walk {
 	const struct smp_limits *l;
 	GMimeObject *text_parent; /* parent of the explanation, once found */
 	bool have_text;
+	bool nested;              /* inside an attached message/rfc822 */
 };
 
 static enum smp_role leaf_role(struct walk *w, GMimeObject *obj,
@@ -208,10 +231,24 @@ static void walk_object(struct walk *w, GMimeObject *obj, GMimeObject *parent,
 				    depth + 1);
 		return;
 	}
-	if (GMIME_IS_MESSAGE_PART(obj))
+	if (GMIME_IS_MESSAGE_PART(obj)) {
+		GMimeMessage *inner =
+			g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+		bool was_nested = w->nested;
 		leaf.role = SMP_ROLE_MESSAGE;
-	else if (GMIME_IS_PART(obj))
-		leaf.role = leaf_role(w, obj, parent, &leaf.name);
+		g_array_append_val(w->m->leaves, leaf);
+		/* look inside only for secret keys (SPEC: "or any part") */
+		if (inner && g_mime_message_get_mime_part(inner)) {
+			w->nested = true;
+			walk_object(w, g_mime_message_get_mime_part(inner), obj,
+				    depth + 1);
+			w->nested = was_nested;
+		}
+		return;
+	}
+	if (GMIME_IS_PART(obj))
+		leaf.role = w->nested ? SMP_ROLE_NESTED
+				      : leaf_role(w, obj, parent, &leaf.name);
 	g_array_append_val(w->m->leaves, leaf);
 }
 
@@ -221,7 +258,7 @@ void smp_mime_parse(const char *msg, size_t len, const struct smp_limits *l,
 	GMimeParserOptions *opts = g_mime_parser_options_new();
 	GMimeStream *stream;
 	GMimeParser *parser;
-	struct walk w = {m, l, NULL, false};
+	struct walk w = {m, l, NULL, false, false};
 
 	memset(m, 0, sizeof(*m));
 	m->leaves = g_array_new(FALSE, FALSE, sizeof(struct smp_leaf));

@@ -20,7 +20,8 @@ enum smp_role {
 	SMP_ROLE_KEY,        /* public-key-N */
 	SMP_ROLE_TEXT,       /* the explanation text/plain body */
 	SMP_ROLE_HTML,       /* a text/html alternative of it */
-	SMP_ROLE_MESSAGE,    /* message/rfc822 (not descended into) */
+	SMP_ROLE_MESSAGE,    /* message/rfc822: a plain attachment */
+	SMP_ROLE_NESTED,     /* a part inside it: only checked for secret keys */
 };
 
 struct smp_leaf {

@@ -149,7 +149,8 @@ static int check_key(GMimeObject *obj, const char *name,
 			reasons = -1;
 			goto out;
 		}
-		memcpy(k->data, c->data, c->len);
+		if (c->len)
+			memcpy(k->data, c->data, c->len);
 	}
 	switch (smp_packets_check_keyblock(k->data, k->size, &k->nkeys)) {
 	case SMP_KEYBLOCK_PUBLIC:
@@ -178,6 +179,8 @@ static bool holds_secret_key(const GByteArray *c)
 	struct smp_pkt_iter it;
 	struct smp_packet pkt;
 
+	if (c->len == 0)
+		return false;
 	if (memmem(c->data, c->len, PRIVATE_KEY_LINE, sizeof(PRIVATE_KEY_LINE) - 1) ||
 	    memmem(c->data, c->len, SECRET_KEY_LINE, sizeof(SECRET_KEY_LINE) - 1))
 		return true;
@@ -257,6 +260,12 @@ static int check_parts(const struct smp_mime *m, const struct smp_check_opts *o,
 			break;
 		case SMP_ROLE_MESSAGE:
 			r->reasons |= SMP_R_PLAIN_ATTACHMENT;
+			break;
+		case SMP_ROLE_NESTED:
+			c = smp_mime_content(lf->obj);
+			if (holds_secret_key(c))
+				r->reasons |= SMP_R_SECRET_KEY;
+			g_byte_array_free(c, TRUE);
 			break;
 		}
 	}

@@ -183,9 +183,13 @@ static void reload(const char *path)
 		return;
 	}
 	if (old && (strcmp(old->socket, c->socket) || strcmp(old->user, c->user) ||
-		    strcmp(old->group, c->group)))
-		smp_log(LOG_WARNING, "reload: socket, user and group changes take "
-				     "effect at the next restart");
+		    strcmp(old->group, c->group) || strcmp(old->pidfile, c->pidfile) ||
+		    strcmp(old->socket_owner, c->socket_owner) ||
+		    strcmp(old->socket_group, c->socket_group) ||
+		    old->socket_mode != c->socket_mode || old->timeout != c->timeout))
+		smp_log(LOG_WARNING, "reload: changes to socket, socket_owner, "
+				     "socket_group, socket_mode, user, group, pidfile "
+				     "and timeout take effect at the next restart");
 	smp_log_set_level(c->log_level);
 	smp_conf_set(c);
 	smp_conf_put(old);
@@ -236,6 +240,13 @@ int main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	if (o.test) {
+		uid_t uid;
+		gid_t gid;
+		/* a missing user only matters when started as root: warn */
+		smp_log_open(true, LOG_ERR);
+		if (lookup_ids(cfg, cfg->user, cfg->group, &uid, &gid) < 0)
+			fprintf(stderr, "smp-milter: warning: start-up as root will "
+					"fail until that user and group exist\n");
 		printf("%s: configuration OK\n", o.config);
 		smp_config_free(cfg);
 		return 0;

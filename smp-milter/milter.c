@@ -20,7 +20,6 @@
 
 #define HDR_STATUS "X-SMP-Status"
 #define HDR_PREFIX "X-SMP-"
-#define MAX_FORGED_NAMES 8
 
 /* What the MTA agreed to in negotiation. */
 struct proto {
@@ -34,7 +33,7 @@ struct proto {
 
 /* X-SMP-* headers seen, by name, to delete at end of message. */
 struct forged {
-	char name[64];
+	char *name;
 	int count;
 };
 
@@ -46,7 +45,7 @@ struct msgctx {
 	bool too_large;       /* over limits.max_message_bytes: not buffered */
 	bool outbound;
 	size_t total;         /* bytes seen, buffered or not */
-	struct forged forged[MAX_FORGED_NAMES];
+	struct forged *forged;  /* every X-SMP-* name seen, no limit */
 	unsigned nforged;
 	struct timespec start;
 	const char *error;    /* internal failure to report at body/eom */
@@ -71,6 +70,9 @@ static void msg_free(struct msgctx *m)
 {
 	if (!m)
 		return;
+	for (unsigned i = 0; i < m->nforged; i++)
+		free(m->forged[i].name);
+	free(m->forged);
 	free(m->buf);
 	free(m);
 }
@@ -222,17 +224,24 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	return c->proto.nr_mail ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
-static void note_forged(struct msgctx *m, const char *name)
+static bool note_forged(struct msgctx *m, const char *name)
 {
+	struct forged *f;
+
 	for (unsigned i = 0; i < m->nforged; i++)
 		if (!strcasecmp(m->forged[i].name, name)) {
 			m->forged[i].count++;
-			return;
+			return true;
 		}
-	if (m->nforged < MAX_FORGED_NAMES && strlen(name) < sizeof(m->forged[0].name)) {
-		snprintf(m->forged[m->nforged].name, sizeof(m->forged[0].name), "%s", name);
-		m->forged[m->nforged++].count = 1;
-	}
+	f = realloc(m->forged, (m->nforged + 1) * sizeof(*f));
+	if (!f)
+		return false;
+	m->forged = f;
+	f[m->nforged].name = strdup(name);
+	if (!f[m->nforged].name)
+		return false;
+	f[m->nforged++].count = 1;
+	return true;
 }
 
 static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
@@ -247,8 +256,8 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 	ok = c->proto.nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 	if (!m || m->error)
 		return ok; /* header replies may be off: report at eom */
-	if (!strncasecmp(name, HDR_PREFIX, strlen(HDR_PREFIX)))
-		note_forged(m, name);
+	if (!strncasecmp(name, HDR_PREFIX, strlen(HDR_PREFIX)) && !note_forged(m, name))
+		m->error = "out of memory noting X-SMP headers";
 	if (!m->have_subject && !strcasecmp(name, "Subject")) {
 		m->have_subject = true;
 		m->is_smp = smp_detect_subject(value, c->cfg->check.match);

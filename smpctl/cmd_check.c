@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "smp_config.h"
 #include "smp_validate.h"
 #include "smpctl.h"
 
@@ -135,6 +136,7 @@ static json_t *result_json(const char *file, const struct smp_result *r,
 int smpctl_cmd_check(int argc, char **argv)
 {
 	const char *file = NULL;
+	const struct smp_config *cfg;
 	struct smp_check_opts opts;
 	struct smp_result r;
 	char verdict[SMP_VERDICT_MAX];
@@ -163,7 +165,10 @@ int smpctl_cmd_check(int argc, char **argv)
 	if (!file)
 		file = "-";
 
-	smp_check_opts_init(&opts);
+	cfg = smpctl_config();
+	if (!cfg)
+		return EX_CONFIG;
+	opts = cfg->check; /* detect.subject_match and limits.* */
 	fd = strcmp(file, "-") ? open(file, O_RDONLY) : STDIN_FILENO;
 	if (fd < 0 || read_all(fd, opts.limits.max_message_bytes, &msg, &len) < 0) {
 		smpctl_error("cannot read %s: %s",

@@ -4,6 +4,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "smp_config.h"
+
+static const char *config_path;   /* -c */
+static struct smp_config *config; /* loaded on first use */
 
 void smpctl_error(const char *fmt, ...)
 {
@@ -16,31 +22,77 @@ void smpctl_error(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+const struct smp_config *smpctl_config(void)
+{
+	char err[512];
+	const char *path = config_path;
+
+	if (config)
+		return config;
+	if (!path && access(SMP_CONFIG_DEFAULT_PATH, F_OK) == 0)
+		path = SMP_CONFIG_DEFAULT_PATH;
+	config = path ? smp_config_load(path, err, sizeof(err)) : smp_config_defaults();
+	if (!config)
+		smpctl_error("%s", path ? err : "out of memory");
+	return config;
+}
+
+int smpctl_cmd_check_config(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1) {
+		smpctl_error("check-config takes no arguments; usage: smpctl -c "
+			     "FILE check-config");
+		return EX_USAGE;
+	}
+	if (!smpctl_config())
+		return EX_CONFIG;
+	printf("%s: configuration OK\n",
+	       config->path[0] ? config->path : "(built-in defaults)");
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*run)(int argc, char **argv);
 } commands[] = {
 	{"check", smpctl_cmd_check},
+	{"check-config", smpctl_cmd_check_config},
 };
 
 static int usage(FILE *f)
 {
-	fputs("usage: smpctl check [FILE|-] [--json]\n"
-	      "  check   validate an SMP message; exit 0 valid, 1 invalid, "
-	      "2 not SMP\n",
+	fputs("usage: smpctl [-c CONF] COMMAND ...\n"
+	      "  check [FILE|-] [--json]  validate an SMP message; exit 0 valid,\n"
+	      "                           1 invalid, 2 not SMP\n"
+	      "  check-config             validate the configuration file\n",
 	      f);
 	return f == stdout ? 0 : EX_USAGE;
 }
 
 int main(int argc, char **argv)
 {
-	if (argc < 2)
+	int i = 1, rc = EX_USAGE;
+
+	while (i < argc && argv[i][0] == '-') {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return usage(stdout);
+		if (!strcmp(argv[i], "-c") && i + 1 < argc) {
+			config_path = argv[i + 1];
+			i += 2;
+			continue;
+		}
+		smpctl_error("unknown option '%s' (try 'smpctl --help')", argv[i]);
+		return EX_USAGE;
+	}
+	if (i >= argc)
 		return usage(stderr);
-	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
-		return usage(stdout);
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name))
-			return commands[i].run(argc - 1, argv + 1);
-	smpctl_error("unknown command '%s' (try 'smpctl --help')", argv[1]);
+	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+		if (!strcmp(argv[i], commands[k].name)) {
+			rc = commands[k].run(argc - i, argv + i);
+			smp_config_free(config);
+			return rc;
+		}
+	smpctl_error("unknown command '%s' (try 'smpctl --help')", argv[i]);
 	return EX_USAGE;
 }

@@ -17,6 +17,16 @@ enum {
 	SMPCTL_CHECK_NOT_SMP = 2,
 };
 
+struct smp_config;
+
+/*
+ * The configuration for this run: -c FILE, else the default path when it
+ * exists, else built-in defaults. NULL after printing a "file:line: what"
+ * error (exit EX_CONFIG then).
+ */
+const struct smp_config *smpctl_config(void);
+
 int smpctl_cmd_check(int argc, char **argv);
+int smpctl_cmd_check_config(int argc, char **argv);
 
 #endif

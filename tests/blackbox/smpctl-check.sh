@@ -114,3 +114,23 @@ check "a 26 MB SMP message is 'invalid; reason=too-large'" test $? = 1 -a "$out"
 sed -i 's/^Subject: .*/Subject: big report/' "$TMP/huge.eml"
 out=$("$SMPCTL" check "$TMP/huge.eml")
 check "a 26 MB non-SMP message is 'not smp'" test $? = 2 -a "$out" = "not smp"
+
+# 6. -c CONF: the config's detect and limits apply; check-config
+printf 'detect {\n  subject_match = caseless\n}\n' >"$TMP/caseless.conf"
+"$SMPCTL" check "$MSGS/not-smp-caseless.eml" >/dev/null
+rc1=$?
+"$SMPCTL" -c "$TMP/caseless.conf" check "$MSGS/not-smp-caseless.eml" >/dev/null
+rc2=$?
+check "-c with subject_match = caseless turns a lower-case subject into SMP" test $rc1 = 2 -a $rc2 != 2
+printf 'limits {\n  max_message_bytes = 1000\n}\n' >"$TMP/small.conf"
+out=$("$SMPCTL" -c "$TMP/small.conf" check "$v")
+check "-c with a small max_message_bytes makes a valid message too-large" test "$out" = "invalid; reason=too-large"
+printf 'on_invalid = maybe\n' >"$TMP/bad.conf"
+"$SMPCTL" -c "$TMP/bad.conf" check "$v" >/dev/null 2>"$TMP/err"
+check "a bad config exits 78 naming file and line" test $? = 78 -a "$(grep -c "$TMP/bad.conf:1: on_invalid" "$TMP/err")" = 1
+"$SMPCTL" -c "$TMP/bad.conf" check-config >/dev/null 2>&1
+check "check-config on a bad file exits 78" test $? = 78
+"$SMPCTL" -c "$TMP/caseless.conf" check-config >/dev/null
+check "check-config on a good file exits 0" test $? = 0
+"$SMPCTL" -c etc/smp-milter.conf check-config >/dev/null
+check "check-config accepts etc/smp-milter.conf" test $? = 0

@@ -1,0 +1,211 @@
+#!/bin/bash
+# bench/postfix/throughput.sh - Postfix end-to-end throughput with smp-milter
+# vs a pass-through milter vs no milter, measured in one run, and
+# smp-milter's resident memory with 100 concurrent SMTP sessions.
+#
+#   B=build PASSMILTER=build/bench/passmilter bash bench/postfix/throughput.sh
+#   (or: make bench-postfix; root only)
+#
+# Three throwaway Postfix instances on 127.0.0.1 (tests/postfix/lib.sh), the
+# same config except smtpd_milters: "none", "pass" (bench/postfix/passmilter
+# on a unix socket) and "smp" (smp-milter on a unix socket, on_invalid=tag,
+# log_level=info to a file). All relay to one smtp-sink (no dump files).
+# Per run, 4 smtp-source processes x 5 sessions = 20 concurrent SMTP sessions
+# send MESSAGES messages: 1/4 plain text, 1/4 plain with a PDF attachment,
+# 1/4 valid SMP (attachment form), 1/4 invalid SMP (bad armor); each message
+# on its own SMTP session (smtp-source's default). Throughput = MESSAGES /
+# (time from the first connection until the instance's queue is empty, i.e.
+# every message was delivered to the sink). ROUNDS rounds, each running the
+# three configurations in a rotated order; medians are reported.
+# Numbers are printed, never asserted.
+#
+# Tunables: BENCH_POSTFIX_MESSAGES (default 2000 per run),
+# BENCH_POSTFIX_ROUNDS (3), BENCH_POSTFIX_MEM_MESSAGES (3000).
+set -u
+cd "$(dirname "$0")/../.."
+. tests/postfix/lib.sh
+
+MESSAGES=${BENCH_POSTFIX_MESSAGES:-2000}
+ROUNDS=${BENCH_POSTFIX_ROUNDS:-3}
+MEM_MESSAGES=${BENCH_POSTFIX_MEM_MESSAGES:-3000}
+PASSMILTER=${PASSMILTER:-$B/bench/passmilter}
+RUN_LIMIT=180 # seconds, upper bound of one run
+
+if [ "$(id -u)" != 0 ]; then
+	echo "bench-postfix: skipped (throwaway Postfix instances need root)"
+	exit 0
+fi
+[ -x "$PASSMILTER" ] || pf_die "$PASSMILTER not built (make $B/bench/passmilter)"
+pf_init smp-bench
+
+# ------------------------------------------------------------- the mix
+
+FIX=fixtures/messages
+MIX=()
+for f in not-smp-plain.eml not-smp-pdf-attachment.eml valid-attachment-armored-key1.eml \
+	bad-armor-crc-mismatch.eml; do
+	[ -f "$FIX/$f" ] && MIX+=("$FIX/$f")
+done
+if [ ${#MIX[@]} != 4 ]; then
+	# no fixtures: smtp-source's generated messages, half with the SMP subject
+	pf_log "fixtures missing: using generated messages"
+	MIX=(gen:plain gen:plain gen:smp gen:smp)
+fi
+# The memory run adds the 90 KB valid SMP message (buffered whole by smp-milter).
+MEM_MIX=("${MIX[@]}")
+[ -f "$FIX/valid-key-64k-exact.eml" ] && MEM_MIX[1]=$FIX/valid-key-64k-exact.eml
+
+# ------------------------------------------------------------- set up
+
+PF_SINK_NODUMP=1 pf_sink_start sink
+RELAY="[127.0.0.1]:$SINK_PORT_sink"
+
+mkdir -p "$PF_TMP/pass"
+PASS_SOCK=$PF_TMP/pass/pass.sock
+"$PASSMILTER" -p "unix:$PASS_SOCK" >"$PF_TMP/pass/pass.log" 2>&1 &
+PASS_PID=$!
+PF_PIDS+=("$PASS_PID")
+pf_wait 20 pf_sock_ready "$PASS_SOCK" || pf_die "passmilter did not create its socket"
+
+pf_milter_start 'on_invalid = "tag"'
+SMP_PID=$PF_MILTER_PID
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+SMP_RSS_START=$(rss_kb "$SMP_PID")
+PASS_RSS_START=$(rss_kb "$PASS_PID")
+
+PF_SMTPD_MILTERS= pf_instance_create none "$RELAY"
+PF_SMTPD_MILTERS="unix:$PASS_SOCK" pf_instance_create pass "$RELAY"
+PF_SMTPD_MILTERS="unix:$PF_MILTER_SOCK" pf_instance_create smp "$RELAY"
+for i in none pass smp; do pf_instance_start "$i"; done
+
+sent_count() { grep -c 'status=sent' "$PF_TMP/$1/log/maillog" 2>/dev/null; }
+bad_count() { grep -cE 'status=(deferred|bounced)|milter-reject' "$PF_TMP/$1/log/maillog" 2>/dev/null; }
+now() { date +%s.%N; }
+
+# send INSTANCE TOTAL SESSIONS_PER_SOURCE KEEP(0/1) FILES...: one smtp-source
+# per file, TOTAL/#files messages each; returns the number of failed sources.
+send() {
+	local inst=$1 total=$2 per=$3 keep=$4 port f n pids=() fails=0 p
+	shift 4
+	port=SMTPD_PORT_$inst
+	port=${!port}
+	n=$((total / $#))
+	for f in "$@"; do
+		local args=(-s "$per" -m "$n" -M client.smp-test.invalid -f alice@example.org -t bob@example.net)
+		[ "$keep" = 1 ] && args+=(-d)
+		case $f in
+		gen:plain) args+=(-l 2000 -S "Lunch on Thursday?") ;;
+		gen:smp) args+=(-l 2000 -S "Secure Messenger Protocol Message") ;;
+		*) args+=(-F "$f") ;;
+		esac
+		timeout "$RUN_LIMIT" smtp-source "${args[@]}" "127.0.0.1:$port" \
+			>>"$PF_TMP/smtp-source.log" 2>&1 &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" || fails=$((fails + 1))
+	done
+	return "$fails"
+}
+
+# run INSTANCE TOTAL: prints "msgs/s smtp_msgs/s delivered bad"
+run() {
+	local inst=$1 total=$2 t0 t1 t2 s0 b0 rc
+	s0=$(sent_count "$inst")
+	b0=$(bad_count "$inst")
+	t0=$(now)
+	send "$inst" "$total" 5 0 "${MIX[@]}"
+	rc=$?
+	t1=$(now)
+	pf_wait "$RUN_LIMIT" pf_queue_empty "$inst" || rc=$((rc + 100))
+	# the queue is empty once the last "removed" is logged; "sent" precedes it
+	t2=$(now)
+	awk -v t0="$t0" -v t1="$t1" -v t2="$t2" -v n="$total" -v s=$(($(sent_count "$inst") - s0)) \
+		-v b=$(($(bad_count "$inst") - b0)) -v rc="$rc" \
+		'BEGIN { printf "%.1f %.1f %d %d %d\n", n / (t2 - t0), n / (t1 - t0), s, b, rc }'
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo "== Postfix end-to-end throughput (smp-milter vs pass-through milter vs no milter)"
+echo "   $MESSAGES messages per run, 20 concurrent SMTP sessions (4 x smtp-source -s 5),"
+echo "   one message per session; mix: $(for f in "${MIX[@]}"; do basename "$f"; done | tr '\n' ' ')"
+echo "   milters on unix sockets; $(nproc) CPUs; Postfix $(postconf -dh mail_version)"
+
+# warm-up: spawn each instance's daemons
+for i in none pass smp; do run "$i" 200 >/dev/null; done
+
+declare -A E2E SMTP
+configs=(none pass smp)
+printf '   %-6s %-26s %-26s %-26s\n' round "none" "pass" "smp"
+for r in $(seq 1 "$ROUNDS"); do
+	line=$(printf '   %-6s' "$r")
+	order=("${configs[@]:$(((r - 1) % 3))}" "${configs[@]:0:$(((r - 1) % 3))}")
+	declare -A cell=()
+	for c in "${order[@]}"; do
+		read -r e s d b rc < <(run "$c" "$MESSAGES")
+		E2E[$c]+="$e "
+		SMTP[$c]+="$s "
+		note=""
+		[ "$d" != "$MESSAGES" ] && note=" delivered=$d"
+		[ "$b" != 0 ] && note="$note deferred/rejected=$b"
+		[ "$rc" != 0 ] && note="$note FAILED($rc)"
+		cell[$c]=$(printf '%7.1f msgs/s (smtp %6.1f)%s' "$e" "$s" "$note")
+	done
+	for c in "${configs[@]}"; do line+=$(printf ' %-26s' "${cell[$c]}"); done
+	echo "$line"
+	unset cell
+done
+declare -A MED
+for c in "${configs[@]}"; do
+	MED[$c]=$(printf '%s\n' ${E2E[$c]} | median)
+done
+printf '   median end-to-end msgs/s: none %s, pass %s, smp %s\n' "${MED[none]}" "${MED[pass]}" "${MED[smp]}"
+awk -v n="${MED[none]}" -v p="${MED[pass]}" -v s="${MED[smp]}" 'BEGIN {
+	printf "   ratio smp/pass = %.3f (goal >= 0.9: %s)\n", s / p, (s / p >= 0.9 ? "met" : "NOT met")
+	printf "   ratio smp/none = %.3f, pass/none = %.3f\n", s / n, p / n }'
+
+# ------------------------------------------------------------- memory
+# 100 concurrent SMTP sessions that stay open (smtp-source -d), so 100 milter
+# connections are open at once; VmRSS/Threads sampled every 50 ms.
+
+# conns SOCKET: established connections to a unix socket (libmilter's worker
+# pool means threads are no measure of connections).
+conns() { ss -xHn 2>/dev/null | awk -v s="$1" '$2 == "ESTAB" && $5 == s' | wc -l; }
+
+# mem_run INSTANCE PID SOCKET: prints
+# "peak_rss_kb peak_conns peak_threads hwm_kb rss_before_kb rss_after_kb"
+mem_run() {
+	local inst=$1 pid=$2 sock=$3 before peak=0 pc=0 thr=0 r t c sender
+	before=$(rss_kb "$pid")
+	# reset VmHWM, so that afterwards it is the peak of this run alone
+	echo 5 >"/proc/$pid/clear_refs" 2>/dev/null
+	send "$inst" "$MEM_MESSAGES" 25 1 "${MEM_MIX[@]}" &
+	sender=$!
+	while kill -0 "$sender" 2>/dev/null; do
+		r=$(rss_kb "$pid")
+		t=$(awk '/^Threads:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+		c=$(conns "$sock")
+		[ "${r:-0}" -gt "$peak" ] && peak=$r
+		[ "${t:-0}" -gt "$thr" ] && thr=$t
+		[ "${c:-0}" -gt "$pc" ] && pc=$c
+		sleep 0.05
+	done
+	wait "$sender"
+	pf_wait "$RUN_LIMIT" pf_queue_empty "$inst"
+	echo "$peak $pc $thr $(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status") $before $(rss_kb "$pid")"
+}
+
+echo
+echo "== resident memory with 100 concurrent SMTP sessions (4 x smtp-source -s 25 -d, $MEM_MESSAGES messages)"
+echo "   mix: $(for f in "${MEM_MIX[@]}"; do basename "$f"; done | tr '\n' ' ')"
+read -r sp sc st sh sb sa < <(mem_run smp "$SMP_PID" "$PF_MILTER_SOCK")
+read -r pp pc pt ph pb pa < <(mem_run pass "$PASS_PID" "$PASS_SOCK")
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+echo "   smp-milter: peak RSS $(mib "$sh") (VmHWM; sampled VmRSS peak $(mib "$sp")) with up to $sc open milter connections ($st threads)"
+echo "               VmRSS at start $(mib "$SMP_RSS_START"), before this run $(mib "$sb"), after it $(mib "$sa")"
+echo "   passmilter: peak RSS $(mib "$ph") (VmHWM; sampled VmRSS peak $(mib "$pp")) with up to $pc open milter connections ($pt threads)"
+echo "               VmRSS at start $(mib "$PASS_RSS_START"), before this run $(mib "$pb"), after it $(mib "$pa")"
+if grep -q 'internal error' "$PF_MILTER_LOG"; then
+	echo "   note: smp-milter logged internal errors: $(grep -c 'internal error' "$PF_MILTER_LOG")"
+fi

@@ -1,0 +1,670 @@
+/* test_armor.c - unit tests for lib/smp_armor.c */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "smp_armor.h"
+#include "test_util.h"
+
+#define BIG ((size_t)1 << 20)
+
+/* 0, 1, 2, ... n-1 mod 256 with a twist so no two buffers look alike. */
+static void fill_bytes(unsigned char *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (unsigned char)((i * 131 + seed * 7 + (i >> 8)) & 0xFF);
+}
+
+static enum smp_armor_status dec(const char *s, size_t max,
+				 struct smp_armor *a)
+{
+	return smp_armor_decode(s, strlen(s), max, a);
+}
+
+/* ------------------------------------------------------------------ */
+/* CRC-24                                                              */
+
+static void test_crc24_empty(void **state)
+{
+	(void)state;
+	assert_int_equal(smp_crc24((const unsigned char *)"", 0), 0xB704CE);
+}
+
+static void test_crc24_check_string(void **state)
+{
+	(void)state;
+	assert_int_equal(smp_crc24((const unsigned char *)"123456789", 9),
+			 0x21CF02);
+}
+
+static void test_crc24_single_bytes(void **state)
+{
+	unsigned char b[1];
+	(void)state;
+	for (unsigned v = 0; v < 256; v++) {
+		b[0] = (unsigned char)v;
+		assert_int_equal(smp_crc24(b, 1), t_crc24(b, 1));
+	}
+	b[0] = 'a';
+	/* hand-computed with the bitwise reference */
+	assert_int_equal(smp_crc24(b, 1), t_crc24((const unsigned char *)"a", 1));
+}
+
+static void test_crc24_long_buffer(void **state)
+{
+	unsigned char buf[4099];
+	(void)state;
+	fill_bytes(buf, sizeof(buf), 3);
+	for (size_t n = 0; n <= sizeof(buf); n += 97)
+		assert_int_equal(smp_crc24(buf, n), t_crc24(buf, n));
+	assert_int_equal(smp_crc24(buf, sizeof(buf)),
+			 t_crc24(buf, sizeof(buf)));
+	/* the result always fits 24 bits */
+	assert_int_equal(smp_crc24(buf, sizeof(buf)) & ~0xFFFFFFu, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Valid blocks                                                        */
+
+static void check_roundtrip(size_t n, const char *eol, int with_crc,
+			    const char *const *headers)
+{
+	unsigned char *data = malloc(n ? n : 1);
+	struct tbuf t = {0};
+	struct smp_armor a;
+
+	assert_non_null(data);
+	fill_bytes(data, n, (unsigned)n);
+	t_armor(&t, "MESSAGE", data, n, headers, with_crc, eol);
+	assert_int_equal(smp_armor_decode((const char *)t.p, t.len, BIG, &a),
+			 SMP_ARMOR_OK);
+	assert_int_equal(a.type, SMP_ARMOR_MESSAGE);
+	assert_int_equal(a.len, n);
+	assert_non_null(a.data);
+	assert_memory_equal(a.data, data, n);
+	assert_int_equal(a.has_crc, with_crc ? true : false);
+	assert_int_equal(a.begin_off, 0);
+	assert_int_equal(a.end_off, t.len);
+	smp_armor_free(&a);
+	assert_null(a.data);
+	assert_int_equal(a.len, 0);
+	tb_free(&t);
+	free(data);
+}
+
+static void test_decode_valid_lf(void **state)
+{
+	(void)state;
+	check_roundtrip(200, "\n", 1, NULL);
+}
+
+static void test_decode_valid_crlf(void **state)
+{
+	(void)state;
+	check_roundtrip(200, "\r\n", 1, NULL);
+}
+
+static void test_decode_all_tail_lengths(void **state)
+{
+	(void)state;
+	/* 0, 1 and 2 padding characters; one or several lines */
+	for (size_t n = 1; n <= 100; n++) {
+		check_roundtrip(n, "\n", 1, NULL);
+		check_roundtrip(n, "\r\n", 0, NULL);
+	}
+}
+
+static void test_decode_all_byte_values(void **state)
+{
+	unsigned char data[256];
+	struct tbuf t = {0};
+	struct smp_armor a;
+	(void)state;
+	for (unsigned i = 0; i < 256; i++)
+		data[i] = (unsigned char)i;
+	t_armor(&t, "MESSAGE", data, sizeof(data), NULL, 1, "\n");
+	assert_int_equal(smp_armor_decode((const char *)t.p, t.len, BIG, &a),
+			 SMP_ARMOR_OK);
+	assert_int_equal(a.len, 256);
+	assert_memory_equal(a.data, data, 256);
+	smp_armor_free(&a);
+	tb_free(&t);
+}
+
+static void test_decode_known_text(void **state)
+{
+	/* "Hello, World!" = SGVsbG8sIFdvcmxkIQ== */
+	struct tbuf t = {0};
+	struct smp_armor a;
+	(void)state;
+	tb_str(&t, "-----BEGIN PGP MESSAGE-----\n\nSGVsbG8sIFdvcmxkIQ==\n");
+	t_crc_line(&t, t_crc24((const unsigned char *)"Hello, World!", 13), "\n");
+	tb_str(&t, "-----END PGP MESSAGE-----\n");
+	assert_int_equal(dec(tb_cstr(&t), BIG, &a), SMP_ARMOR_OK);
+	assert_int_equal(a.len, 13);
+	assert_memory_equal(a.data, "Hello, World!", 13);
+	assert_true(a.has_crc);
+	smp_armor_free(&a);
+	tb_free(&t);
+}
+
+static void test_decode_headers(void **state)
+{
+	static const char *const hdrs[] = {
+		"Version: GnuPG v2",
+		"Comment: https://example.org/some: thing",
+		"Hash: SHA256",
+		NULL,
+	};
+	(void)state;
+	check_roundtrip(77, "\n", 1, hdrs);
+	check_roundtrip(77, "\r\n", 1, hdrs);
+}
+
+static void test_decode_unaligned_lines(void **state)
+{
+	/* Line breaks in the middle of base64 quanta. */
+	unsigned char data[50];
+	struct tbuf b64 = {0}, t = {0};
+	struct smp_armor a;
+	(void)state;
+	fill_bytes(data, sizeof(data), 9);
+	t_b64_append(&b64, data, sizeof(data), 0, "");
+	tb_str(&t, "-----BEGIN PGP MESSAGE-----\n\n");
+	for (size_t i = 0; i < b64.len; i += 7) {
+		size_t k = b64.len - i < 7 ? b64.len - i : 7;
+		tb_put(&t, b64.p + i, k);
+		tb_str(&t, "\n");
+	}
+	t_crc_line(&t, t_crc24(data, sizeof(data)), "\n");
+	tb_str(&t, "-----END PGP MESSAGE-----\n");
+	assert_int_equal(dec(tb_cstr(&t), BIG, &a), SMP_ARMOR_OK);
+	assert_int_equal(a.len, sizeof(data));
+	assert_memory_equal(a.data, data, sizeof(data));
+	smp_armor_free(&a);
+	tb_free(&b64);
+	tb_free(&t);
+}
+
+static void test_decode_missing_crc_accepted(void **state)
+{
+	unsigned char data[40];
+	struct tbuf t = {0};
+	struct smp_armor a;
+	(void)state;
+	fill_bytes(data, sizeof(data), 1);
+	t_armor(&t, "MESSAGE", data, sizeof(data), NULL, 0, "\n");
+	assert_null(strstr(tb_cstr(&t), "\n="));
+	assert_int_equal(dec(tb_cstr(&t), BIG, &a), SMP_ARMOR_OK);
+	assert_false(a.has_crc);
+	assert_int_equal(a.len, sizeof(data));
+	assert_memory_equal(a.data, data, sizeof(data));
+	smp_armor_free(&a);
+	tb_free(&t);
+}
+
+static void test_decode_trailing_whitespace(void **state)
+{
+	unsigned char data[10];
+	struct tbuf t = {0};
+	struct smp_armor a;
+	(void)state;
+	fill_bytes(data, sizeof(data), 5);
+	tb_str(&t, "-----BEGIN PGP MESSAGE-----  \t\n");
+	tb_str(&t, "Version: 1 \t\n");
+	tb_str(&t, " \t\n"); /* blank line with white space */
+	t_b64_append(&t, data, sizeof(data), 0, "");
+	tb_str(&t, "\t  \r\n");
+	t_crc_line(&t, t_crc24(data, sizeof(data)), "");
+	tb_str(&t, "   \n");
+	tb_str(&t, "-----END PGP MESSAGE----- \t \n");
+	assert_int_equal(dec(tb_cstr(&t), BIG, &a), SMP_ARMOR_OK);
+	assert_int_equal(a.len, sizeof(data));
+	assert_memory_equal(a.data, data, sizeof(data));
+	assert_true(a.has_crc);
+	smp_armor_free(&a);
+	tb_free(&t);
+}
+
+static void test_decode_no_final_newline(void **state)
+{
+	unsigned char data[5] = {1, 2, 3, 4, 5};
+	struct tbuf t = {0};
+	struct smp_armor a;
+	(void)state;
+	t_armor(&t, "MESSAGE", data, sizeof(data), NULL, 1, "\n");
+	t.len--; /* drop the final LF */
+	assert_int_equal(smp_armor_decode((const char *)t.p, t.len, BIG, &a),
+			 SMP_ARMOR_OK);
+	assert_int_equal(a.len, 5);
+	assert_memory_equal(a.data, data, 5);
+	assert_int_equal(a.end_off, t.len);
+	smp_armor_free(&a);
+	tb_free(&t);
+}
+
+static void test_decode_text_around(void **state)
+{
+	unsigned char data[30];
+	struct tbuf t = {0};
+	struct smp_armor a;
+	size_t begin, end;
+	(void)state;
+	fill_bytes(data, sizeof(data), 8);
+	tb_str(&t, "Hello,\nsee below -----BEGIN PGP not here\n\n");
+	begin = t.len;
+	t_armor(&t, "MESSAGE", data, sizeof(data), NULL, 1, "\n");
+	end = t.len;
+	tb_str(&t, "regards\n-----BEGIN PGP MESSAGE-----\n");
+	assert_int_equal(dec(tb_cstr(&t), BIG, &a), SMP_ARMOR_OK);
+	assert_int_equal(a.begin_off, begin);
+	assert_int_equal(a.end_off, end);
+	assert_int_equal(a.len, sizeof(data));
+	assert_memory_equal(a.data, data, sizeof(data));
+	smp_armor_free(&a);
+	tb_free(&t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+
+static void test_decode_crc_mismatch(void **state)
+{
+	unsigned char data[48], other[48];
+	struct tbuf t = {0};
+	struct smp_armor a;
+	(void)state;
+	fill_bytes(data, sizeof(data), 2);
+	memcpy(other, data, sizeof(data));
+	other[17] ^= 0x01;
+	tb_str(&t, "-----BEGIN PGP MESSAGE-----\n\n");
+	t_b64_append(&t, data, sizeof(data), 64, "\n");
+	t_crc_line(&t, t_crc24(other, sizeof(other)), "\n");
+	tb_str(&t, "-----END PGP MESSAGE-----\n");
+	assert_int_equal(dec(tb_cstr(&t), BIG, &a), SMP_ARMOR_ECRC);
+	assert_null(a.data);
+	tb_free(&t);
+}
+
+static void test_decode_flipped_data_char(void **state)
+{
+	/* One base64 character changed: CRC no longer matches. */
+	unsigned char data[48];
+	struct tbuf t = {0};
+	struct smp_armor a;
+	char *p;
+	(void)state;
+	fill_bytes(data, sizeof(data), 4);
+	t_armor(&t, "MESSAGE", data, sizeof(data), NULL, 1, "\n");
+	p = strstr((char *)t.p, "\n\n") + 2 + 10;
+	*p = (char)(*p == 'A' ? 'B' : 'A');
+	assert_int_equal(dec(tb_cstr(&t), BIG, &a), SMP_ARMOR_ECRC);
+	tb_free(&t);
+}
+
+static void test_decode_crc_malformed(void **state)
+{
+	struct smp_armor a;
+	(void)state;
+	/* three characters */
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQUJD\n=abc\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_ECRC);
+	/* a non-alphabet character */
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQUJD\n=ab*d\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_ECRC);
+	/* five characters */
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQUJD\n=abcde\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_ECRC);
+}
+
+static void test_decode_data_after_crc(void **state)
+{
+	struct tbuf t = {0};
+	struct smp_armor a;
+	(void)state;
+	tb_str(&t, "-----BEGIN PGP MESSAGE-----\n\nQUJD\n");
+	t_crc_line(&t, t_crc24((const unsigned char *)"ABC", 3), "\n");
+	tb_str(&t, "QUJD\n-----END PGP MESSAGE-----\n");
+	assert_int_equal(dec(tb_cstr(&t), BIG, &a), SMP_ARMOR_ECRC);
+	tb_free(&t);
+}
+
+static void test_decode_bad_char(void **state)
+{
+	struct smp_armor a;
+	(void)state;
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQU*D\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_EBASE64);
+	assert_null(a.data);
+	/* an inner space is not white space to skip */
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQU JD\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_EBASE64);
+	/* URL-safe alphabet is not the armor alphabet */
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQU-_\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_EBASE64);
+}
+
+static void test_decode_bad_padding(void **state)
+{
+	struct smp_armor a;
+	(void)state;
+	/* too few characters, no padding */
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQUJ\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_EBASE64);
+	/* half the padding */
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQQ=\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_EBASE64);
+	/* three padding characters */
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQ===\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_EBASE64);
+	/* data after padding */
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQQ=A\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_EBASE64);
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQQ==QUJD\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_EBASE64);
+	/* a single character */
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQUJDQ\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_EBASE64);
+}
+
+static void test_decode_end_mismatch(void **state)
+{
+	struct smp_armor a;
+	(void)state;
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQUJD\n"
+			     "-----END PGP SIGNATURE-----\n", BIG, &a),
+			 SMP_ARMOR_EMISMATCH);
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQUJD\n"
+			     "-----END PGP MESSAGE----\n", BIG, &a),
+			 SMP_ARMOR_EMISMATCH);
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQUJD\n"
+			     "-----END PGP MESSAGES-----\n", BIG, &a),
+			 SMP_ARMOR_EMISMATCH);
+	assert_null(a.data);
+}
+
+static void test_decode_no_end(void **state)
+{
+	struct smp_armor a;
+	(void)state;
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQUJD\n", BIG, &a),
+			 SMP_ARMOR_ENOEND);
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQUJD\n=Pbp2\n",
+			     BIG, &a),
+			 SMP_ARMOR_ENOEND);
+	/* headers and then the end of input */
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\nVersion: 1\n", BIG,
+			     &a),
+			 SMP_ARMOR_ENOEND);
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_ENOEND);
+	assert_null(a.data);
+}
+
+static void test_decode_no_begin(void **state)
+{
+	struct smp_armor a;
+	(void)state;
+	assert_int_equal(dec("QUJD\n-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_ENOBEGIN);
+	assert_int_equal(smp_armor_decode("", 0, BIG, &a), SMP_ARMOR_ENOBEGIN);
+	assert_int_equal(dec("-----BEGIN PGP", BIG, &a), SMP_ARMOR_ENOBEGIN);
+	assert_int_equal(dec("-----BEGIN SOMETHING ELSE-----\n\nQUJD\n"
+			     "-----END SOMETHING ELSE-----\n", BIG, &a),
+			 SMP_ARMOR_ENOBEGIN);
+	assert_null(a.data);
+}
+
+static void test_decode_bad_header(void **state)
+{
+	struct smp_armor a;
+	(void)state;
+	/* no space after the colon */
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\nVersion:1.0\n\nQUJD\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_EHEADER);
+	/* a space inside the key */
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\nMy Key: v\n\nQUJD\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_EHEADER);
+	/* a colon first */
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n: v\n\nQUJD\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_EHEADER);
+	/* a good header, then a bad one */
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\nVersion: 1\nx;y: z\n"
+			     "\nQUJD\n-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_EHEADER);
+	/* a BEGIN line without its closing dashes */
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE\n\nQUJD\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_EHEADER);
+	/* a BEGIN line with an empty label */
+	assert_int_equal(dec("-----BEGIN PGP -----\n\nQUJD\n"
+			     "-----END PGP -----\n", BIG, &a),
+			 SMP_ARMOR_EHEADER);
+	assert_null(a.data);
+}
+
+static void test_decode_empty(void **state)
+{
+	struct tbuf t = {0};
+	struct smp_armor a;
+	(void)state;
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_EEMPTY);
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n"
+			     "-----END PGP MESSAGE-----\n", BIG, &a),
+			 SMP_ARMOR_EEMPTY);
+	/* only a checksum (of nothing) */
+	tb_str(&t, "-----BEGIN PGP MESSAGE-----\n\n");
+	t_crc_line(&t, t_crc24(NULL, 0), "\n");
+	tb_str(&t, "-----END PGP MESSAGE-----\n");
+	assert_int_equal(dec(tb_cstr(&t), BIG, &a), SMP_ARMOR_EEMPTY);
+	assert_null(a.data);
+	tb_free(&t);
+}
+
+static void check_limit(size_t n)
+{
+	unsigned char *data = malloc(n);
+	struct tbuf t = {0};
+	struct smp_armor a;
+
+	assert_non_null(data);
+	fill_bytes(data, n, 6);
+	t_armor(&t, "MESSAGE", data, n, NULL, 1, "\n");
+	assert_int_equal(dec(tb_cstr(&t), n, &a), SMP_ARMOR_OK);
+	assert_int_equal(a.len, n);
+	assert_memory_equal(a.data, data, n);
+	smp_armor_free(&a);
+	assert_int_equal(dec(tb_cstr(&t), n - 1, &a), SMP_ARMOR_ETOOBIG);
+	assert_null(a.data);
+	tb_free(&t);
+	free(data);
+}
+
+static void test_decode_too_big(void **state)
+{
+	struct smp_armor a;
+	(void)state;
+	check_limit(3);   /* full quantum */
+	check_limit(4);   /* one byte in the last quantum */
+	check_limit(5);   /* two bytes in the last quantum */
+	check_limit(1000);
+	assert_int_equal(dec("-----BEGIN PGP MESSAGE-----\n\nQQ==\n"
+			     "-----END PGP MESSAGE-----\n", 0, &a),
+			 SMP_ARMOR_ETOOBIG);
+}
+
+/* ------------------------------------------------------------------ */
+/* Labels, find                                                        */
+
+static enum smp_armor_type label_of(const char *label)
+{
+	unsigned char data[4] = {0x99, 1, 2, 3};
+	struct tbuf t = {0};
+	struct smp_armor a;
+	enum smp_armor_type ty;
+
+	t_armor(&t, label, data, sizeof(data), NULL, 1, "\n");
+	assert_int_equal(dec(tb_cstr(&t), BIG, &a), SMP_ARMOR_OK);
+	assert_int_equal(a.len, 4);
+	assert_memory_equal(a.data, data, 4);
+	ty = a.type;
+	smp_armor_free(&a);
+	tb_free(&t);
+	return ty;
+}
+
+static void test_label_types(void **state)
+{
+	(void)state;
+	assert_int_equal(label_of("MESSAGE"), SMP_ARMOR_MESSAGE);
+	assert_int_equal(label_of("PUBLIC KEY BLOCK"), SMP_ARMOR_PUBLIC_KEY);
+	assert_int_equal(label_of("PRIVATE KEY BLOCK"), SMP_ARMOR_PRIVATE_KEY);
+	assert_int_equal(label_of("SECRET KEY BLOCK"), SMP_ARMOR_PRIVATE_KEY);
+	assert_int_equal(label_of("SIGNATURE"), SMP_ARMOR_SIGNATURE);
+	assert_int_equal(label_of("ARMORED FILE"), SMP_ARMOR_UNKNOWN);
+	assert_int_equal(label_of("MESSAGE, PART 1/2"), SMP_ARMOR_UNKNOWN);
+	assert_int_equal(label_of("message"), SMP_ARMOR_UNKNOWN);
+}
+
+static void test_label_signed_message(void **state)
+{
+	static const char txt[] =
+		"-----BEGIN PGP SIGNED MESSAGE-----\n"
+		"Hash: SHA256\n"
+		"\n"
+		"Hello\n"
+		"-----BEGIN PGP SIGNATURE-----\n"
+		"\n"
+		"QUJD\n"
+		"-----END PGP SIGNATURE-----\n";
+	struct smp_armor a;
+	(void)state;
+	assert_int_equal(dec(txt, BIG, &a), SMP_ARMOR_OK);
+	assert_int_equal(a.type, SMP_ARMOR_SIGNED);
+	assert_int_equal(a.begin_off, 0);
+	smp_armor_free(&a);
+}
+
+static void test_find(void **state)
+{
+	size_t off = 12345;
+	static const char two[] = "x\n-----BEGIN PGP MESSAGE-----\n";
+	static const char crlf[] = "x\r\n-----BEGIN PGP MESSAGE-----\r\n";
+	(void)state;
+	assert_true(smp_armor_find("-----BEGIN PGP MESSAGE-----\n", 28, &off));
+	assert_int_equal(off, 0);
+	assert_true(smp_armor_find(two, strlen(two), &off));
+	assert_int_equal(off, 2);
+	assert_true(smp_armor_find(crlf, strlen(crlf), &off));
+	assert_int_equal(off, 3);
+	/* the length bounds the search */
+	assert_false(smp_armor_find(two, 10, &off));
+	assert_false(smp_armor_find("", 0, &off));
+	assert_false(smp_armor_find("-----BEGIN PGP", 14, &off));
+}
+
+static void test_find_not_at_line_start(void **state)
+{
+	static const char mid[] = "see: -----BEGIN PGP MESSAGE-----\n\nQUJD\n"
+				  "-----END PGP MESSAGE-----\n";
+	static const char sp[] = " -----BEGIN PGP MESSAGE-----\n\nQUJD\n"
+				 "-----END PGP MESSAGE-----\n";
+	static const char later[] = "a -----BEGIN PGP X-----\n"
+				    "-----BEGIN PGP MESSAGE-----\n";
+	size_t off = 777;
+	struct smp_armor a;
+	(void)state;
+	assert_false(smp_armor_find(mid, strlen(mid), &off));
+	assert_false(smp_armor_find(sp, strlen(sp), &off));
+	assert_int_equal(off, 777);
+	assert_int_equal(dec(mid, BIG, &a), SMP_ARMOR_ENOBEGIN);
+	assert_int_equal(dec(sp, BIG, &a), SMP_ARMOR_ENOBEGIN);
+	/* a later line-start occurrence is found */
+	assert_true(smp_armor_find(later, strlen(later), &off));
+	assert_int_equal(off, 24);
+}
+
+static void test_strerror(void **state)
+{
+	(void)state;
+	assert_string_equal(smp_armor_strerror(SMP_ARMOR_OK), "ok");
+	assert_string_equal(smp_armor_strerror(SMP_ARMOR_ENOEND),
+			    "no END PGP line");
+	assert_string_equal(smp_armor_strerror(SMP_ARMOR_ECRC),
+			    "CRC-24 checksum missing, malformed or mismatched");
+	assert_string_equal(smp_armor_strerror((enum smp_armor_status)99),
+			    "unknown armor error");
+}
+
+static void test_free_null(void **state)
+{
+	struct smp_armor a;
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	smp_armor_free(NULL);
+	smp_armor_free(&a);
+	assert_null(a.data);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crc24_empty),
+		cmocka_unit_test(test_crc24_check_string),
+		cmocka_unit_test(test_crc24_single_bytes),
+		cmocka_unit_test(test_crc24_long_buffer),
+		cmocka_unit_test(test_decode_valid_lf),
+		cmocka_unit_test(test_decode_valid_crlf),
+		cmocka_unit_test(test_decode_all_tail_lengths),
+		cmocka_unit_test(test_decode_all_byte_values),
+		cmocka_unit_test(test_decode_known_text),
+		cmocka_unit_test(test_decode_headers),
+		cmocka_unit_test(test_decode_unaligned_lines),
+		cmocka_unit_test(test_decode_missing_crc_accepted),
+		cmocka_unit_test(test_decode_trailing_whitespace),
+		cmocka_unit_test(test_decode_no_final_newline),
+		cmocka_unit_test(test_decode_text_around),
+		cmocka_unit_test(test_decode_crc_mismatch),
+		cmocka_unit_test(test_decode_flipped_data_char),
+		cmocka_unit_test(test_decode_crc_malformed),
+		cmocka_unit_test(test_decode_data_after_crc),
+		cmocka_unit_test(test_decode_bad_char),
+		cmocka_unit_test(test_decode_bad_padding),
+		cmocka_unit_test(test_decode_end_mismatch),
+		cmocka_unit_test(test_decode_no_end),
+		cmocka_unit_test(test_decode_no_begin),
+		cmocka_unit_test(test_decode_bad_header),
+		cmocka_unit_test(test_decode_empty),
+		cmocka_unit_test(test_decode_too_big),
+		cmocka_unit_test(test_label_types),
+		cmocka_unit_test(test_label_signed_message),
+		cmocka_unit_test(test_find),
+		cmocka_unit_test(test_find_not_at_line_start),
+		cmocka_unit_test(test_strerror),
+		cmocka_unit_test(test_free_null),
+	};
+	t_filter_from_env();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
