@@ -3,6 +3,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <glib.h>
+#include <stdlib.h>
+
 #include "fuzz_common.h"
 #include "smp_packets.h"
 #include "smp_result.h"
@@ -68,6 +71,76 @@ static void fuzz_packets_message(const unsigned char *buf, size_t len)
 	}
 }
 
+/*
+ * Differential check of the base64 fast path: the input bytes, base64
+ * encoded in lines of line_len characters, must index, read back exactly,
+ * and give the same packet verdict as the direct walk over the bytes.
+ */
+static void fuzz_packets_b64(const unsigned char *buf, size_t len,
+			     size_t line_len, bool crlf)
+{
+	struct smp_msg_info direct, viab64;
+	struct smp_b64 b;
+	gchar *enc;
+	GString *text;
+	unsigned char *back;
+	size_t n;
+
+	if (len == 0)
+		return;
+	enc = g_base64_encode(buf, len);
+	n = strlen(enc);
+	text = g_string_sized_new(n + n / line_len * 2 + 2);
+	for (size_t i = 0; i < n; i += line_len) {
+		g_string_append_len(text, enc + i, (gssize)(n - i < line_len ? n - i : line_len));
+		g_string_append(text, crlf ? "\r\n" : "\n");
+	}
+	FUZZ_ASSERT(smp_b64_index(&b, text->str, text->len));
+	FUZZ_ASSERT(b.out_len == len);
+	back = malloc(len);
+	FUZZ_ASSERT(back != NULL);
+	FUZZ_ASSERT(smp_b64_read(&b, 0, back, len));
+	FUZZ_ASSERT(memcmp(back, buf, len) == 0);
+	FUZZ_ASSERT(!smp_b64_read(&b, len, back, 1));
+	free(back);
+	smp_packets_check_message(buf, len, &direct);
+	smp_packets_check_message_b64(&b, &viab64);
+	FUZZ_ASSERT(direct.reasons == viab64.reasons);
+	FUZZ_ASSERT(direct.n_esk == viab64.n_esk && direct.data_tag == viab64.data_tag);
+	FUZZ_ASSERT(direct.n_esk_kept == viab64.n_esk_kept);
+	for (unsigned i = 0; i < direct.n_esk_kept; i++) {
+		FUZZ_ASSERT(direct.esk[i].type == viab64.esk[i].type);
+		FUZZ_ASSERT(direct.esk[i].version == viab64.esk[i].version);
+		FUZZ_ASSERT(direct.esk[i].algo == viab64.esk[i].algo);
+		FUZZ_ASSERT(strcmp(direct.esk[i].keyid, viab64.esk[i].keyid) == 0);
+	}
+	g_string_free(text, TRUE);
+	g_free(enc);
+}
+
+/* Arbitrary text that indexes must decode exactly as GLib decodes it. */
+static void fuzz_packets_b64_text(const unsigned char *data, size_t size)
+{
+	struct smp_b64 b;
+	guchar *ref;
+	gsize reflen;
+	gchar *copy;
+	unsigned char *out;
+
+	if (!smp_b64_index(&b, (const char *)data, size))
+		return;
+	copy = g_strndup((const char *)data, size);
+	ref = g_base64_decode(copy, &reflen);
+	FUZZ_ASSERT(reflen == b.out_len);
+	out = malloc(b.out_len + 1);
+	FUZZ_ASSERT(out != NULL);
+	FUZZ_ASSERT(smp_b64_read(&b, 0, out, b.out_len));
+	FUZZ_ASSERT(memcmp(out, ref, reflen) == 0);
+	free(out);
+	g_free(ref);
+	g_free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	unsigned nkeys = 0;
@@ -76,6 +149,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)smp_pkt_looks_binary(data, size);
 	fuzz_packets_walk(data, size);
 	fuzz_packets_message(data, size);
+	fuzz_packets_b64(data, size, 76, false);
+	fuzz_packets_b64(data, size, 64, true);
+	fuzz_packets_b64(data, size, 4 + 4 * (size % 7), size & 1);
+	fuzz_packets_b64_text(data, size);
 
 	kind = smp_packets_check_keyblock(data, size, &nkeys);
 	FUZZ_ASSERT(kind == SMP_KEYBLOCK_PUBLIC || kind == SMP_KEYBLOCK_SECRET ||

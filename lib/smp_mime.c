@@ -306,3 +306,56 @@ GByteArray *smp_mime_content(GMimeObject *part)
 	g_object_unref(out);
 	return bytes;
 }
+
+bool smp_mime_raw(GMimeObject *part, const unsigned char **data, size_t *len,
+		  GMimeContentEncoding *enc)
+{
+	GMimeDataWrapper *content = g_mime_part_get_content(GMIME_PART(part));
+	GMimeStream *st;
+	GByteArray *ba;
+	gint64 start, end;
+
+	if (!content)
+		return false;
+	st = g_mime_data_wrapper_get_stream(content);
+	if (!st || !GMIME_IS_STREAM_MEM(st))
+		return false;
+	ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(st));
+	if (!ba)
+		return false;
+	start = st->bound_start;
+	end = st->bound_end < 0 ? (gint64)ba->len : st->bound_end;
+	if (start < 0 || end < start || end > (gint64)ba->len)
+		return false;
+	*data = ba->data + start;
+	*len = (size_t)(end - start);
+	*enc = g_mime_data_wrapper_get_encoding(content);
+	return true;
+}
+
+static bool is_identity(GMimeContentEncoding enc)
+{
+	return enc == GMIME_CONTENT_ENCODING_DEFAULT ||
+	       enc == GMIME_CONTENT_ENCODING_7BIT ||
+	       enc == GMIME_CONTENT_ENCODING_8BIT ||
+	       enc == GMIME_CONTENT_ENCODING_BINARY;
+}
+
+void smp_content_get(GMimeObject *part, struct smp_content *c)
+{
+	GMimeContentEncoding enc;
+
+	memset(c, 0, sizeof(*c));
+	if (smp_mime_raw(part, &c->data, &c->len, &enc) && is_identity(enc))
+		return;
+	c->owned = smp_mime_content(part);
+	c->data = c->owned->data;
+	c->len = c->owned->len;
+}
+
+void smp_content_release(struct smp_content *c)
+{
+	if (c->owned)
+		g_byte_array_free(c->owned, TRUE);
+	memset(c, 0, sizeof(*c));
+}

@@ -64,4 +64,22 @@ void smp_mime_free(struct smp_mime *m);
 /* The transfer-decoded content of a leaf part; g_byte_array_free(b, TRUE) it. */
 GByteArray *smp_mime_content(GMimeObject *part);
 
+/*
+ * The content of a leaf part as it travels (transfer encoding not undone),
+ * borrowed from the parser's buffer: valid while the message lives. False
+ * when it is not held in memory that way.
+ */
+bool smp_mime_raw(GMimeObject *part, const unsigned char **data, size_t *len,
+		  GMimeContentEncoding *enc);
+
+/* A part's decoded content: borrowed when no decoding is needed. */
+struct smp_content {
+	const unsigned char *data;
+	size_t len;
+	GByteArray *owned;
+};
+
+void smp_content_get(GMimeObject *part, struct smp_content *c);
+void smp_content_release(struct smp_content *c);
+
 #endif

@@ -14,8 +14,37 @@ void smp_pkt_iter_init(struct smp_pkt_iter *it, const unsigned char *buf,
 		       size_t len)
 {
 	it->buf = buf;
+	it->b64 = NULL;
 	it->len = len;
 	it->off = 0;
+}
+
+void smp_pkt_iter_init_b64(struct smp_pkt_iter *it, const struct smp_b64 *b)
+{
+	it->buf = NULL;
+	it->b64 = b;
+	it->len = b->out_len;
+	it->off = 0;
+}
+
+/* Copies n octets at p (in range) into dst. */
+static void fetch(const struct smp_pkt_iter *it, size_t p, unsigned char *dst,
+		  size_t n)
+{
+	if (it->buf)
+		memcpy(dst, it->buf + p, n);
+	else
+		smp_b64_read(it->b64, p, dst, n);
+}
+
+static unsigned octet(const struct smp_pkt_iter *it, size_t p)
+{
+	unsigned char c;
+
+	if (it->buf)
+		return it->buf[p];
+	smp_b64_read(it->b64, p, &c, 1);
+	return c;
 }
 
 bool smp_pkt_looks_binary(const unsigned char *buf, size_t len)
@@ -31,18 +60,35 @@ static bool tag_may_be_partial(unsigned tag)
 }
 
 /* Reads a big-endian number of n octets at p. */
-static size_t be(const unsigned char *p, unsigned n)
+static size_t be(const struct smp_pkt_iter *it, size_t p, unsigned n)
 {
+	unsigned char b[4];
 	size_t v = 0;
+
+	fetch(it, p, b, n);
 	for (unsigned i = 0; i < n; i++)
-		v = (v << 8) | p[i];
+		v = (v << 8) | b[i];
 	return v;
+}
+
+/* Points pkt->first at the first body octets (decoded into it->head). */
+static void set_first(struct smp_pkt_iter *it, struct smp_packet *pkt,
+		      size_t p, size_t n)
+{
+	pkt->first_len = n;
+	if (it->buf) {
+		pkt->first = it->buf + p;
+		pkt->first_avail = n;
+		return;
+	}
+	pkt->first_avail = n < SMP_PKT_HEAD ? n : SMP_PKT_HEAD;
+	fetch(it, p, it->head, pkt->first_avail);
+	pkt->first = it->head;
 }
 
 enum smp_pkt_status smp_pkt_next(struct smp_pkt_iter *it,
 				 struct smp_packet *pkt)
 {
-	const unsigned char *b = it->buf;
 	size_t n = it->len, p = it->off, blen;
 	unsigned c;
 
@@ -50,7 +96,7 @@ enum smp_pkt_status smp_pkt_next(struct smp_pkt_iter *it,
 		return SMP_PKT_END;
 	memset(pkt, 0, sizeof(*pkt));
 	pkt->offset = p;
-	c = b[p++];
+	c = octet(it, p++);
 	if (!(c & 0x80))
 		return SMP_PKT_EHEADER;
 
@@ -66,13 +112,12 @@ enum smp_pkt_status smp_pkt_next(struct smp_pkt_iter *it,
 		} else {
 			if (n - p < lensz[lt])
 				return SMP_PKT_ETRUNCATED;
-			blen = be(b + p, lensz[lt]);
+			blen = be(it, p, lensz[lt]);
 			p += lensz[lt];
 			if (blen > n - p)
 				return SMP_PKT_ETRUNCATED;
 		}
-		pkt->first = b + p;
-		pkt->first_len = blen;
+		set_first(it, pkt, p, blen);
 		pkt->body_len = blen;
 		it->off = p + blen;
 		return SMP_PKT_OK;
@@ -89,17 +134,17 @@ enum smp_pkt_status smp_pkt_next(struct smp_pkt_iter *it,
 
 		if (p >= n)
 			return SMP_PKT_ETRUNCATED;
-		l0 = b[p++];
+		l0 = octet(it, p++);
 		if (l0 < 192) {
 			blen = l0;
 		} else if (l0 < 224) {
 			if (p >= n)
 				return SMP_PKT_ETRUNCATED;
-			blen = ((size_t)(l0 - 192) << 8) + b[p++] + 192;
+			blen = ((size_t)(l0 - 192) << 8) + octet(it, p++) + 192;
 		} else if (l0 == 255) {
 			if (n - p < 4)
 				return SMP_PKT_ETRUNCATED;
-			blen = be(b + p, 4);
+			blen = be(it, p, 4);
 			p += 4;
 		} else {
 			partial = true;
@@ -110,10 +155,8 @@ enum smp_pkt_status smp_pkt_next(struct smp_pkt_iter *it,
 		}
 		if (blen > n - p)
 			return SMP_PKT_ETRUNCATED;
-		if (first) {
-			pkt->first = b + p;
-			pkt->first_len = blen;
-		}
+		if (first)
+			set_first(it, pkt, p, blen);
 		pkt->body_len += blen;
 		p += blen;
 		if (!partial)
@@ -137,7 +180,7 @@ static void hex_keyid(char out[17], const unsigned char *id)
 static bool parse_esk(const struct smp_packet *pkt, struct smp_esk *esk)
 {
 	const unsigned char *b = pkt->first;
-	size_t n = pkt->body_len;
+	size_t n = pkt->body_len < pkt->first_avail ? pkt->body_len : pkt->first_avail;
 	static const unsigned char zero[8];
 
 	memset(esk, 0, sizeof(*esk));
@@ -201,16 +244,14 @@ static bool is_ignorable(unsigned tag)
 	return tag == SMP_TAG_MARKER || tag == SMP_TAG_PADDING;
 }
 
-void smp_packets_check_message(const unsigned char *buf, size_t len,
-			       struct smp_msg_info *info)
+static void check_message(struct smp_pkt_iter *itp, struct smp_msg_info *info)
 {
-	struct smp_pkt_iter it;
+	struct smp_pkt_iter it = *itp;
 	struct smp_packet pkt;
 	enum smp_pkt_status st;
 	bool seen_first = false, seen_data = false;
 
 	memset(info, 0, sizeof(*info));
-	smp_pkt_iter_init(&it, buf, len);
 	while ((st = smp_pkt_next(&it, &pkt)) == SMP_PKT_OK) {
 		if (is_ignorable(pkt.tag))
 			continue;
@@ -241,7 +282,7 @@ void smp_packets_check_message(const unsigned char *buf, size_t len,
 		} else if (is_data_tag(pkt.tag)) {
 			seen_data = true;
 			info->data_tag = pkt.tag;
-			if (pkt.first_len < 1 && pkt.tag != SMP_TAG_SED) {
+			if (pkt.first_avail < 1 && pkt.tag != SMP_TAG_SED) {
 				info->reasons |= SMP_R_BAD_PACKETS;
 				return;
 			}
@@ -274,6 +315,24 @@ void smp_packets_check_message(const unsigned char *buf, size_t len,
 		info->reasons |= SMP_R_BAD_PACKETS; /* session keys, no data */
 }
 
+void smp_packets_check_message(const unsigned char *buf, size_t len,
+			       struct smp_msg_info *info)
+{
+	struct smp_pkt_iter it;
+
+	smp_pkt_iter_init(&it, buf, len);
+	check_message(&it, info);
+}
+
+void smp_packets_check_message_b64(const struct smp_b64 *b,
+				   struct smp_msg_info *info)
+{
+	struct smp_pkt_iter it;
+
+	smp_pkt_iter_init_b64(&it, b);
+	check_message(&it, info);
+}
+
 enum smp_keyblock_kind smp_packets_check_keyblock(const unsigned char *buf,
 						  size_t len, unsigned *nkeys)
 {
@@ -295,7 +354,8 @@ enum smp_keyblock_kind smp_packets_check_keyblock(const unsigned char *buf,
 		case SMP_TAG_PUBLIC_KEY:
 			keys++;
 			/* version 3..6, creation time, algorithm */
-			if (pkt.body_len < 6 || pkt.first[0] < 3 || pkt.first[0] > 6)
+			if (pkt.body_len < 6 || pkt.first_avail < 1 ||
+			    pkt.first[0] < 3 || pkt.first[0] > 6)
 				bad = true;
 			break;
 		case SMP_TAG_SIGNATURE:

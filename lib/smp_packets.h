@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "smp_b64.h"
+
 /* Packet tags used by the checks. */
 enum {
 	SMP_TAG_PKESK = 1,
@@ -45,16 +47,25 @@ struct smp_packet {
 	size_t body_len;     /* total body length, all chunks */
 	const unsigned char *first;  /* first body chunk */
 	size_t first_len;
+	size_t first_avail;  /* octets readable at first (<= first_len) */
 };
 
+#define SMP_PKT_HEAD 320 /* body octets decoded for base64 input */
+
 struct smp_pkt_iter {
-	const unsigned char *buf;
+	const unsigned char *buf;    /* the packets, or NULL: read from b64 */
+	const struct smp_b64 *b64;
 	size_t len;
 	size_t off;
+	unsigned char head[SMP_PKT_HEAD];
 };
 
 void smp_pkt_iter_init(struct smp_pkt_iter *it, const unsigned char *buf,
 		       size_t len);
+
+/* Iterates packets inside regular base64 text without decoding it all;
+ * pkt->first then holds only the first SMP_PKT_HEAD body octets. */
+void smp_pkt_iter_init_b64(struct smp_pkt_iter *it, const struct smp_b64 *b);
 
 /*
  * Reads the next packet header and skips its body. Returns SMP_PKT_OK and
@@ -96,6 +107,10 @@ struct smp_msg_info {
  */
 void smp_packets_check_message(const unsigned char *buf, size_t len,
 			       struct smp_msg_info *info);
+
+/* The same check on base64 text indexed by smp_b64_index(). */
+void smp_packets_check_message_b64(const struct smp_b64 *b,
+				   struct smp_msg_info *info);
 
 enum smp_keyblock_kind {
 	SMP_KEYBLOCK_PUBLIC = 0,  /* well-framed transferable public key(s) */

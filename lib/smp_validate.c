@@ -92,15 +92,14 @@ static int check_data(const unsigned char *p, size_t n, size_t max_out,
 static int check_key(GMimeObject *obj, const char *name,
 		     const struct smp_limits *l, struct smp_result *r)
 {
-	GByteArray *c = smp_mime_content(obj);
+	struct smp_content cc, *c = &cc;
 	struct smp_key_part *k, *keys;
 	int reasons = 0;
 
 	keys = realloc(r->keys, (r->nkeys + 1) * sizeof(*keys));
-	if (!keys) {
-		g_byte_array_free(c, TRUE);
+	if (!keys)
 		return -1;
-	}
+	smp_content_get(obj, c);
 	r->keys = keys;
 	k = &r->keys[r->nkeys++];
 	memset(k, 0, sizeof(*k));
@@ -169,12 +168,12 @@ out:
 		free(k->data);
 		k->data = NULL;
 	}
-	g_byte_array_free(c, TRUE);
+	smp_content_release(c);
 	return reasons;
 }
 
 /* Secret key material in a part that is not a key part. */
-static bool holds_secret_key(const GByteArray *c)
+static bool holds_secret_key(const struct smp_content *c)
 {
 	struct smp_pkt_iter it;
 	struct smp_packet pkt;
@@ -190,7 +189,7 @@ static bool holds_secret_key(const GByteArray *c)
 }
 
 /* Counts armored blocks in text; *first gets the offset of the first. */
-static unsigned count_armor(const GByteArray *c, size_t *first)
+static unsigned count_armor(const struct smp_content *c, size_t *first)
 {
 	const char *t = (const char *)c->data;
 	size_t off = 0, at;
@@ -204,35 +203,80 @@ static unsigned count_armor(const GByteArray *c, size_t *first)
 	return n;
 }
 
+/*
+ * Fast path for the usual payload: binary OpenPGP data in regular base64.
+ * The packet framing is read in place (smp_b64.h) instead of decoding the
+ * whole part. Returns reason bits, or -2 when the fast path does not apply.
+ */
+static int check_data_b64(GMimeObject *obj, struct smp_msg_info *info,
+			  size_t *size)
+{
+	const unsigned char *raw;
+	unsigned char peek[64];
+	GMimeContentEncoding enc;
+	struct smp_b64 b;
+	size_t k;
+
+	if (!smp_mime_raw(obj, &raw, &k, &enc) || enc != GMIME_CONTENT_ENCODING_BASE64 ||
+	    !smp_b64_index(&b, (const char *)raw, k))
+		return -2;
+	k = b.out_len < sizeof(peek) ? b.out_len : sizeof(peek);
+	smp_b64_read(&b, 0, peek, k);
+	if (starts_armor(peek, k))
+		return -2; /* armor in base64: decode it in full */
+	memset(info, 0, sizeof(*info));
+	*size = b.out_len;
+	if (!smp_pkt_looks_binary(peek, k))
+		return SMP_R_NOT_ENCRYPTED;
+	smp_packets_check_message_b64(&b, info);
+	return (int)(info->reasons | (info->secret_key ? SMP_R_SECRET_KEY : 0));
+}
+
+static int check_data_part(GMimeObject *obj, const struct smp_limits *l,
+			   struct smp_msg_info *info, enum smp_encoding *enc,
+			   size_t *size)
+{
+	struct smp_content c;
+	int rc = check_data_b64(obj, info, size);
+
+	if (rc != -2) {
+		*enc = SMP_ENC_BINARY;
+		return rc;
+	}
+	smp_content_get(obj, &c);
+	rc = check_data(c.data, c.len, l->max_message_bytes, info, enc);
+	*size = c.len;
+	smp_content_release(&c);
+	return rc;
+}
+
 static int check_parts(const struct smp_mime *m, const struct smp_check_opts *o,
 		       struct smp_result *r)
 {
 	const struct smp_limits *l = &o->limits;
-	GByteArray *text = NULL;
+	struct smp_content text = {0}, c;
+	bool have_text = false;
 	unsigned ndata = 0;
 	int rc;
 
 	for (guint i = 0; i < m->leaves->len; i++) {
 		const struct smp_leaf *lf =
 			&g_array_index(m->leaves, struct smp_leaf, i);
-		GByteArray *c;
 
 		switch (lf->role) {
 		case SMP_ROLE_DATA:
 		case SMP_ROLE_ALIAS: {
 			struct smp_msg_info info;
 			enum smp_encoding enc;
-			c = smp_mime_content(lf->obj);
-			rc = check_data(c->data, c->len, l->max_message_bytes,
-					&info, &enc);
+			size_t size = 0;
+			rc = check_data_part(lf->obj, l, &info, &enc, &size);
 			if (ndata++ == 0) {
 				r->form = lf->role == SMP_ROLE_DATA ? SMP_FORM_ATTACHMENT
 								    : SMP_FORM_ALIAS;
 				r->encoding = enc;
-				r->data_size = c->len;
+				r->data_size = size;
 				r->msg = info;
 			}
-			g_byte_array_free(c, TRUE);
 			if (rc < 0)
 				goto fail;
 			r->reasons |= (unsigned)rc;
@@ -245,34 +289,30 @@ static int check_parts(const struct smp_mime *m, const struct smp_check_opts *o,
 			r->reasons |= (unsigned)rc;
 			break;
 		case SMP_ROLE_TEXT:
-			text = smp_mime_content(lf->obj);
-			if (holds_secret_key(text))
+			smp_content_get(lf->obj, &text);
+			have_text = true;
+			if (holds_secret_key(&text))
 				r->reasons |= SMP_R_SECRET_KEY;
 			break;
 		case SMP_ROLE_HTML:
 		case SMP_ROLE_OTHER:
-			c = smp_mime_content(lf->obj);
-			if (holds_secret_key(c))
+		case SMP_ROLE_NESTED:
+			smp_content_get(lf->obj, &c);
+			if (holds_secret_key(&c))
 				r->reasons |= SMP_R_SECRET_KEY;
-			g_byte_array_free(c, TRUE);
+			smp_content_release(&c);
 			if (lf->role == SMP_ROLE_OTHER)
 				r->reasons |= SMP_R_PLAIN_ATTACHMENT;
 			break;
 		case SMP_ROLE_MESSAGE:
 			r->reasons |= SMP_R_PLAIN_ATTACHMENT;
 			break;
-		case SMP_ROLE_NESTED:
-			c = smp_mime_content(lf->obj);
-			if (holds_secret_key(c))
-				r->reasons |= SMP_R_SECRET_KEY;
-			g_byte_array_free(c, TRUE);
-			break;
 		}
 	}
 
-	if (text) {
+	if (have_text) {
 		size_t at = 0;
-		unsigned blocks = count_armor(text, &at);
+		unsigned blocks = count_armor(&text, &at);
 		if (blocks > 0 && ndata > 0) {
 			r->reasons |= SMP_R_MULTIPLE_DATA;
 		} else if (blocks > 0) {
@@ -280,16 +320,15 @@ static int check_parts(const struct smp_mime *m, const struct smp_check_opts *o,
 			r->form = SMP_FORM_INLINE;
 			if (blocks > 1)
 				r->reasons |= SMP_R_MULTIPLE_DATA;
-			rc = check_data(text->data + at, text->len - at,
+			rc = check_data(text.data + at, text.len - at,
 					l->max_message_bytes, &r->msg, &enc);
 			if (rc < 0)
 				goto fail;
 			r->reasons |= (unsigned)rc;
 			r->encoding = enc;
-			r->data_size = text->len - at;
+			r->data_size = text.len - at;
 		}
-		g_byte_array_free(text, TRUE);
-		text = NULL;
+		smp_content_release(&text);
 	}
 	if (ndata > 1)
 		r->reasons |= SMP_R_MULTIPLE_DATA;
@@ -300,8 +339,7 @@ static int check_parts(const struct smp_mime *m, const struct smp_check_opts *o,
 		r->reasons |= SMP_R_TOO_LARGE;
 	return 0;
 fail:
-	if (text)
-		g_byte_array_free(text, TRUE);
+	smp_content_release(&text);
 	return -1;
 }
 

@@ -19,14 +19,14 @@
 # three configurations in a rotated order; medians are reported.
 # Numbers are printed, never asserted.
 #
-# Tunables: BENCH_POSTFIX_MESSAGES (default 2000 per run),
-# BENCH_POSTFIX_ROUNDS (3), BENCH_POSTFIX_MEM_MESSAGES (3000).
+# Tunables: BENCH_POSTFIX_MESSAGES (default 1500 per run),
+# BENCH_POSTFIX_ROUNDS (5), BENCH_POSTFIX_MEM_MESSAGES (3000).
 set -u
 cd "$(dirname "$0")/../.."
 . tests/postfix/lib.sh
 
-MESSAGES=${BENCH_POSTFIX_MESSAGES:-2000}
-ROUNDS=${BENCH_POSTFIX_ROUNDS:-3}
+MESSAGES=${BENCH_POSTFIX_MESSAGES:-1500}
+ROUNDS=${BENCH_POSTFIX_ROUNDS:-5}
 MEM_MESSAGES=${BENCH_POSTFIX_MEM_MESSAGES:-3000}
 PASSMILTER=${PASSMILTER:-$B/bench/passmilter}
 RUN_LIMIT=180 # seconds, upper bound of one run
@@ -77,6 +77,9 @@ PF_SMTPD_MILTERS= pf_instance_create none "$RELAY"
 PF_SMTPD_MILTERS="unix:$PASS_SOCK" pf_instance_create pass "$RELAY"
 PF_SMTPD_MILTERS="unix:$PF_MILTER_SOCK" pf_instance_create smp "$RELAY"
 for i in none pass smp; do pf_instance_start "$i"; done
+declare -A MPID=([none]="")
+MPID[pass]=$PASS_PID
+MPID[smp]=$SMP_PID
 
 sent_count() { grep -c 'status=sent' "$PF_TMP/$1/log/maillog" 2>/dev/null; }
 bad_count() { grep -cE 'status=(deferred|bounced)|milter-reject' "$PF_TMP/$1/log/maillog" 2>/dev/null; }
@@ -108,11 +111,16 @@ send() {
 	return "$fails"
 }
 
-# run INSTANCE TOTAL: prints "msgs/s smtp_msgs/s delivered bad"
+# cpu_ticks PID: utime + stime of PID (all threads), in clock ticks.
+cpu_ticks() { [ -n "$1" ] && awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+TICK=$(getconf CLK_TCK)
+
+# run INSTANCE TOTAL: prints "msgs/s smtp_msgs/s delivered bad rc milter_cpu_us_per_msg"
 run() {
-	local inst=$1 total=$2 t0 t1 t2 s0 b0 rc
+	local inst=$1 total=$2 t0 t1 t2 s0 b0 rc c0 c1
 	s0=$(sent_count "$inst")
 	b0=$(bad_count "$inst")
+	c0=$(cpu_ticks "${MPID[$inst]}")
 	t0=$(now)
 	send "$inst" "$total" 5 0 "${MIX[@]}"
 	rc=$?
@@ -120,9 +128,10 @@ run() {
 	pf_wait "$RUN_LIMIT" pf_queue_empty "$inst" || rc=$((rc + 100))
 	# the queue is empty once the last "removed" is logged; "sent" precedes it
 	t2=$(now)
+	c1=$(cpu_ticks "${MPID[$inst]}")
 	awk -v t0="$t0" -v t1="$t1" -v t2="$t2" -v n="$total" -v s=$(($(sent_count "$inst") - s0)) \
-		-v b=$(($(bad_count "$inst") - b0)) -v rc="$rc" \
-		'BEGIN { printf "%.1f %.1f %d %d %d\n", n / (t2 - t0), n / (t1 - t0), s, b, rc }'
+		-v b=$(($(bad_count "$inst") - b0)) -v rc="$rc" -v cpu=$((c1 - c0)) -v hz="$TICK" \
+		'BEGIN { printf "%.1f %.1f %d %d %d %.0f\n", n / (t2 - t0), n / (t1 - t0), s, b, rc, cpu / hz * 1e6 / n }'
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -135,7 +144,7 @@ echo "   milters on unix sockets; $(nproc) CPUs; Postfix $(postconf -dh mail_ver
 # warm-up: spawn each instance's daemons
 for i in none pass smp; do run "$i" 200 >/dev/null; done
 
-declare -A E2E SMTP
+declare -A E2E SMTP CPU
 configs=(none pass smp)
 printf '   %-6s %-26s %-26s %-26s\n' round "none" "pass" "smp"
 for r in $(seq 1 "$ROUNDS"); do
@@ -143,9 +152,10 @@ for r in $(seq 1 "$ROUNDS"); do
 	order=("${configs[@]:$(((r - 1) % 3))}" "${configs[@]:0:$(((r - 1) % 3))}")
 	declare -A cell=()
 	for c in "${order[@]}"; do
-		read -r e s d b rc < <(run "$c" "$MESSAGES")
+		read -r e s d b rc cpu < <(run "$c" "$MESSAGES")
 		E2E[$c]+="$e "
 		SMTP[$c]+="$s "
+		CPU[$c]+="$cpu "
 		note=""
 		[ "$d" != "$MESSAGES" ] && note=" delivered=$d"
 		[ "$b" != 0 ] && note="$note deferred/rejected=$b"
@@ -161,6 +171,9 @@ for c in "${configs[@]}"; do
 	MED[$c]=$(printf '%s\n' ${E2E[$c]} | median)
 done
 printf '   median end-to-end msgs/s: none %s, pass %s, smp %s\n' "${MED[none]}" "${MED[pass]}" "${MED[smp]}"
+printf '   median milter CPU time per message (user+sys): pass %s us, smp %s us\n' \
+	"$(printf '%s\n' ${CPU[pass]} | median)" "$(printf '%s\n' ${CPU[smp]} | median)"
+echo "   load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews msgs/s)"
 awk -v n="${MED[none]}" -v p="${MED[pass]}" -v s="${MED[smp]}" 'BEGIN {
 	printf "   ratio smp/pass = %.3f (goal >= 0.9: %s)\n", s / p, (s / p >= 0.9 ? "met" : "NOT met")
 	printf "   ratio smp/none = %.3f, pass/none = %.3f\n", s / n, p / n }'
