@@ -135,6 +135,97 @@ static int mode_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
 	return -1;
 }
 
+static const char *const conflict_names[] = {"flag", "keep", "replace", NULL};
+static const char *const auth_names[] = {"none", "dkim", "dmarc", NULL};
+static const char *const replay_names[] = {"tag", "invalid", NULL};
+static const char *const source_names[] = {"smp", "autocrypt", "pgp-keys", NULL};
+static const char *const backend_names[] = {"sqlite", "postgresql", NULL};
+
+static int conflict_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	return enum_cb(cfg, opt, v, r, conflict_names);
+}
+
+static int auth_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	return enum_cb(cfg, opt, v, r, auth_names);
+}
+
+static int replay_action_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	return enum_cb(cfg, opt, v, r, replay_names);
+}
+
+static int source_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	return enum_cb(cfg, opt, v, r, source_names);
+}
+
+static int backend_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	return enum_cb(cfg, opt, v, r, backend_names);
+}
+
+/* "3600", "90s", "30m", "12h", "7d", "2w" -> seconds */
+static bool parse_interval(const char *v, long *out)
+{
+	char *end;
+	long n = strtol(v, &end, 10), mul = 1;
+
+	if (end == v || n < 0)
+		return false;
+	switch (*end) {
+	case '\0':
+	case 's':
+		break;
+	case 'm':
+		mul = 60;
+		break;
+	case 'h':
+		mul = 3600;
+		break;
+	case 'd':
+		mul = 86400;
+		break;
+	case 'w':
+		mul = 7 * 86400;
+		break;
+	default:
+		return false;
+	}
+	if (*end && end[1])
+		return false;
+	if (n > (1L << 40) / mul)
+		return false;
+	*out = n * mul;
+	return true;
+}
+
+static int interval_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	long secs;
+
+	if (parse_interval(v, &secs)) {
+		*(const char **)r = v;
+		return 0;
+	}
+	cfg_error(cfg, "%s: '%s' is not a duration like 3600, 30m, 12h or 7d",
+		  cfg_opt_name(opt), v);
+	return -1;
+}
+
+static int domain_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	bool ok = *v && !strchr(v, '@') && !strchr(v, ' ') && v[0] != '.';
+
+	if (ok) {
+		*(const char **)r = v;
+		return 0;
+	}
+	cfg_error(cfg, "%s: '%s' is not a domain name", cfg_opt_name(opt), v);
+	return -1;
+}
+
 static int network_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
 {
 	struct smp_net net;
@@ -185,6 +276,28 @@ static cfg_opt_t outbound_opts[] = {
 	CFG_STR_LIST_CB("networks", "{127.0.0.0/8, ::1/128}", CFGF_NONE,
 			network_cb),
 	CFG_STR_LIST("daemons", "{}", CFGF_NONE),
+	CFG_STR_LIST_CB("domains", "{}", CFGF_NONE, domain_cb),
+	CFG_END()};
+
+static cfg_opt_t keyring_opts[] = {
+	CFG_STR_CB("backend", "sqlite", CFGF_NONE, backend_cb),
+	CFG_STR("path", "/var/lib/smp-milter/keyring.db", CFGF_NONE),
+	CFG_STR("conninfo", "", CFGF_NONE),
+	CFG_END()};
+
+static cfg_opt_t harvest_opts[] = {
+	CFG_STR_LIST_CB("sources", "{smp}", CFGF_NONE, source_cb),
+	CFG_BOOL("outbound", cfg_false, CFGF_NONE),
+	CFG_STR_LIST_CB("skip_domains", NULL, CFGF_NODEFAULT, domain_cb),
+	CFG_STR_CB("require_auth", "none", CFGF_NONE, auth_cb),
+	CFG_STR("authserv_id", "", CFGF_NONE),
+	CFG_STR_CB("on_conflict", "flag", CFGF_NONE, conflict_cb),
+	CFG_END()};
+
+static cfg_opt_t replay_opts[] = {
+	CFG_BOOL("enabled", cfg_true, CFGF_NONE),
+	CFG_STR_CB("window", "7d", CFGF_NONE, interval_cb),
+	CFG_STR_CB("action", "tag", CFGF_NONE, replay_action_cb),
 	CFG_END()};
 
 static cfg_opt_t top_opts[] = {
@@ -205,12 +318,38 @@ static cfg_opt_t top_opts[] = {
 	CFG_SEC("detect", detect_opts, CFGF_NONE),
 	CFG_SEC("limits", limits_opts, CFGF_NONE),
 	CFG_SEC("outbound", outbound_opts, CFGF_NONE),
+	CFG_SEC("keyring", keyring_opts, CFGF_NONE),
+	CFG_STR("gnupg_home", "/var/lib/smp-milter/gnupg", CFGF_NONE),
+	CFG_SEC("harvest", harvest_opts, CFGF_NONE),
+	CFG_SEC("replay", replay_opts, CFGF_NONE),
 	CFG_END()};
 
 static int dup_str(char **dst, const char *s)
 {
 	*dst = strdup(s ? s : "");
 	return *dst ? 0 : -1;
+}
+
+static int strlist_from(cfg_t *sec, const char *name, struct smp_strlist *l)
+{
+	l->n = cfg_size(sec, name);
+	l->v = calloc(l->n + 1, sizeof(char *));
+	if (!l->v)
+		return -1;
+	for (size_t i = 0; i < l->n; i++)
+		if (dup_str(&l->v[i], cfg_getnstr(sec, name, (unsigned)i)))
+			return -1;
+	return 0;
+}
+
+static void strlist_free(struct smp_strlist *l)
+{
+	if (l->v)
+		for (size_t i = 0; i < l->n; i++)
+			free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
 }
 
 /* Copies the parsed values into a struct smp_config. */
@@ -220,6 +359,9 @@ static struct smp_config *from_cfg(cfg_t *cfg, const char *path)
 	cfg_t *detect = cfg_getsec(cfg, "detect");
 	cfg_t *limits = cfg_getsec(cfg, "limits");
 	cfg_t *out = cfg_getsec(cfg, "outbound");
+	cfg_t *kr = cfg_getsec(cfg, "keyring");
+	cfg_t *hv = cfg_getsec(cfg, "harvest");
+	cfg_t *rp = cfg_getsec(cfg, "replay");
 	const char *lvl = cfg_getstr(cfg, "log_level");
 
 	if (!c)
@@ -267,6 +409,35 @@ static struct smp_config *from_cfg(cfg_t *cfg, const char *path)
 	for (size_t i = 0; i < c->n_out_daemons; i++)
 		if (dup_str(&c->out_daemons[i], cfg_getnstr(out, "daemons", (unsigned)i)))
 			goto fail;
+	if (strlist_from(out, "domains", &c->out_domains))
+		goto fail;
+
+	if (dup_str(&c->keyring_backend, cfg_getstr(kr, "backend")) ||
+	    dup_str(&c->keyring_path, cfg_getstr(kr, "path")) ||
+	    dup_str(&c->keyring_conninfo, cfg_getstr(kr, "conninfo")) ||
+	    dup_str(&c->gnupg_home, cfg_getstr(cfg, "gnupg_home")) ||
+	    dup_str(&c->authserv_id, cfg_getstr(hv, "authserv_id")))
+		goto fail;
+	for (unsigned i = 0; i < cfg_size(hv, "sources"); i++) {
+		int k = name_index(source_names, cfg_getnstr(hv, "sources", i));
+		c->harvest_smp |= k == 0;
+		c->harvest_autocrypt |= k == 1;
+		c->harvest_pgp_keys |= k == 2;
+	}
+	c->harvest_outbound = cfg_getbool(hv, "outbound");
+	/* skip_domains defaults to our own domains (outbound.domains) */
+	if (strlist_from(cfg_size(hv, "skip_domains") ? hv : out,
+			 cfg_size(hv, "skip_domains") ? "skip_domains" : "domains",
+			 &c->skip_domains))
+		goto fail;
+	c->require_auth = (enum smp_conf_auth)name_index(auth_names,
+							 cfg_getstr(hv, "require_auth"));
+	c->on_conflict = (enum smp_conf_conflict)name_index(
+		conflict_names, cfg_getstr(hv, "on_conflict"));
+	c->replay_enabled = cfg_getbool(rp, "enabled");
+	parse_interval(cfg_getstr(rp, "window"), &c->replay_window);
+	c->replay_action = (enum smp_conf_replay)name_index(replay_names,
+							    cfg_getstr(rp, "action"));
 	return c;
 fail:
 	smp_config_free(c);
@@ -336,6 +507,13 @@ void smp_config_free(struct smp_config *c)
 		for (size_t i = 0; i < c->n_out_daemons; i++)
 			free(c->out_daemons[i]);
 	free(c->out_daemons);
+	strlist_free(&c->out_domains);
+	strlist_free(&c->skip_domains);
+	free(c->keyring_backend);
+	free(c->keyring_path);
+	free(c->keyring_conninfo);
+	free(c->gnupg_home);
+	free(c->authserv_id);
 	free(c);
 }
 

@@ -20,6 +20,18 @@ enum smp_on_invalid {
 
 enum smp_on_error { SMP_ON_ERROR_TEMPFAIL = 0, SMP_ON_ERROR_ACCEPT };
 
+enum smp_conf_conflict { SMP_CONF_CONFLICT_FLAG = 0, SMP_CONF_CONFLICT_KEEP,
+			 SMP_CONF_CONFLICT_REPLACE };
+enum smp_conf_auth { SMP_CONF_AUTH_NONE = 0, SMP_CONF_AUTH_DKIM,
+		     SMP_CONF_AUTH_DMARC };
+enum smp_conf_replay { SMP_CONF_REPLAY_TAG = 0, SMP_CONF_REPLAY_INVALID };
+
+/* A list of strings from the file. */
+struct smp_strlist {
+	char **v;
+	size_t n;
+};
+
 /* An address prefix of outbound.networks. */
 struct smp_net {
 	int family;               /* AF_INET or AF_INET6 */
@@ -45,6 +57,26 @@ struct smp_config {
 	size_t n_out_nets;
 	char **out_daemons;
 	size_t n_out_daemons;
+	struct smp_strlist out_domains;  /* outbound.domains: our own domains */
+
+	/* keyring { } and gnupg_home */
+	char *keyring_backend;           /* "sqlite" (or "postgresql") */
+	char *keyring_path;              /* sqlite database file */
+	char *keyring_conninfo;          /* postgresql conninfo */
+	char *gnupg_home;
+
+	/* harvest { } */
+	bool harvest_smp, harvest_autocrypt, harvest_pgp_keys; /* sources */
+	bool harvest_outbound;
+	struct smp_strlist skip_domains; /* default: outbound.domains */
+	enum smp_conf_auth require_auth;
+	char *authserv_id;
+	enum smp_conf_conflict on_conflict;
+
+	/* replay { } */
+	bool replay_enabled;
+	long replay_window;              /* seconds */
+	enum smp_conf_replay replay_action;
 };
 
 /*

@@ -1,0 +1,200 @@
+/* smp_keyring.h - the keyring database (SPEC.md 4): keys, address
+ * bindings, the event history and the replay log, behind one interface.
+ *
+ * One backend module per database (smp_keyring_sqlite.c now, PostgreSQL
+ * later): the SQL and the schema are portable, and everything specific to
+ * a database lives in its module. Every call returns 0 on success, 1 for
+ * "not found" where that can happen, and -1 on a database error with the
+ * message available from smp_keyring_errmsg(). Strings handed out are
+ * malloc'd and freed by the *_clear() functions.
+ *
+ * Threads: one struct smp_keyring is one database connection and must not
+ * be used by two threads at once (the SQLite connection is opened without
+ * its own mutex). The daemon opens one per worker thread, or keeps a small
+ * pool of them guarded by a mutex and holds one for a whole message (its
+ * transaction). Any number of connections, in any number of processes
+ * (the milter and smpctl), may use the same database at the same time:
+ * every write runs in a transaction that takes the write lock up front
+ * (BEGIN IMMEDIATE), waits up to 5 s for it and retries, so concurrent
+ * writers queue instead of failing with "database is locked".
+ *
+ * Lists: a query that matches nothing returns 0 with *n = 0 and *out =
+ * NULL. Addresses are normalised (smp_address_normalize) on the way in by
+ * every function that takes one; fingerprints may be given in either case
+ * and with spaces, and are stored and returned in upper-case hex.
+ */
+#ifndef SMP_KEYRING_H
+#define SMP_KEYRING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SMP_FPR_MAX 65 /* 64 hex digits (v5/v6) + NUL; v4 uses 40 */
+#define SMP_ADDRESS_MAX 1024 /* longest address smp_address_normalize takes */
+
+/* Events the keyring records by itself; all others come from callers. */
+#define SMP_EVENT_KEY_DELETED "key-deleted"
+#define SMP_EVENT_BINDING_DELETED "binding-deleted"
+
+enum smp_bind_state {
+	SMP_BIND_ACTIVE = 0,
+	SMP_BIND_CONFLICT,
+	SMP_BIND_PINNED,
+	SMP_BIND_BLOCKED,
+	SMP_BIND_REVOKED,
+};
+
+enum smp_key_source {
+	SMP_SRC_SMP = 0,
+	SMP_SRC_AUTOCRYPT,
+	SMP_SRC_PGP_KEYS,
+	SMP_SRC_ADMIN,
+};
+
+/* "active", "conflict", ... and back; -1 for an unknown name. */
+const char *smp_bind_state_name(enum smp_bind_state s);
+int smp_bind_state_parse(const char *name);
+const char *smp_key_source_name(enum smp_key_source s);
+int smp_key_source_parse(const char *name);
+
+struct smp_key_rec {
+	char fpr[SMP_FPR_MAX];      /* upper-case hex */
+	unsigned char *material;    /* minimal binary key (self-sigs only) */
+	size_t material_len;
+	char algo[32];              /* e.g. "rsa3072", "ed25519" */
+	unsigned bits;
+	int64_t created;            /* unix time */
+	int64_t expires;            /* 0 = never */
+	bool revoked;
+	bool blocked;               /* smpctl keys block FPR */
+	char enc_keyids[256];       /* encryption subkey IDs, space-separated */
+	int64_t updated;
+};
+
+struct smp_binding {
+	char *address;              /* local part exact, domain lower-case */
+	char fpr[SMP_FPR_MAX];
+	enum smp_bind_state state;
+	enum smp_key_source source;
+	int64_t first_seen, last_seen;
+	int64_t msg_date;           /* newest message Date: seen (monotonic) */
+	unsigned times_seen;
+	char *message_id;           /* of the message it last came from */
+	char *client_addr;
+	bool self_encrypted;        /* key's subkey among the session keys */
+};
+
+struct smp_event {
+	int64_t id;
+	int64_t at;
+	char *address;              /* may be NULL (key-level events) */
+	char fpr[SMP_FPR_MAX];      /* may be "" */
+	char *event;                /* "harvested", "refused", "conflict", ... */
+	char *detail;               /* free text: the reason, the admin, ... */
+	char *message_id;
+};
+
+struct smp_keyring_stats {
+	unsigned long keys, addresses;
+	unsigned long bindings[SMP_BIND_REVOKED + 1]; /* per state */
+	unsigned long events, replay_entries;
+};
+
+struct smp_keyring;
+
+/*
+ * Opens (creating and migrating the schema when needed) a keyring.
+ * backend "sqlite": target is the database file (WAL mode, busy timeout,
+ * safe for the milter and smpctl at once). On error returns -1 with a
+ * sentence in err.
+ */
+int smp_keyring_open(const char *backend, const char *target,
+		     struct smp_keyring **out, char *err, size_t errlen);
+void smp_keyring_close(struct smp_keyring *kr);
+const char *smp_keyring_errmsg(struct smp_keyring *kr);
+int smp_keyring_schema_version(struct smp_keyring *kr);
+
+/* One transaction per message (nothing is half-written). */
+int smp_keyring_begin(struct smp_keyring *kr);
+int smp_keyring_commit(struct smp_keyring *kr);
+int smp_keyring_rollback(struct smp_keyring *kr);
+
+/* Keys, by fingerprint. put inserts or replaces (a merge is the caller's
+ * new material for the same fingerprint). revoked and blocked are sticky:
+ * put can set them but never clears them (an old copy of a key must not
+ * undo a revocation; only key_set_blocked unblocks). updated = 0: now.
+ * delete removes the key and, with it, every binding of the key, and
+ * records one SMP_EVENT_BINDING_DELETED event per binding and one
+ * SMP_EVENT_KEY_DELETED event ("with N binding(s)"); 1 if no such key. */
+int smp_keyring_key_get(struct smp_keyring *kr, const char *fpr,
+			struct smp_key_rec *out);
+int smp_keyring_key_put(struct smp_keyring *kr, const struct smp_key_rec *k);
+int smp_keyring_key_delete(struct smp_keyring *kr, const char *fpr);
+int smp_keyring_key_set_blocked(struct smp_keyring *kr, const char *fpr,
+				bool blocked);
+void smp_key_rec_clear(struct smp_key_rec *k);
+
+/* Bindings of one address (all fingerprints, any state), newest first. */
+int smp_keyring_bindings_for(struct smp_keyring *kr, const char *address,
+			     struct smp_binding **out, size_t *n);
+/* Bindings of one fingerprint (all addresses). */
+int smp_keyring_bindings_of_key(struct smp_keyring *kr, const char *fpr,
+				struct smp_binding **out, size_t *n);
+/* All bindings, optionally only one state (state < 0: all), by address. */
+int smp_keyring_bindings_list(struct smp_keyring *kr, int state,
+			      struct smp_binding **out, size_t *n);
+/* Insert or update the (address, fpr) binding; the key must be stored
+ * first. An update keeps the stored first_seen and never lowers msg_date;
+ * every other field is taken from b. last_seen = 0: now; first_seen = 0:
+ * last_seen. set_state returns 1 when there is no such binding; delete
+ * returns 1 when nothing was deleted and records an
+ * SMP_EVENT_BINDING_DELETED event per binding removed. */
+int smp_keyring_binding_put(struct smp_keyring *kr, const struct smp_binding *b);
+int smp_keyring_binding_set_state(struct smp_keyring *kr, const char *address,
+				  const char *fpr, enum smp_bind_state state);
+int smp_keyring_binding_delete(struct smp_keyring *kr, const char *address,
+			       const char *fpr /* NULL: all of the address */);
+void smp_binding_clear(struct smp_binding *b);
+void smp_bindings_free(struct smp_binding *b, size_t n);
+
+/* The append-only history (the schema refuses UPDATE and DELETE on it).
+ * add: at = 0 means now; id is assigned by the database. Lists are in
+ * the order the events were added. events_of_key: the events naming fpr. */
+int smp_keyring_event_add(struct smp_keyring *kr, const struct smp_event *e);
+int smp_keyring_events_for(struct smp_keyring *kr, const char *address,
+			   struct smp_event **out, size_t *n);
+int smp_keyring_events_of_key(struct smp_keyring *kr, const char *fpr,
+			      struct smp_event **out, size_t *n);
+void smp_events_free(struct smp_event *e, size_t n);
+
+/*
+ * Replay log (SPEC.md 2): records (digest, recipient) seen at now and says
+ * whether it was already seen within window seconds. prune removes entries
+ * older than now - window.
+ * *seen is true when the pair was first recorded at t >= now - window; the
+ * time of that first sighting is kept (a replay does not extend the
+ * window). An entry older than the window counts as new and restarts at
+ * now. The recipient is normalised when it is an address and taken as
+ * given otherwise (RCPT TO:<postmaster>). One atomic statement: two
+ * connections checking the same pair at once see exactly one "false".
+ */
+int smp_keyring_replay_check(struct smp_keyring *kr, const char *digest,
+			     const char *recipient, int64_t now, int64_t window,
+			     bool *seen);
+int smp_keyring_replay_prune(struct smp_keyring *kr, int64_t now,
+			     int64_t window);
+
+int smp_keyring_stats(struct smp_keyring *kr, struct smp_keyring_stats *st);
+
+/* Normalises an address for storage and lookup: the domain in lower case,
+ * the local part exactly as given. malloc'd; NULL when not an address.
+ * Surrounding white space and one pair of <> are removed; the split is at
+ * the last '@' (a quoted local part may hold one); only ASCII letters of
+ * the domain are lowered. NULL for: no '@', an empty local part or
+ * domain, CR, LF or other control characters (TAB only inside the local
+ * part), white space or <> in the domain, invalid UTF-8, or more than
+ * SMP_ADDRESS_MAX octets. "Alice@Example.ORG" -> "Alice@example.org". */
+char *smp_address_normalize(const char *addr);
+
+#endif

@@ -1,0 +1,206 @@
+/* test_config.c - smp-milter.conf parsing (lib/smp_config.c) */
+#include "test_util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "smp_config.h"
+
+static char dir[] = "/tmp/smp-test-config-XXXXXX";
+
+static char *write_conf(const char *text)
+{
+	static char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/t.conf", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static struct smp_config *load(const char *text, char *err, size_t n)
+{
+	return smp_config_load(write_conf(text), err, n);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char path[300];
+	(void)state;
+	snprintf(path, sizeof(path), "%s/t.conf", dir);
+	unlink(path);
+	rmdir(dir);
+	return 0;
+}
+
+static void test_empty_file_gives_defaults(void **state)
+{
+	char err[512];
+	struct smp_config *c = load("", err, sizeof(err));
+	(void)state;
+	assert_non_null(c);
+	assert_string_equal(c->socket, "unix:/run/smp-milter/smp-milter.sock");
+	assert_string_equal(c->user, "smp-milter");
+	assert_int_equal(c->socket_mode, 0660);
+	assert_int_equal(c->log_level, LOG_INFO);
+	assert_int_equal(c->on_invalid, SMP_ON_INVALID_TAG);
+	assert_int_equal(c->on_error, SMP_ON_ERROR_TEMPFAIL);
+	assert_int_equal(c->check.match, SMP_MATCH_EXACT);
+	assert_int_equal(c->check.limits.max_message_bytes, 25 * 1024 * 1024);
+	assert_int_equal(c->check.limits.max_parts, 100);
+	assert_int_equal(c->n_out_nets, 2);
+	assert_string_equal(c->keyring_backend, "sqlite");
+	assert_true(c->harvest_smp);
+	assert_false(c->harvest_autocrypt);
+	assert_int_equal(c->on_conflict, SMP_CONF_CONFLICT_FLAG);
+	assert_int_equal(c->replay_window, 7 * 86400);
+	assert_int_equal(c->replay_action, SMP_CONF_REPLAY_TAG);
+	smp_config_free(c);
+}
+
+static void test_values(void **state)
+{
+	char err[512];
+	struct smp_config *c = load(
+		"socket = \"inet:8890@127.0.0.1\"\n"
+		"on_invalid = reject\non_error = accept\nlog_level = debug\n"
+		"socket_mode = \"0600\"\n"
+		"detect {\n subject_match = caseless\n}\n"
+		"limits {\n max_message_bytes = 1000\n max_keys = 2\n}\n"
+		"outbound {\n networks = {\"10.0.0.0/8\", \"2001:db8::/32\"}\n"
+		" daemons = {submission}\n domains = {corp.example}\n}\n"
+		"harvest {\n sources = {smp, autocrypt, pgp-keys}\n on_conflict = replace\n"
+		" require_auth = dmarc\n authserv_id = mx.corp.example\n}\n"
+		"replay {\n window = 12h\n action = invalid\n}\n",
+		err, sizeof(err));
+	(void)state;
+	assert_non_null(c);
+	assert_string_equal(c->socket, "inet:8890@127.0.0.1");
+	assert_int_equal(c->on_invalid, SMP_ON_INVALID_REJECT);
+	assert_int_equal(c->on_error, SMP_ON_ERROR_ACCEPT);
+	assert_int_equal(c->log_level, LOG_DEBUG);
+	assert_int_equal(c->socket_mode, 0600);
+	assert_int_equal(c->check.match, SMP_MATCH_CASELESS);
+	assert_int_equal(c->check.limits.max_message_bytes, 1000);
+	assert_int_equal(c->check.limits.max_keys, 2);
+	assert_int_equal(c->n_out_nets, 2);
+	assert_true(smp_config_outbound_daemon(c, "submission"));
+	assert_false(smp_config_outbound_daemon(c, "smtpd"));
+	assert_false(smp_config_outbound_daemon(c, NULL));
+	/* skip_domains defaults to outbound.domains */
+	assert_int_equal(c->skip_domains.n, 1);
+	assert_string_equal(c->skip_domains.v[0], "corp.example");
+	assert_true(c->harvest_autocrypt && c->harvest_pgp_keys);
+	assert_int_equal(c->on_conflict, SMP_CONF_CONFLICT_REPLACE);
+	assert_int_equal(c->require_auth, SMP_CONF_AUTH_DMARC);
+	assert_string_equal(c->authserv_id, "mx.corp.example");
+	assert_int_equal(c->replay_window, 12 * 3600);
+	assert_int_equal(c->replay_action, SMP_CONF_REPLAY_INVALID);
+	smp_config_free(c);
+}
+
+static void test_outbound_networks(void **state)
+{
+	char err[512];
+	struct sockaddr_in a4 = {.sin_family = AF_INET};
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
+	struct smp_config *c = load(
+		"outbound {\n networks = {\"192.0.2.0/25\", \"2001:db8::/33\", \"198.51.100.7\"}\n}\n",
+		err, sizeof(err));
+	(void)state;
+	assert_non_null(c);
+	inet_pton(AF_INET, "192.0.2.127", &a4.sin_addr);
+	assert_true(smp_config_outbound_addr(c, (struct sockaddr *)&a4));
+	inet_pton(AF_INET, "192.0.2.128", &a4.sin_addr);
+	assert_false(smp_config_outbound_addr(c, (struct sockaddr *)&a4));
+	inet_pton(AF_INET, "198.51.100.7", &a4.sin_addr);
+	assert_true(smp_config_outbound_addr(c, (struct sockaddr *)&a4));
+	inet_pton(AF_INET, "198.51.100.8", &a4.sin_addr);
+	assert_false(smp_config_outbound_addr(c, (struct sockaddr *)&a4));
+	inet_pton(AF_INET6, "2001:db8:7fff::1", &a6.sin6_addr);
+	assert_true(smp_config_outbound_addr(c, (struct sockaddr *)&a6));
+	inet_pton(AF_INET6, "2001:db8:8000::1", &a6.sin6_addr);
+	assert_false(smp_config_outbound_addr(c, (struct sockaddr *)&a6));
+	/* an IPv4-mapped IPv6 client is matched as IPv4 */
+	inet_pton(AF_INET6, "::ffff:192.0.2.1", &a6.sin6_addr);
+	assert_true(smp_config_outbound_addr(c, (struct sockaddr *)&a6));
+	assert_false(smp_config_outbound_addr(c, NULL));
+	smp_config_free(c);
+}
+
+static void expect_error(const char *text, const char *want)
+{
+	char err[512] = "";
+	struct smp_config *c = load(text, err, sizeof(err));
+	assert_null(c);
+	if (!strstr(err, want))
+		fail_msg("config '%s': error '%s' lacks '%s'", text, err, want);
+}
+
+static void test_errors_name_file_and_line(void **state)
+{
+	char want[300];
+	(void)state;
+	snprintf(want, sizeof(want), "%s/t.conf:1: no such option 'bogus'", dir);
+	expect_error("bogus = 1\n", want);
+	snprintf(want, sizeof(want), "%s/t.conf:3: on_invalid: 'drop'", dir);
+	expect_error("\n\non_invalid = drop\n", want);
+	snprintf(want, sizeof(want), "%s/t.conf:2: window", dir);
+	expect_error("replay {\n window = 7y\n}\n", want);
+	expect_error("outbound {\n networks = {\"10.1.2.3/33\"}\n}\n", "networks: '10.1.2.3/33'");
+	expect_error("outbound {\n domains = {\"a@b\"}\n}\n", "domains: 'a@b'");
+	expect_error("harvest {\n sources = {smtp}\n}\n", "sources: 'smtp'");
+	expect_error("harvest {\n on_conflict = merge\n}\n", "on_conflict: 'merge'");
+	expect_error("keyring {\n backend = mysql\n}\n", "backend: 'mysql'");
+	expect_error("limits {\n max_depth = -1\n}\n", "max_depth");
+	expect_error("socket = \"inet6:0@::1\"\n", "socket");
+}
+
+static void test_socket_specs(void **state)
+{
+	(void)state;
+	assert_true(smp_socket_spec_valid("unix:/run/x.sock"));
+	assert_true(smp_socket_spec_valid("local:/run/x.sock"));
+	assert_true(smp_socket_spec_valid("/run/x.sock"));
+	assert_true(smp_socket_spec_valid("inet:8890@127.0.0.1"));
+	assert_true(smp_socket_spec_valid("inet:8890"));
+	assert_true(smp_socket_spec_valid("inet6:8890@::1"));
+	assert_false(smp_socket_spec_valid("unix:relative.sock"));
+	assert_false(smp_socket_spec_valid("inet:65536@127.0.0.1"));
+	assert_false(smp_socket_spec_valid("inet:@127.0.0.1"));
+	assert_false(smp_socket_spec_valid("inet:25@"));
+	assert_false(smp_socket_spec_valid("tcp:25"));
+	assert_false(smp_socket_spec_valid(""));
+}
+
+static void test_missing_file(void **state)
+{
+	char err[512];
+	(void)state;
+	assert_null(smp_config_load("/nonexistent/smp.conf", err, sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/smp.conf: cannot read the file"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_empty_file_gives_defaults),
+		cmocka_unit_test(test_values),
+		cmocka_unit_test(test_outbound_networks),
+		cmocka_unit_test(test_errors_name_file_and_line),
+		cmocka_unit_test(test_socket_specs),
+		cmocka_unit_test(test_missing_file),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
