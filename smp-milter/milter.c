@@ -333,7 +333,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	struct connctx *c = conn_get(ctx);
 	struct msgctx *m = c ? c->msg : NULL;
 	struct smp_result r = {0};
-	char verdict[SMP_VERDICT_MAX], text[SMP_VERDICT_MAX + 64];
+	char verdict[SMP_VERDICT_MAX + 1], text[SMP_VERDICT_MAX + 64];
 	const char *action = "pass", *dir;
 	sfsistat rc = SMFIS_CONTINUE;
 	unsigned forged = 0;
@@ -364,8 +364,11 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		goto out;
 	}
 	buf_drop(m);
-	smp_verdict_format(&r, verdict, sizeof(verdict));
-	if (smfi_insheader(ctx, 0, HDR_STATUS, verdict) != MI_SUCCESS) {
+	/* with SMFIP_HDR_LEADSPC the MTA inserts the value exactly as given */
+	verdict[0] = ' ';
+	smp_verdict_format(&r, verdict + 1, sizeof(verdict) - 1);
+	if (smfi_insheader(ctx, 0, HDR_STATUS, verdict + !c->proto.leadspc) !=
+	    MI_SUCCESS) {
 		rc = internal_error(ctx, c, "cannot add the X-SMP-Status header");
 		goto out;
 	}
@@ -384,21 +387,21 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		case SMP_ON_INVALID_REJECT:
 			action = "reject";
 			snprintf(text, sizeof(text), "invalid SMP message: %s",
-				 verdict + strlen("invalid; "));
+				 verdict + 1 + strlen("invalid; "));
 			smfi_setreply(ctx, "550", "5.7.0", text);
 			rc = SMFIS_REJECT;
 			break;
 		case SMP_ON_INVALID_TEMPFAIL:
 			action = "tempfail";
 			snprintf(text, sizeof(text), "invalid SMP message: %s",
-				 verdict + strlen("invalid; "));
+				 verdict + 1 + strlen("invalid; "));
 			smfi_setreply(ctx, "451", "4.7.0", text);
 			rc = SMFIS_TEMPFAIL;
 			break;
 		}
 	}
 	smp_log(LOG_INFO, "%s: direction=%s smp=%s verdict=\"%s\" forged=%u action=%s ms=%ld",
-		queue_id(ctx), dir, r.reasons ? "invalid" : "valid", verdict, forged,
+		queue_id(ctx), dir, r.reasons ? "invalid" : "valid", verdict + 1, forged,
 		action, elapsed_ms(&m->start));
 out:
 	smp_result_clear(&r);

@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2154 # SINK_*/SMTPD_PORT_* are set by lib.sh (printf -v)
 # bench/postfix/throughput.sh - Postfix end-to-end throughput with smp-milter
 # vs a pass-through milter vs no milter, measured in one run, and
 # smp-milter's resident memory with 100 concurrent SMTP sessions.
@@ -20,14 +21,15 @@
 # Numbers are printed, never asserted.
 #
 # Tunables: BENCH_POSTFIX_MESSAGES (default 1500 per run),
-# BENCH_POSTFIX_ROUNDS (5), BENCH_POSTFIX_MEM_MESSAGES (3000).
+# BENCH_POSTFIX_ROUNDS (5), BENCH_POSTFIX_MEM_MESSAGES (4000).
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
+# shellcheck source=tests/postfix/lib.sh
 . tests/postfix/lib.sh
 
 MESSAGES=${BENCH_POSTFIX_MESSAGES:-1500}
 ROUNDS=${BENCH_POSTFIX_ROUNDS:-5}
-MEM_MESSAGES=${BENCH_POSTFIX_MEM_MESSAGES:-3000}
+MEM_MESSAGES=${BENCH_POSTFIX_MEM_MESSAGES:-4000}
 PASSMILTER=${PASSMILTER:-$B/bench/passmilter}
 RUN_LIMIT=180 # seconds, upper bound of one run
 
@@ -73,7 +75,7 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 SMP_RSS_START=$(rss_kb "$SMP_PID")
 PASS_RSS_START=$(rss_kb "$PASS_PID")
 
-PF_SMTPD_MILTERS= pf_instance_create none "$RELAY"
+PF_SMTPD_MILTERS='' pf_instance_create none "$RELAY"
 PF_SMTPD_MILTERS="unix:$PASS_SOCK" pf_instance_create pass "$RELAY"
 PF_SMTPD_MILTERS="unix:$PF_MILTER_SOCK" pf_instance_create smp "$RELAY"
 for i in none pass smp; do pf_instance_start "$i"; done
@@ -167,10 +169,12 @@ for r in $(seq 1 "$ROUNDS"); do
 	unset cell
 done
 declare -A MED
+# shellcheck disable=SC2086 # the lists are split on purpose
 for c in "${configs[@]}"; do
 	MED[$c]=$(printf '%s\n' ${E2E[$c]} | median)
 done
 printf '   median end-to-end msgs/s: none %s, pass %s, smp %s\n' "${MED[none]}" "${MED[pass]}" "${MED[smp]}"
+# shellcheck disable=SC2086
 printf '   median milter CPU time per message (user+sys): pass %s us, smp %s us\n' \
 	"$(printf '%s\n' ${CPU[pass]} | median)" "$(printf '%s\n' ${CPU[smp]} | median)"
 echo "   load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews msgs/s)"

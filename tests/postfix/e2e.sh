@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2154 # SINK_*/SMTPD_PORT_* are set by lib.sh (printf -v)
 # tests/postfix/e2e.sh - smp-milter behind a real, throwaway Postfix.
 #
 #   B=build bash tests/postfix/e2e.sh        (as root; B=build-san for ASan)
@@ -21,7 +22,8 @@
 #              defers; after a restart every message arrives, once, with
 #              its verdict header
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
+# shellcheck source=tests/postfix/lib.sh
 . tests/postfix/lib.sh
 
 WAIT=${E2E_WAIT:-60}   # upper bound of every wait, seconds
@@ -176,9 +178,9 @@ status_count() { headers "$1" | grep -ci '^x-smp-status:'; }
 smp_header_count() { headers "$1" | grep -ci '^x-smp-'; }
 
 # deliver ID FILE: send FILE via swaks to mx, wait until the sink has it.
-# Sets OUT (swaks transcript) and GOT (the sink's file, empty on timeout).
+# Keeps the swaks transcript in $WORK/ID.swaks; sets GOT (the sink's file, empty on timeout).
 deliver() {
-	OUT=$(pf_swaks "$SMTPD_PORT_mx" "$2")
+	pf_swaks "$SMTPD_PORT_mx" "$2" >"$WORK/$1.swaks"
 	GOT=
 	if pf_wait "$WAIT" sink_has "$1"; then
 		GOT=$(sink_file "$1")

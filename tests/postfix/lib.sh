@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # tests/postfix/lib.sh - throwaway Postfix instances, smtp-sink and
 # smp-milter for the end-to-end tests and the Postfix benchmark.
 #
@@ -62,6 +63,10 @@ pf_init() {
 		pf_die "mktemp failed"
 	# Postfix daemons run as 'postfix' and must reach the milter socket.
 	chmod 755 "$PF_TMP"
+	if ! runuser -u postfix -- test -x "$PF_TMP" 2>/dev/null; then
+		rmdir "$PF_TMP"
+		pf_die "user postfix cannot reach $PF_TMP: set TMPDIR to a world-searchable directory (e.g. /tmp)"
+	fi
 	trap pf_cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
@@ -394,6 +399,7 @@ pf_milter_reload() {
 	before=$(grep -c 'configuration reloaded' "$PF_MILTER_LOG")
 	pf_milter_config "$@"
 	kill -HUP "$PF_MILTER_PID" 2>/dev/null || return 1
+	# shellcheck disable=SC2016
 	pf_wait 10 eval '[ "$(grep -c "configuration reloaded" "$PF_MILTER_LOG")" -gt '"$before"' ]'
 }
 

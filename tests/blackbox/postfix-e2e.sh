@@ -1,0 +1,1 @@
+../postfix/e2e.sh
