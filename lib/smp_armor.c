@@ -6,7 +6,9 @@
  */
 #include "smp_armor.h"
 
+#include <glib.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -392,4 +394,51 @@ const char *smp_armor_strerror(enum smp_armor_status st)
 		return "out of memory";
 	}
 	return "unknown armor error";
+}
+
+char *smp_armor_encode(enum smp_armor_type type, const unsigned char *data,
+		       size_t len)
+{
+	const char *label;
+	unsigned char crc[3];
+	uint32_t c = smp_crc24(data, len);
+	gchar *b64, *crc64;
+	GString *out;
+
+	switch (type) {
+	case SMP_ARMOR_MESSAGE:
+		label = "MESSAGE";
+		break;
+	case SMP_ARMOR_PUBLIC_KEY:
+		label = "PUBLIC KEY BLOCK";
+		break;
+	case SMP_ARMOR_PRIVATE_KEY:
+		label = "PRIVATE KEY BLOCK";
+		break;
+	case SMP_ARMOR_SIGNATURE:
+		label = "SIGNATURE";
+		break;
+	default:
+		return NULL;
+	}
+	crc[0] = (unsigned char)(c >> 16);
+	crc[1] = (unsigned char)(c >> 8);
+	crc[2] = (unsigned char)c;
+	b64 = g_base64_encode(data, len); /* glib: the plain encoding */
+	crc64 = g_base64_encode(crc, 3);
+	out = g_string_sized_new(strlen(b64) * 66 / 64 + 128);
+	g_string_append_printf(out, "-----BEGIN PGP %s-----\n\n", label);
+	for (size_t i = 0, n = strlen(b64); i < n; i += 64) {
+		g_string_append_len(out, b64 + i, (gssize)(n - i < 64 ? n - i : 64));
+		g_string_append_c(out, '\n');
+	}
+	g_string_append_printf(out, "=%s\n-----END PGP %s-----\n", crc64, label);
+	g_free(b64);
+	g_free(crc64);
+	{
+		/* hand back malloc'd memory, as the rest of the API does */
+		char *ret = strdup(out->str);
+		g_string_free(out, TRUE);
+		return ret;
+	}
 }

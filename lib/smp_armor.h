@@ -56,6 +56,14 @@ void smp_armor_free(struct smp_armor *a);
 /* One short English phrase for a status, e.g. "CRC-24 checksum mismatch". */
 const char *smp_armor_strerror(enum smp_armor_status st);
 
+/*
+ * Armors data as a "-----BEGIN PGP <type>-----" block with 64-character
+ * base64 lines and a CRC-24 line (RFC 4880 section 6.2). malloc'd text;
+ * NULL when out of memory or for SMP_ARMOR_UNKNOWN/SMP_ARMOR_SIGNED.
+ */
+char *smp_armor_encode(enum smp_armor_type type, const unsigned char *data,
+		       size_t len);
+
 /* CRC-24 of RFC 4880 section 6.1 (init 0xB704CE, poly 0x1864CFB). */
 uint32_t smp_crc24(const unsigned char *p, size_t n);
 

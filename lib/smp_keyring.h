@@ -115,7 +115,14 @@ void smp_keyring_close(struct smp_keyring *kr);
 const char *smp_keyring_errmsg(struct smp_keyring *kr);
 int smp_keyring_schema_version(struct smp_keyring *kr);
 
-/* One transaction per message (nothing is half-written). */
+/* One transaction per message (nothing is half-written). begin takes the
+ * database's single write lock (waiting for it, see above) and every
+ * other writer waits until commit or rollback: do the slow work (gpg,
+ * parsing) before begin, and only the reads and writes inside. Outside
+ * a transaction each write call is a transaction of its own. A failed
+ * commit rolls back; rollback with nothing open does nothing and returns
+ * 0; begin while one is open is an error; close rolls an open one back.
+ * After a -1 inside a transaction, roll back. */
 int smp_keyring_begin(struct smp_keyring *kr);
 int smp_keyring_commit(struct smp_keyring *kr);
 int smp_keyring_rollback(struct smp_keyring *kr);

@@ -58,6 +58,8 @@ static const struct {
 } commands[] = {
 	{"check", smpctl_cmd_check},
 	{"check-config", smpctl_cmd_check_config},
+	{"keys", smpctl_cmd_keys},
+	{"stats", smpctl_cmd_stats},
 };
 
 static int usage(FILE *f)
@@ -65,7 +67,13 @@ static int usage(FILE *f)
 	fputs("usage: smpctl [-c CONF] COMMAND ...\n"
 	      "  check [FILE|-] [--json]  validate an SMP message; exit 0 valid,\n"
 	      "                           1 invalid, 2 not SMP\n"
-	      "  check-config             validate the configuration file\n",
+	      "  check-config             validate the configuration file\n"
+	      "  keys list [--state S] [--json]   address bindings\n"
+	      "  keys show ADDRESS|FPR [--json]   one address or key\n"
+	      "  keys export ADDRESS|FPR          armored key on stdout\n"
+	      "  keys pin ADDRESS FPR | block FPR | unblock FPR\n"
+	      "  keys delete ADDRESS|FPR | history ADDRESS [--json]\n"
+	      "  stats [--json]                   keyring counts\n",
 	      f);
 	return f == stdout ? 0 : EX_USAGE;
 }

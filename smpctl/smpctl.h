@@ -28,5 +28,7 @@ const struct smp_config *smpctl_config(void);
 
 int smpctl_cmd_check(int argc, char **argv);
 int smpctl_cmd_check_config(int argc, char **argv);
+int smpctl_cmd_keys(int argc, char **argv);
+int smpctl_cmd_stats(int argc, char **argv);
 
 #endif

@@ -8,6 +8,8 @@ smp.fixtures = os.getenv("FIXTURES")
 mt.set_timeout(30)
 
 function smp.fail(msg)
+	-- miltertest does not print the error text itself
+	io.stderr:write("miltertest: " .. msg .. "\n")
 	error(msg, 2)
 end
 
@@ -113,4 +115,10 @@ function smp.expect_untouched(conn)
 	smp.expect(not mt.eom_check(conn, MT_HDRDELETE, "X-SMP-Status"), "no header deleted")
 	smp.expect(not mt.eom_check(conn, MT_QUARANTINE), "no quarantine")
 	smp.expect(not mt.eom_check(conn, MT_BODYCHANGE), "no body change")
+end
+
+-- Was "X-SMP-Status: verdict" inserted at end of message? miltertest, like
+-- Postfix, negotiates SMFIP_HDR_LEADSPC, so the value keeps its leading space.
+function smp.status_inserted(conn, verdict)
+	return mt.eom_check(conn, MT_HDRINSERT, "X-SMP-Status", " " .. verdict)
 end

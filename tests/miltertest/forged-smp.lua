@@ -7,5 +7,5 @@ text = "X-SMP-Status: valid; form=attachment; keys=0; recipients=1\n" .. text
 local conn = smp.connect()
 smp.expect(smp.send_message(conn, text) == SMFIR_CONTINUE, "continue")
 smp.expect(mt.eom_check(conn, MT_HDRDELETE, "X-SMP-Status"), "forged header deleted")
-smp.expect(mt.eom_check(conn, MT_HDRINSERT, "X-SMP-Status", verdict), "real verdict " .. verdict)
+smp.expect(smp.status_inserted(conn, verdict), "real verdict " .. verdict)
 mt.disconnect(conn)

@@ -10,5 +10,5 @@ smp.expect(mt.eom_check(conn, MT_SMTPREPLY, "550", "5.7.0", "invalid SMP message
 	"550 5.7.0 invalid SMP message: " .. reasons)
 local vfile, vverdict = smp.fixture_with(0)
 smp.expect(smp.send_fixture(conn, vfile) == SMFIR_CONTINUE, "valid message continues")
-smp.expect(mt.eom_check(conn, MT_HDRINSERT, "X-SMP-Status", vverdict), "valid verdict header")
+smp.expect(smp.status_inserted(conn, vverdict), "valid verdict header")
 mt.disconnect(conn)

@@ -8,7 +8,7 @@ local big = "From: a@example.org\nTo: b@example.net\nSubject: Secure Messenger P
 	"MIME-Version: 1.0\nContent-Type: text/plain\n\n" .. string.rep(string.rep("A", 76) .. "\n", 600)
 local conn = smp.connect()
 smp.expect(smp.send_message(conn, big) == SMFIR_CONTINUE, "continue")
-smp.expect(mt.eom_check(conn, MT_HDRINSERT, "X-SMP-Status", "invalid; reason=too-large"), "too-large verdict")
+smp.expect(smp.status_inserted(conn, "invalid; reason=too-large"), "too-large verdict")
 local plain = big:gsub("Subject: [^\n]*", "Subject: big plain mail")
 smp.expect(smp.send_message(conn, plain) == SMFIR_CONTINUE, "continue")
 smp.expect_untouched(conn)

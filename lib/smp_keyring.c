@@ -1,0 +1,659 @@
+/* smp_keyring.c - the backend-neutral half of the keyring (SPEC.md 4):
+ * state and source names, address and fingerprint normalisation, argument
+ * checks and dispatch to the backend module. */
+#include "smp_keyring.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "smp_keyring_backend.h"
+
+static const char *const state_names[] = {
+	[SMP_BIND_ACTIVE] = "active",
+	[SMP_BIND_CONFLICT] = "conflict",
+	[SMP_BIND_PINNED] = "pinned",
+	[SMP_BIND_BLOCKED] = "blocked",
+	[SMP_BIND_REVOKED] = "revoked",
+};
+
+static const char *const source_names[] = {
+	[SMP_SRC_SMP] = "smp",
+	[SMP_SRC_AUTOCRYPT] = "autocrypt",
+	[SMP_SRC_PGP_KEYS] = "pgp-keys",
+	[SMP_SRC_ADMIN] = "admin",
+};
+
+#define N_STATES (sizeof(state_names) / sizeof(state_names[0]))
+#define N_SOURCES (sizeof(source_names) / sizeof(source_names[0]))
+
+const char *smp_bind_state_name(enum smp_bind_state s)
+{
+	return (unsigned)s < N_STATES ? state_names[s] : NULL;
+}
+
+int smp_bind_state_parse(const char *name)
+{
+	for (size_t i = 0; name && i < N_STATES; i++)
+		if (strcmp(name, state_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+const char *smp_key_source_name(enum smp_key_source s)
+{
+	return (unsigned)s < N_SOURCES ? source_names[s] : NULL;
+}
+
+int smp_key_source_parse(const char *name)
+{
+	for (size_t i = 0; name && i < N_SOURCES; i++)
+		if (strcmp(name, source_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Addresses                                                              */
+
+/* Length of the well-formed UTF-8 sequence at p (at most n octets), 0 if
+ * it is not one (overlong forms, surrogates and > U+10FFFF included). */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+	unsigned c = p[0];
+	size_t len;
+	unsigned min, cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF) {
+		len = 2, min = 0x80, cp = c & 0x1F;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		len = 3, min = 0x800, cp = c & 0x0F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		len = 4, min = 0x10000, cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3F);
+	}
+	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
+static bool is_wsp(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+char *smp_address_normalize(const char *addr)
+{
+	const unsigned char *b, *e, *at = NULL;
+	char *out;
+	size_t len;
+
+	if (!addr)
+		return NULL;
+	b = (const unsigned char *)addr;
+	len = strlen(addr);
+	/* bound the scan itself, not only the result */
+	if (len > SMP_ADDRESS_MAX + 64)
+		return NULL;
+	e = b + len;
+	while (b < e && is_wsp(*b))
+		b++;
+	while (e > b && is_wsp(e[-1]))
+		e--;
+	if (b < e && *b == '<') {
+		if (e[-1] != '>' || e - b < 2)
+			return NULL;
+		b++, e--;
+		while (b < e && is_wsp(*b))
+			b++;
+		while (e > b && is_wsp(e[-1]))
+			e--;
+	} else if (b < e && e[-1] == '>') {
+		return NULL;
+	}
+	len = (size_t)(e - b);
+	if (len == 0 || len > SMP_ADDRESS_MAX)
+		return NULL;
+
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_seq(b + i, len - i);
+		if (n == 0)
+			return NULL;
+		if (b[i] == '@')
+			at = b + i;
+		i += n;
+	}
+	if (!at || at == b || at == e - 1)
+		return NULL;
+	/* local part: exact, but never a line break or other control */
+	for (const unsigned char *p = b; p < at; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7F)
+			return NULL;
+	for (const unsigned char *p = at + 1; p < e; p++)
+		if (*p <= 0x20 || *p == 0x7F || *p == '<' || *p == '>')
+			return NULL;
+
+	out = malloc(len + 1);
+	if (!out)
+		return NULL;
+	memcpy(out, b, len);
+	out[len] = '\0';
+	for (size_t i = (size_t)(at - b) + 1; i < len; i++)
+		if (out[i] >= 'A' && out[i] <= 'Z')
+			out[i] = (char)(out[i] - 'A' + 'a');
+	return out;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Errors and argument checks                                             */
+
+int smp_kr_error(struct smp_keyring *kr, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(kr->errmsg, sizeof(kr->errmsg), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+const char *smp_keyring_errmsg(struct smp_keyring *kr)
+{
+	if (!kr)
+		return "no keyring";
+	return kr->errmsg[0] ? kr->errmsg : "no error";
+}
+
+static bool is_hex(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	       (c >= 'A' && c <= 'F');
+}
+
+/* Upper-case hex of 32 (v3), 40 (v4) or 64 (v5, v6) digits; a leading
+ * "0x" and spaces (gpg prints fingerprints in groups) are dropped. */
+static int fpr_norm(struct smp_keyring *kr, const char *in,
+		    char out[SMP_FPR_MAX])
+{
+	const char *p = in;
+	size_t n = 0;
+
+	if (!in)
+		return smp_kr_error(kr, "no key fingerprint given");
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
+		p += 2;
+	for (; *p; p++) {
+		if (*p == ' ')
+			continue;
+		if (!is_hex((unsigned char)*p) || n >= SMP_FPR_MAX - 1)
+			goto bad;
+		out[n++] = (char)((*p >= 'a' && *p <= 'f') ? *p - 'a' + 'A' : *p);
+	}
+	out[n] = '\0';
+	if (n != 32 && n != 40 && n != 64)
+		goto bad;
+	return 0;
+bad:
+	out[0] = '\0';
+	return smp_kr_error(kr, "'%.80s' is not a key fingerprint "
+			    "(32, 40 or 64 hex digits)", in);
+}
+
+/* The normalised address, or NULL with the error set. */
+static char *addr_norm(struct smp_keyring *kr, const char *in)
+{
+	char *a;
+
+	if (!in) {
+		smp_kr_error(kr, "no address given");
+		return NULL;
+	}
+	a = smp_address_normalize(in);
+	if (!a)
+		smp_kr_error(kr, "'%.300s' is not a usable mail address", in);
+	return a;
+}
+
+/* Where a value need not be an address (event subjects, RCPT TO:
+ * <postmaster>): normalised when it is one, else a copy as given. */
+static char *addr_norm_or_copy(const char *in)
+{
+	char *a = smp_address_normalize(in);
+	return a ? a : strdup(in);
+}
+
+/* Lists: both result pointers are required; *n = 0 from the start so a
+ * failed call leaves an empty list (the callers clear *out). */
+static bool out_args(struct smp_keyring *kr, const void *out, size_t *n)
+{
+	if (!out || !n) {
+		smp_kr_error(kr, "no place for the result given");
+		return false;
+	}
+	*n = 0;
+	return true;
+}
+
+/* The fixed-size text fields of the public structs must hold a NUL. */
+static bool fixed_ok(const char *field, size_t size)
+{
+	return memchr(field, '\0', size) != NULL;
+}
+
+static int64_t now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Open, close, transactions                                              */
+
+static const struct smp_keyring_ops *const backends[] = {
+	&smp_keyring_sqlite_ops,
+};
+
+int smp_keyring_open(const char *backend, const char *target,
+		     struct smp_keyring **out, char *err, size_t errlen)
+{
+	const struct smp_keyring_ops *ops = NULL;
+
+	if (out)
+		*out = NULL;
+	if (!out || !err || errlen == 0)
+		return -1;
+	err[0] = '\0';
+	if (!backend || !*backend)
+		backend = "sqlite";
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (strcmp(backend, backends[i]->name) == 0)
+			ops = backends[i];
+	if (!ops) {
+		snprintf(err, errlen, "unknown keyring backend '%.64s' "
+			 "(this build has: sqlite)", backend);
+		return -1;
+	}
+	if (!target || !*target) {
+		snprintf(err, errlen, "no keyring database given for the %s "
+			 "backend", ops->name);
+		return -1;
+	}
+	return ops->open(target, out, err, errlen);
+}
+
+void smp_keyring_close(struct smp_keyring *kr)
+{
+	if (kr)
+		kr->ops->close(kr);
+}
+
+int smp_keyring_schema_version(struct smp_keyring *kr)
+{
+	return kr ? kr->ops->schema_version(kr) : -1;
+}
+
+int smp_keyring_begin(struct smp_keyring *kr)
+{
+	return kr ? kr->ops->begin(kr) : -1;
+}
+
+int smp_keyring_commit(struct smp_keyring *kr)
+{
+	return kr ? kr->ops->commit(kr) : -1;
+}
+
+int smp_keyring_rollback(struct smp_keyring *kr)
+{
+	return kr ? kr->ops->rollback(kr) : -1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Keys                                                                   */
+
+int smp_keyring_key_get(struct smp_keyring *kr, const char *fpr,
+			struct smp_key_rec *out)
+{
+	char f[SMP_FPR_MAX];
+
+	if (!kr)
+		return -1;
+	if (!out)
+		return smp_kr_error(kr, "no place for the key given");
+	memset(out, 0, sizeof(*out));
+	if (fpr_norm(kr, fpr, f) != 0)
+		return -1;
+	return kr->ops->key_get(kr, f, out);
+}
+
+int smp_keyring_key_put(struct smp_keyring *kr, const struct smp_key_rec *k)
+{
+	struct smp_key_rec c;
+
+	if (!kr)
+		return -1;
+	if (!k)
+		return smp_kr_error(kr, "no key given");
+	if (!fixed_ok(k->fpr, sizeof(k->fpr)))
+		return smp_kr_error(kr, "cannot store key: unterminated "
+				    "fingerprint");
+	c = *k;
+	if (fpr_norm(kr, k->fpr, c.fpr) != 0)
+		return -1;
+	if (!k->material && k->material_len)
+		return smp_kr_error(kr, "cannot store key %s: no key material",
+				    c.fpr);
+	if (!fixed_ok(k->algo, sizeof(k->algo)) ||
+	    !fixed_ok(k->enc_keyids, sizeof(k->enc_keyids)))
+		return smp_kr_error(kr, "cannot store key %s: unterminated "
+				    "algorithm or key ID text", c.fpr);
+	if (c.updated == 0)
+		c.updated = now_s();
+	return kr->ops->key_put(kr, &c);
+}
+
+int smp_keyring_key_delete(struct smp_keyring *kr, const char *fpr)
+{
+	char f[SMP_FPR_MAX];
+
+	if (!kr)
+		return -1;
+	if (fpr_norm(kr, fpr, f) != 0)
+		return -1;
+	return kr->ops->key_delete(kr, f, now_s());
+}
+
+int smp_keyring_key_set_blocked(struct smp_keyring *kr, const char *fpr,
+				bool blocked)
+{
+	char f[SMP_FPR_MAX];
+
+	if (!kr)
+		return -1;
+	if (fpr_norm(kr, fpr, f) != 0)
+		return -1;
+	return kr->ops->key_set_blocked(kr, f, blocked, now_s());
+}
+
+void smp_key_rec_clear(struct smp_key_rec *k)
+{
+	if (!k)
+		return;
+	free(k->material);
+	memset(k, 0, sizeof(*k));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Bindings                                                               */
+
+int smp_keyring_bindings_for(struct smp_keyring *kr, const char *address,
+			     struct smp_binding **out, size_t *n)
+{
+	char *a;
+	int rc;
+
+	if (!kr || !out_args(kr, out, n))
+		return -1;
+	*out = NULL;
+	a = addr_norm(kr, address);
+	if (!a)
+		return -1;
+	rc = kr->ops->bindings_for(kr, a, out, n);
+	free(a);
+	return rc;
+}
+
+int smp_keyring_bindings_of_key(struct smp_keyring *kr, const char *fpr,
+				struct smp_binding **out, size_t *n)
+{
+	char f[SMP_FPR_MAX];
+
+	if (!kr || !out_args(kr, out, n))
+		return -1;
+	*out = NULL;
+	if (fpr_norm(kr, fpr, f) != 0)
+		return -1;
+	return kr->ops->bindings_of_key(kr, f, out, n);
+}
+
+int smp_keyring_bindings_list(struct smp_keyring *kr, int state,
+			      struct smp_binding **out, size_t *n)
+{
+	if (!kr || !out_args(kr, out, n))
+		return -1;
+	*out = NULL;
+	if (state > SMP_BIND_REVOKED)
+		return smp_kr_error(kr, "unknown binding state %d", state);
+	return kr->ops->bindings_list(kr, state < 0 ? -1 : state, out, n);
+}
+
+int smp_keyring_binding_put(struct smp_keyring *kr, const struct smp_binding *b)
+{
+	struct smp_binding c;
+	int rc;
+
+	if (!kr)
+		return -1;
+	if (!b)
+		return smp_kr_error(kr, "no binding given");
+	if ((unsigned)b->state > SMP_BIND_REVOKED)
+		return smp_kr_error(kr, "unknown binding state %d",
+				    (int)b->state);
+	if ((unsigned)b->source > SMP_SRC_ADMIN)
+		return smp_kr_error(kr, "unknown key source %d", (int)b->source);
+	if (!fixed_ok(b->fpr, sizeof(b->fpr)))
+		return smp_kr_error(kr, "cannot store binding: unterminated "
+				    "fingerprint");
+	c = *b;
+	if (fpr_norm(kr, b->fpr, c.fpr) != 0)
+		return -1;
+	c.address = addr_norm(kr, b->address);
+	if (!c.address)
+		return -1;
+	if (c.last_seen == 0)
+		c.last_seen = now_s();
+	if (c.first_seen == 0)
+		c.first_seen = c.last_seen;
+	rc = kr->ops->binding_put(kr, &c);
+	free(c.address);
+	return rc;
+}
+
+int smp_keyring_binding_set_state(struct smp_keyring *kr, const char *address,
+				  const char *fpr, enum smp_bind_state state)
+{
+	char f[SMP_FPR_MAX];
+	char *a;
+	int rc;
+
+	if (!kr)
+		return -1;
+	if ((unsigned)state > SMP_BIND_REVOKED)
+		return smp_kr_error(kr, "unknown binding state %d", (int)state);
+	if (fpr_norm(kr, fpr, f) != 0)
+		return -1;
+	a = addr_norm(kr, address);
+	if (!a)
+		return -1;
+	rc = kr->ops->binding_set_state(kr, a, f, state);
+	free(a);
+	return rc;
+}
+
+int smp_keyring_binding_delete(struct smp_keyring *kr, const char *address,
+			       const char *fpr)
+{
+	char f[SMP_FPR_MAX];
+	char *a;
+	int rc;
+
+	if (!kr)
+		return -1;
+	if (fpr && fpr_norm(kr, fpr, f) != 0)
+		return -1;
+	a = addr_norm(kr, address);
+	if (!a)
+		return -1;
+	rc = kr->ops->binding_delete(kr, a, fpr ? f : NULL, now_s());
+	free(a);
+	return rc;
+}
+
+void smp_binding_clear(struct smp_binding *b)
+{
+	if (!b)
+		return;
+	free(b->address);
+	free(b->message_id);
+	free(b->client_addr);
+	memset(b, 0, sizeof(*b));
+}
+
+void smp_bindings_free(struct smp_binding *b, size_t n)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < n; i++)
+		smp_binding_clear(&b[i]);
+	free(b);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Events                                                                 */
+
+int smp_keyring_event_add(struct smp_keyring *kr, const struct smp_event *e)
+{
+	struct smp_event c;
+	int rc;
+
+	if (!kr)
+		return -1;
+	if (!e || !e->event || !*e->event)
+		return smp_kr_error(kr, "no event name given");
+	if (!fixed_ok(e->fpr, sizeof(e->fpr)))
+		return smp_kr_error(kr, "cannot record event %s: unterminated "
+				    "fingerprint", e->event);
+	c = *e;
+	if (e->fpr[0] && fpr_norm(kr, e->fpr, c.fpr) != 0)
+		return -1;
+	if (!e->fpr[0])
+		c.fpr[0] = '\0';
+	c.address = NULL;
+	if (e->address) {
+		c.address = addr_norm_or_copy(e->address);
+		if (!c.address)
+			return smp_kr_error(kr, "cannot record event %s: out "
+					    "of memory", e->event);
+	}
+	if (c.at == 0)
+		c.at = now_s();
+	rc = kr->ops->event_add(kr, &c);
+	free(c.address);
+	return rc;
+}
+
+int smp_keyring_events_for(struct smp_keyring *kr, const char *address,
+			   struct smp_event **out, size_t *n)
+{
+	char *a;
+	int rc;
+
+	if (!kr || !out_args(kr, out, n))
+		return -1;
+	*out = NULL;
+	if (!address)
+		return smp_kr_error(kr, "no address given");
+	/* events may name something that is not an address (see add) */
+	a = addr_norm_or_copy(address);
+	if (!a)
+		return smp_kr_error(kr, "out of memory");
+	rc = kr->ops->events_for(kr, a, out, n);
+	free(a);
+	return rc;
+}
+
+int smp_keyring_events_of_key(struct smp_keyring *kr, const char *fpr,
+			      struct smp_event **out, size_t *n)
+{
+	char f[SMP_FPR_MAX];
+
+	if (!kr || !out_args(kr, out, n))
+		return -1;
+	*out = NULL;
+	if (fpr_norm(kr, fpr, f) != 0)
+		return -1;
+	return kr->ops->events_of_key(kr, f, out, n);
+}
+
+void smp_events_free(struct smp_event *e, size_t n)
+{
+	if (!e)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(e[i].address);
+		free(e[i].event);
+		free(e[i].detail);
+		free(e[i].message_id);
+	}
+	free(e);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Replay log, statistics                                                 */
+
+int smp_keyring_replay_check(struct smp_keyring *kr, const char *digest,
+			     const char *recipient, int64_t now, int64_t window,
+			     bool *seen)
+{
+	char *r;
+	int rc;
+
+	if (!kr)
+		return -1;
+	if (!seen)
+		return smp_kr_error(kr, "no place for the result given");
+	*seen = false;
+	if (!digest || !*digest || !recipient || !*recipient)
+		return smp_kr_error(kr, "replay check without a digest or "
+				    "recipient");
+	if (window < 0)
+		return smp_kr_error(kr, "negative replay window %lld",
+				    (long long)window);
+	r = addr_norm_or_copy(recipient);
+	if (!r)
+		return smp_kr_error(kr, "out of memory");
+	rc = kr->ops->replay_check(kr, digest, r, now, window, seen);
+	free(r);
+	return rc;
+}
+
+int smp_keyring_replay_prune(struct smp_keyring *kr, int64_t now,
+			     int64_t window)
+{
+	if (!kr)
+		return -1;
+	if (window < 0)
+		return smp_kr_error(kr, "negative replay window %lld",
+				    (long long)window);
+	return kr->ops->replay_prune(kr, now, window);
+}
+
+int smp_keyring_stats(struct smp_keyring *kr, struct smp_keyring_stats *st)
+{
+	if (!kr)
+		return -1;
+	if (!st)
+		return smp_kr_error(kr, "no place for the result given");
+	memset(st, 0, sizeof(*st));
+	return kr->ops->stats(kr, st);
+}

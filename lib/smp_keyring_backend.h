@@ -1,0 +1,80 @@
+/* smp_keyring_backend.h - private: what a keyring backend module provides.
+ *
+ * smp_keyring.c owns everything that does not depend on the database:
+ * argument checks, address and fingerprint normalisation, defaults for
+ * time stamps, and dispatch through the table below. A backend module
+ * (smp_keyring_sqlite.c now, a PostgreSQL module later) receives only
+ * checked, normalised arguments: addresses as smp_address_normalize()
+ * returns them, fingerprints in upper-case hex, states and sources in
+ * range, time stamps filled in. It owns the connection, the statements,
+ * the transactions and the error text.
+ *
+ * Not installed, not for the daemon or smpctl: include smp_keyring.h.
+ */
+#ifndef SMP_KEYRING_BACKEND_H
+#define SMP_KEYRING_BACKEND_H
+
+#include "smp_keyring.h"
+
+#define SMP_KR_ERRMSG_MAX 1536
+
+/* The common head of every backend's connection struct (its first member,
+ * so a backend casts struct smp_keyring * to its own type). */
+struct smp_keyring {
+	const struct smp_keyring_ops *ops;
+	char errmsg[SMP_KR_ERRMSG_MAX];
+};
+
+/* Same contracts as the public functions of the same names. */
+struct smp_keyring_ops {
+	const char *name;
+	int (*open)(const char *target, struct smp_keyring **out, char *err,
+		    size_t errlen);
+	void (*close)(struct smp_keyring *kr);
+	int (*schema_version)(struct smp_keyring *kr);
+
+	int (*begin)(struct smp_keyring *kr);
+	int (*commit)(struct smp_keyring *kr);
+	int (*rollback)(struct smp_keyring *kr);
+
+	int (*key_get)(struct smp_keyring *kr, const char *fpr,
+		       struct smp_key_rec *out);
+	int (*key_put)(struct smp_keyring *kr, const struct smp_key_rec *k);
+	int (*key_delete)(struct smp_keyring *kr, const char *fpr, int64_t now);
+	int (*key_set_blocked)(struct smp_keyring *kr, const char *fpr,
+			       bool blocked, int64_t now);
+
+	int (*bindings_for)(struct smp_keyring *kr, const char *address,
+			    struct smp_binding **out, size_t *n);
+	int (*bindings_of_key)(struct smp_keyring *kr, const char *fpr,
+			       struct smp_binding **out, size_t *n);
+	int (*bindings_list)(struct smp_keyring *kr, int state,
+			     struct smp_binding **out, size_t *n);
+	int (*binding_put)(struct smp_keyring *kr, const struct smp_binding *b);
+	int (*binding_set_state)(struct smp_keyring *kr, const char *address,
+				 const char *fpr, enum smp_bind_state state);
+	int (*binding_delete)(struct smp_keyring *kr, const char *address,
+			      const char *fpr, int64_t now);
+
+	int (*event_add)(struct smp_keyring *kr, const struct smp_event *e);
+	int (*events_for)(struct smp_keyring *kr, const char *address,
+			  struct smp_event **out, size_t *n);
+	int (*events_of_key)(struct smp_keyring *kr, const char *fpr,
+			     struct smp_event **out, size_t *n);
+
+	int (*replay_check)(struct smp_keyring *kr, const char *digest,
+			    const char *recipient, int64_t now, int64_t window,
+			    bool *seen);
+	int (*replay_prune)(struct smp_keyring *kr, int64_t now, int64_t window);
+
+	int (*stats)(struct smp_keyring *kr, struct smp_keyring_stats *st);
+};
+
+extern const struct smp_keyring_ops smp_keyring_sqlite_ops;
+
+/* Writes a sentence into kr->errmsg; returns -1 so that callers can
+ * "return smp_kr_error(...)". */
+int smp_kr_error(struct smp_keyring *kr, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif

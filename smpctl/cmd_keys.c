@@ -1,0 +1,569 @@
+/* cmd_keys.c - "smpctl keys ..." and "smpctl stats" (SPEC.md 6): query and
+ * edit the keyring database. Every change is one transaction and leaves an
+ * event in the history. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "smp_armor.h"
+#include "smp_config.h"
+#include "smp_keyring.h"
+#include "smpctl.h"
+
+#define NOT_FOUND 67 /* EX_NOUSER: no such address or key */
+
+static struct smp_keyring *open_keyring(void)
+{
+	const struct smp_config *cfg = smpctl_config();
+	struct smp_keyring *kr = NULL;
+	char err[512];
+
+	if (!cfg)
+		return NULL;
+	if (smp_keyring_open(cfg->keyring_backend,
+			     strcmp(cfg->keyring_backend, "sqlite") ? cfg->keyring_conninfo
+								     : cfg->keyring_path,
+			     &kr, err, sizeof(err)) < 0) {
+		smpctl_error("%s", err);
+		return NULL;
+	}
+	return kr;
+}
+
+static int db_error(struct smp_keyring *kr, const char *what)
+{
+	smpctl_error("%s: %s", what, smp_keyring_errmsg(kr));
+	return EX_CONFIG;
+}
+
+static void fmt_time(int64_t t, char *buf, size_t n)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t <= 0) {
+		snprintf(buf, n, "-");
+		return;
+	}
+	gmtime_r(&tt, &tm);
+	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *time_json(int64_t t)
+{
+	char buf[32];
+
+	if (t <= 0)
+		return json_null();
+	fmt_time(t, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+static json_t *binding_json(const struct smp_binding *b)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:I, s:s?, s:s?, s:b}",
+			 "address", b->address, "fingerprint", b->fpr, "state",
+			 smp_bind_state_name(b->state), "source",
+			 smp_key_source_name(b->source), "first_seen",
+			 time_json(b->first_seen), "last_seen", time_json(b->last_seen),
+			 "message_date", time_json(b->msg_date), "times_seen",
+			 (json_int_t)b->times_seen, "message_id", b->message_id,
+			 "client_address", b->client_addr, "self_encrypted",
+			 b->self_encrypted);
+}
+
+static json_t *key_json(const struct smp_key_rec *k)
+{
+	return json_pack("{s:s, s:s, s:i, s:o, s:o, s:b, s:b, s:s, s:I}", "fingerprint",
+			 k->fpr, "algorithm", k->algo, "bits", (int)k->bits,
+			 "created", time_json(k->created), "expires",
+			 time_json(k->expires), "revoked", k->revoked, "blocked",
+			 k->blocked, "encryption_subkeys", k->enc_keyids, "size",
+			 (json_int_t)k->material_len);
+}
+
+static void print_json(json_t *doc)
+{
+	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+	fputc('\n', stdout);
+	json_decref(doc);
+}
+
+static void print_binding_row(const struct smp_binding *b)
+{
+	char seen[32];
+
+	fmt_time(b->last_seen, seen, sizeof(seen));
+	printf("%-40s %-40s %-8s %-9s %s\n", b->address, b->fpr,
+	       smp_bind_state_name(b->state), smp_key_source_name(b->source), seen);
+}
+
+/* Parses [--json] and [--state S] and positional arguments. */
+struct args {
+	bool json;
+	int state;        /* -1: any */
+	const char *pos[3];
+	int npos;
+	const char *address_opt;
+};
+
+static int parse_args(int argc, char **argv, bool allow_state, int maxpos,
+		      struct args *a, const char *usage)
+{
+	memset(a, 0, sizeof(*a));
+	a->state = -1;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			a->json = true;
+		} else if (allow_state && !strcmp(argv[i], "--state") && i + 1 < argc) {
+			a->state = smp_bind_state_parse(argv[++i]);
+			if (a->state < 0) {
+				smpctl_error("unknown state '%s' (active, conflict, pinned, "
+					     "blocked, revoked)", argv[i]);
+				return EX_USAGE;
+			}
+		} else if (!strcmp(argv[i], "--address") && i + 1 < argc) {
+			a->address_opt = argv[++i];
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			smpctl_error("unknown option '%s'; usage: %s", argv[i], usage);
+			return EX_USAGE;
+		} else if (a->npos < maxpos) {
+			a->pos[a->npos++] = argv[i];
+		} else {
+			smpctl_error("too many arguments; usage: %s", usage);
+			return EX_USAGE;
+		}
+	}
+	return 0;
+}
+
+static bool is_address(const char *s)
+{
+	return strchr(s, '@') != NULL;
+}
+
+static int cmd_list(struct smp_keyring *kr, const struct args *a)
+{
+	struct smp_binding *b = NULL;
+	size_t n = 0;
+
+	if (smp_keyring_bindings_list(kr, a->state, &b, &n) < 0)
+		return db_error(kr, "cannot list bindings");
+	if (a->json) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(arr, binding_json(&b[i]));
+		print_json(json_pack("{s:o}", "bindings", arr));
+	} else {
+		for (size_t i = 0; i < n; i++)
+			print_binding_row(&b[i]);
+	}
+	smp_bindings_free(b, n);
+	return 0;
+}
+
+static int cmd_show(struct smp_keyring *kr, const struct args *a)
+{
+	struct smp_binding *b = NULL;
+	size_t n = 0;
+	json_t *keys = json_array(), *binds = json_array();
+	int rc = 0;
+
+	if (is_address(a->pos[0]))
+		rc = smp_keyring_bindings_for(kr, a->pos[0], &b, &n);
+	else
+		rc = smp_keyring_bindings_of_key(kr, a->pos[0], &b, &n);
+	if (rc < 0) {
+		json_decref(keys);
+		json_decref(binds);
+		return db_error(kr, "cannot look up bindings");
+	}
+	if (!is_address(a->pos[0]) && n == 0) {
+		struct smp_key_rec k;
+		if (smp_keyring_key_get(kr, a->pos[0], &k) == 0) {
+			json_array_append_new(keys, key_json(&k));
+			smp_key_rec_clear(&k);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct smp_key_rec k;
+		bool dup = false;
+		json_array_append_new(binds, binding_json(&b[i]));
+		for (size_t j = 0; j < i; j++)
+			dup |= !strcmp(b[j].fpr, b[i].fpr);
+		if (!dup && smp_keyring_key_get(kr, b[i].fpr, &k) == 0) {
+			json_array_append_new(keys, key_json(&k));
+			smp_key_rec_clear(&k);
+		}
+	}
+	smp_bindings_free(b, n);
+	if (json_array_size(keys) == 0 && json_array_size(binds) == 0) {
+		json_decref(keys);
+		json_decref(binds);
+		smpctl_error("no key or binding for %s in the keyring", a->pos[0]);
+		return NOT_FOUND;
+	}
+	if (a->json) {
+		print_json(json_pack("{s:s, s:o, s:o}", "query", a->pos[0], "bindings",
+				     binds, "keys", keys));
+		return 0;
+	}
+	for (size_t i = 0; i < json_array_size(binds); i++) {
+		json_t *o = json_array_get(binds, i);
+		printf("binding  %s -> %s\n         state=%s source=%s seen=%lld times, "
+		       "last %s, message date %s, self-encrypted=%s\n         "
+		       "message-id %s from %s\n",
+		       json_string_value(json_object_get(o, "address")),
+		       json_string_value(json_object_get(o, "fingerprint")),
+		       json_string_value(json_object_get(o, "state")),
+		       json_string_value(json_object_get(o, "source")),
+		       (long long)json_integer_value(json_object_get(o, "times_seen")),
+		       json_is_string(json_object_get(o, "last_seen"))
+			       ? json_string_value(json_object_get(o, "last_seen")) : "-",
+		       json_is_string(json_object_get(o, "message_date"))
+			       ? json_string_value(json_object_get(o, "message_date")) : "-",
+		       json_is_true(json_object_get(o, "self_encrypted")) ? "yes" : "no",
+		       json_is_string(json_object_get(o, "message_id"))
+			       ? json_string_value(json_object_get(o, "message_id")) : "-",
+		       json_is_string(json_object_get(o, "client_address"))
+			       ? json_string_value(json_object_get(o, "client_address")) : "-");
+	}
+	for (size_t i = 0; i < json_array_size(keys); i++) {
+		json_t *o = json_array_get(keys, i);
+		printf("key      %s %s/%lld created %s expires %s%s%s\n",
+		       json_string_value(json_object_get(o, "fingerprint")),
+		       json_string_value(json_object_get(o, "algorithm")),
+		       (long long)json_integer_value(json_object_get(o, "bits")),
+		       json_is_string(json_object_get(o, "created"))
+			       ? json_string_value(json_object_get(o, "created")) : "-",
+		       json_is_string(json_object_get(o, "expires"))
+			       ? json_string_value(json_object_get(o, "expires")) : "never",
+		       json_is_true(json_object_get(o, "revoked")) ? " REVOKED" : "",
+		       json_is_true(json_object_get(o, "blocked")) ? " BLOCKED" : "");
+	}
+	json_decref(keys);
+	json_decref(binds);
+	return 0;
+}
+
+/* The fingerprint to export for ADDRESS|FPR: a pinned, else active binding. */
+static int resolve_fpr(struct smp_keyring *kr, const char *q, char *fpr)
+{
+	struct smp_binding *b = NULL;
+	size_t n = 0;
+	int best = -1;
+
+	if (!is_address(q)) {
+		snprintf(fpr, SMP_FPR_MAX, "%s", q);
+		return 0;
+	}
+	if (smp_keyring_bindings_for(kr, q, &b, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (b[i].state == SMP_BIND_PINNED)
+			best = (int)i;
+		else if (b[i].state == SMP_BIND_ACTIVE && best < 0)
+			best = (int)i;
+	}
+	if (best >= 0)
+		snprintf(fpr, SMP_FPR_MAX, "%s", b[best].fpr);
+	smp_bindings_free(b, n);
+	return best >= 0 ? 0 : 1;
+}
+
+static int cmd_export(struct smp_keyring *kr, const struct args *a)
+{
+	char fpr[SMP_FPR_MAX];
+	struct smp_key_rec k;
+	char *armored;
+	int rc = resolve_fpr(kr, a->pos[0], fpr);
+
+	if (rc < 0)
+		return db_error(kr, "cannot look up bindings");
+	if (rc > 0) {
+		smpctl_error("%s has no active or pinned key in the keyring", a->pos[0]);
+		return NOT_FOUND;
+	}
+	rc = smp_keyring_key_get(kr, fpr, &k);
+	if (rc < 0)
+		return db_error(kr, "cannot read the key");
+	if (rc > 0) {
+		smpctl_error("no key %s in the keyring", fpr);
+		return NOT_FOUND;
+	}
+	armored = smp_armor_encode(SMP_ARMOR_PUBLIC_KEY, k.material, k.material_len);
+	smp_key_rec_clear(&k);
+	if (!armored) {
+		smpctl_error("out of memory");
+		return EX_SOFTWARE;
+	}
+	fputs(armored, stdout);
+	free(armored);
+	return 0;
+}
+
+static int add_event(struct smp_keyring *kr, const char *address, const char *fpr,
+		     const char *event)
+{
+	struct smp_event e = {0};
+
+	e.address = (char *)address;
+	snprintf(e.fpr, sizeof(e.fpr), "%s", fpr ? fpr : "");
+	e.event = (char *)event;
+	e.detail = (char *)"by smpctl";
+	return smp_keyring_event_add(kr, &e);
+}
+
+/* Runs fn inside one transaction. */
+static int in_tx(struct smp_keyring *kr, const char *what,
+		 int (*fn)(struct smp_keyring *, const struct args *),
+		 const struct args *a)
+{
+	int rc;
+
+	if (smp_keyring_begin(kr) < 0)
+		return db_error(kr, what);
+	rc = fn(kr, a);
+	if (rc != 0) {
+		smp_keyring_rollback(kr);
+		return rc < 0 ? db_error(kr, what) : rc;
+	}
+	if (smp_keyring_commit(kr) < 0)
+		return db_error(kr, what);
+	return 0;
+}
+
+static int do_pin(struct smp_keyring *kr, const struct args *a)
+{
+	struct smp_key_rec k;
+	struct smp_binding *b = NULL, nb;
+	size_t n = 0;
+	bool found = false;
+	int rc = smp_keyring_key_get(kr, a->pos[1], &k);
+
+	if (rc < 0)
+		return -1;
+	if (rc > 0) {
+		smpctl_error("no key %s in the keyring (import it first)", a->pos[1]);
+		return NOT_FOUND;
+	}
+	if (k.blocked) {
+		smpctl_error("key %s is blocked; unblock it first", k.fpr);
+		smp_key_rec_clear(&k);
+		return EX_DATAERR;
+	}
+	if (smp_keyring_bindings_for(kr, a->pos[0], &b, &n) < 0) {
+		smp_key_rec_clear(&k);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(b[i].fpr, k.fpr))
+			found = true;
+	/* other keys of the address stop being used: the pinned one wins */
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (strcmp(b[i].fpr, k.fpr) &&
+		    (b[i].state == SMP_BIND_ACTIVE || b[i].state == SMP_BIND_PINNED))
+			rc = smp_keyring_binding_set_state(kr, a->pos[0], b[i].fpr,
+							   SMP_BIND_CONFLICT);
+	smp_bindings_free(b, n);
+	if (rc == 0 && found) {
+		rc = smp_keyring_binding_set_state(kr, a->pos[0], k.fpr, SMP_BIND_PINNED);
+	} else if (rc == 0) {
+		memset(&nb, 0, sizeof(nb));
+		nb.address = (char *)a->pos[0];
+		snprintf(nb.fpr, sizeof(nb.fpr), "%s", k.fpr);
+		nb.state = SMP_BIND_PINNED;
+		nb.source = SMP_SRC_ADMIN;
+		rc = smp_keyring_binding_put(kr, &nb);
+	}
+	if (rc == 0)
+		rc = add_event(kr, a->pos[0], k.fpr, "pinned");
+	smp_key_rec_clear(&k);
+	return rc;
+}
+
+static int set_key_blocked(struct smp_keyring *kr, const char *fpr, bool blocked)
+{
+	struct smp_binding *b = NULL;
+	size_t n = 0;
+	int rc = smp_keyring_key_set_blocked(kr, fpr, blocked);
+
+	if (rc != 0)
+		return rc;
+	if (smp_keyring_bindings_of_key(kr, fpr, &b, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (blocked)
+			rc = smp_keyring_binding_set_state(kr, b[i].address, b[i].fpr,
+							   SMP_BIND_BLOCKED);
+		else if (b[i].state == SMP_BIND_BLOCKED)
+			/* back, but not trusted blindly: an admin pins it */
+			rc = smp_keyring_binding_set_state(kr, b[i].address, b[i].fpr,
+							   SMP_BIND_CONFLICT);
+	}
+	smp_bindings_free(b, n);
+	if (rc == 0)
+		rc = add_event(kr, NULL, fpr, blocked ? "blocked" : "unblocked");
+	return rc;
+}
+
+static int do_block(struct smp_keyring *kr, const struct args *a)
+{
+	int rc = set_key_blocked(kr, a->pos[0], true);
+	if (rc > 0) {
+		smpctl_error("no key %s in the keyring", a->pos[0]);
+		return NOT_FOUND;
+	}
+	return rc;
+}
+
+static int do_unblock(struct smp_keyring *kr, const struct args *a)
+{
+	int rc = set_key_blocked(kr, a->pos[0], false);
+	if (rc > 0) {
+		smpctl_error("no key %s in the keyring", a->pos[0]);
+		return NOT_FOUND;
+	}
+	return rc;
+}
+
+static int do_delete(struct smp_keyring *kr, const struct args *a)
+{
+	int rc;
+
+	if (is_address(a->pos[0]))
+		rc = smp_keyring_binding_delete(kr, a->pos[0], NULL);
+	else
+		rc = smp_keyring_key_delete(kr, a->pos[0]);
+	if (rc > 0) {
+		smpctl_error("no key or binding for %s in the keyring", a->pos[0]);
+		return NOT_FOUND;
+	}
+	return rc; /* the keyring records the deletion events itself */
+}
+
+static int cmd_history(struct smp_keyring *kr, const struct args *a)
+{
+	struct smp_event *e = NULL;
+	size_t n = 0;
+	char at[32];
+
+	if (smp_keyring_events_for(kr, a->pos[0], &e, &n) < 0)
+		return db_error(kr, "cannot read the history");
+	if (a->json) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(
+				arr, json_pack("{s:I, s:o, s:s?, s:s, s:s, s:s?, s:s?}", "id",
+					       (json_int_t)e[i].id, "at", time_json(e[i].at),
+					       "address", e[i].address, "fingerprint",
+					       e[i].fpr, "event", e[i].event, "detail",
+					       e[i].detail, "message_id", e[i].message_id));
+		print_json(json_pack("{s:s, s:o}", "address", a->pos[0], "events", arr));
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			fmt_time(e[i].at, at, sizeof(at));
+			printf("%s %-10s %-40s %s%s%s\n", at, e[i].event,
+			       e[i].fpr[0] ? e[i].fpr : "-", e[i].detail ? e[i].detail : "",
+			       e[i].message_id ? " " : "",
+			       e[i].message_id ? e[i].message_id : "");
+		}
+	}
+	smp_events_free(e, n);
+	return 0;
+}
+
+static const char keys_usage[] =
+	"smpctl keys list [--state S] [--json] | show ADDRESS|FPR [--json] | "
+	"export ADDRESS|FPR | pin ADDRESS FPR | block FPR | unblock FPR | "
+	"delete ADDRESS|FPR | history ADDRESS [--json]";
+
+int smpctl_cmd_keys(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int nargs;
+		bool state, writes;
+		int (*run)(struct smp_keyring *, const struct args *);
+	} subs[] = {
+		{"list", 0, true, false, cmd_list},
+		{"show", 1, false, false, cmd_show},
+		{"export", 1, false, false, cmd_export},
+		{"pin", 2, false, true, do_pin},
+		{"block", 1, false, true, do_block},
+		{"unblock", 1, false, true, do_unblock},
+		{"delete", 1, false, true, do_delete},
+		{"history", 1, false, false, cmd_history},
+	};
+	struct smp_keyring *kr;
+	struct args a;
+	int rc;
+
+	if (argc < 2) {
+		smpctl_error("keys needs a subcommand; usage: %s", keys_usage);
+		return EX_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		if (strcmp(argv[1], subs[i].name))
+			continue;
+		rc = parse_args(argc - 1, argv + 1, subs[i].state, subs[i].nargs, &a,
+				keys_usage);
+		if (rc)
+			return rc;
+		if (a.npos != subs[i].nargs) {
+			smpctl_error("keys %s takes %d argument%s; usage: %s", subs[i].name,
+				     subs[i].nargs, subs[i].nargs == 1 ? "" : "s", keys_usage);
+			return EX_USAGE;
+		}
+		kr = open_keyring();
+		if (!kr)
+			return EX_CONFIG;
+		rc = subs[i].writes ? in_tx(kr, "cannot change the keyring", subs[i].run, &a)
+				    : subs[i].run(kr, &a);
+		smp_keyring_close(kr);
+		return rc;
+	}
+	smpctl_error("unknown keys subcommand '%s'; usage: %s", argv[1], keys_usage);
+	return EX_USAGE;
+}
+
+int smpctl_cmd_stats(int argc, char **argv)
+{
+	struct smp_keyring_stats st;
+	struct smp_keyring *kr;
+	struct args a;
+	int rc = parse_args(argc, argv, false, 0, &a, "smpctl stats [--json]");
+
+	if (rc)
+		return rc;
+	kr = open_keyring();
+	if (!kr)
+		return EX_CONFIG;
+	if (smp_keyring_stats(kr, &st) < 0) {
+		rc = db_error(kr, "cannot count");
+		smp_keyring_close(kr);
+		return rc;
+	}
+	smp_keyring_close(kr);
+	if (a.json) {
+		json_t *states = json_object();
+		for (int s = 0; s <= SMP_BIND_REVOKED; s++)
+			json_object_set_new(states, smp_bind_state_name((enum smp_bind_state)s),
+					    json_integer((json_int_t)st.bindings[s]));
+		print_json(json_pack("{s:I, s:I, s:o, s:I, s:I}", "keys",
+				     (json_int_t)st.keys, "addresses",
+				     (json_int_t)st.addresses, "bindings", states, "events",
+				     (json_int_t)st.events, "replay_entries",
+				     (json_int_t)st.replay_entries));
+		return 0;
+	}
+	printf("keys          %lu\naddresses     %lu\n", st.keys, st.addresses);
+	for (int s = 0; s <= SMP_BIND_REVOKED; s++)
+		printf("  %-11s %lu\n", smp_bind_state_name((enum smp_bind_state)s),
+		       st.bindings[s]);
+	printf("events        %lu\nreplay log    %lu\n", st.events, st.replay_entries);
+	return 0;
+}
