@@ -108,6 +108,7 @@ static void fuzz_packets_b64(const unsigned char *buf, size_t len,
 	FUZZ_ASSERT(direct.reasons == viab64.reasons);
 	FUZZ_ASSERT(direct.n_esk == viab64.n_esk && direct.data_tag == viab64.data_tag);
 	FUZZ_ASSERT(direct.n_esk_kept == viab64.n_esk_kept);
+	FUZZ_ASSERT(strcmp(direct.digest, viab64.digest) == 0);
 	for (unsigned i = 0; i < direct.n_esk_kept; i++) {
 		FUZZ_ASSERT(direct.esk[i].type == viab64.esk[i].type);
 		FUZZ_ASSERT(direct.esk[i].version == viab64.esk[i].version);

@@ -50,8 +50,8 @@ static const char *const local_sql[L__END - SMP_KR_Q__COUNT] = {
 	[L_COMMIT - SMP_KR_Q__COUNT] = "COMMIT",
 	[L_ROLLBACK - SMP_KR_Q__COUNT] = "ROLLBACK",
 	[L_HAS_VERSION_TABLE - SMP_KR_Q__COUNT] =
-		"SELECT COUNT(*) FROM sqlite_master "
-		"WHERE type = 'table' AND name = 'schema_version'",
+		("SELECT COUNT(*) FROM sqlite_master "
+		 "WHERE type = 'table' AND name = 'schema_version'"),
 };
 
 struct ksq {
@@ -71,6 +71,7 @@ static struct ksq *K(struct smp_keyring *kr)
 /* ---------------------------------------------------------------------- */
 /* Errors, statements, binding                                            */
 
+__attribute__((format(printf, 3, 0)))
 static int failv(struct ksq *s, const char *detail, const char *fmt,
 		 va_list ap)
 {

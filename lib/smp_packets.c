@@ -6,6 +6,9 @@
  */
 #include "smp_packets.h"
 
+#include <glib.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "smp_result.h"
@@ -244,12 +247,29 @@ static bool is_ignorable(unsigned tag)
 	return tag == SMP_TAG_MARKER || tag == SMP_TAG_PADDING;
 }
 
+/* Feeds what names one payload into the replay digest. */
+static void digest_packet(GChecksum *sum, const struct smp_packet *pkt)
+{
+	unsigned char hdr[9];
+	size_t n = pkt->first_avail < SMP_PKT_HEAD ? pkt->first_avail : SMP_PKT_HEAD;
+	uint64_t len = pkt->body_len;
+
+	hdr[0] = (unsigned char)pkt->tag;
+	for (int i = 0; i < 8; i++)
+		hdr[1 + i] = (unsigned char)(len >> (56 - 8 * i));
+	g_checksum_update(sum, hdr, sizeof(hdr));
+	if (pkt->tag != SMP_TAG_SED && pkt->tag != SMP_TAG_SEIPD &&
+	    pkt->tag != SMP_TAG_AEAD)
+		g_checksum_update(sum, pkt->first, n);
+}
+
 static void check_message(struct smp_pkt_iter *itp, struct smp_msg_info *info)
 {
 	struct smp_pkt_iter it = *itp;
 	struct smp_packet pkt;
 	enum smp_pkt_status st;
 	bool seen_first = false, seen_data = false;
+	GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
 
 	memset(info, 0, sizeof(*info));
 	while ((st = smp_pkt_next(&it, &pkt)) == SMP_PKT_OK) {
@@ -257,7 +277,7 @@ static void check_message(struct smp_pkt_iter *itp, struct smp_msg_info *info)
 			continue;
 		if (seen_data) {
 			info->reasons |= SMP_R_BAD_PACKETS; /* after the data */
-			return;
+			goto out;
 		}
 		if (!seen_first) {
 			seen_first = true;
@@ -267,38 +287,40 @@ static void check_message(struct smp_pkt_iter *itp, struct smp_msg_info *info)
 				if (pkt.tag == SMP_TAG_SECRET_KEY ||
 				    pkt.tag == SMP_TAG_SECRET_SUBKEY)
 					info->secret_key = true;
-				return;
+				goto out;
 			}
 		}
 		if (pkt.tag == SMP_TAG_PKESK || pkt.tag == SMP_TAG_SKESK) {
 			struct smp_esk esk;
 			if (!parse_esk(&pkt, &esk)) {
 				info->reasons |= SMP_R_BAD_PACKETS;
-				return;
+				goto out;
 			}
 			if (info->n_esk_kept < SMP_MSG_MAX_ESK_KEPT)
 				info->esk[info->n_esk_kept++] = esk;
 			info->n_esk++;
+			digest_packet(sum, &pkt);
 		} else if (is_data_tag(pkt.tag)) {
 			seen_data = true;
 			info->data_tag = pkt.tag;
 			if (pkt.first_avail < 1 && pkt.tag != SMP_TAG_SED) {
 				info->reasons |= SMP_R_BAD_PACKETS;
-				return;
+				goto out;
 			}
 			if ((pkt.tag == SMP_TAG_SEIPD && pkt.first[0] != 1 &&
 			     pkt.first[0] != 2) ||
 			    (pkt.tag == SMP_TAG_AEAD && pkt.first[0] != 1)) {
 				info->reasons |= SMP_R_BAD_PACKETS;
-				return;
+				goto out;
 			}
 			if (pkt.tag == SMP_TAG_SED)
 				info->reasons |= SMP_R_NO_INTEGRITY;
 			if (info->n_esk == 0)
 				info->reasons |= SMP_R_NO_RECIPIENTS;
+			digest_packet(sum, &pkt);
 		} else {
 			info->reasons |= SMP_R_BAD_PACKETS; /* unexpected tag */
-			return;
+			goto out;
 		}
 	}
 	if (st != SMP_PKT_END) {
@@ -307,12 +329,17 @@ static void check_message(struct smp_pkt_iter *itp, struct smp_msg_info *info)
 			info->reasons |= SMP_R_NOT_ENCRYPTED;
 		else
 			info->reasons |= SMP_R_BAD_PACKETS;
-		return;
+		goto out;
 	}
 	if (!seen_first)
 		info->reasons |= SMP_R_NOT_ENCRYPTED; /* empty */
 	else if (!seen_data)
 		info->reasons |= SMP_R_BAD_PACKETS; /* session keys, no data */
+	else if (info->reasons == 0)
+		snprintf(info->digest, sizeof(info->digest), "%s",
+			 g_checksum_get_string(sum));
+out:
+	g_checksum_free(sum);
 }
 
 void smp_packets_check_message(const unsigned char *buf, size_t len,

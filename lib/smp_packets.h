@@ -98,6 +98,10 @@ struct smp_msg_info {
 	struct smp_esk esk[SMP_MSG_MAX_ESK_KEPT];
 	unsigned data_tag;       /* 9, 18, 20, or 0 when none */
 	bool secret_key;         /* the data is secret key material */
+	/* SHA-256 over the session-key packets (their first SMP_PKT_HEAD
+	 * octets: random per encryption) and the data packet's tag and
+	 * length: names one payload for the replay check. "" when none. */
+	char digest[65];
 };
 
 /*

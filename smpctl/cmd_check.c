@@ -129,6 +129,8 @@ static json_t *result_json(const char *file, const struct smp_result *r,
 						  "version", (int)e->version));
 	}
 	json_object_set_new(doc, "recipients", recips);
+	json_object_set_new(doc, "payload_digest",
+			    r->msg.digest[0] ? json_string(r->msg.digest) : json_null());
 	json_object_set_new(doc, "recipient_count", json_integer(r->msg.n_esk));
 	return doc;
 }

@@ -136,6 +136,9 @@ static void test_packets_same_verdict(void **state)
 	assert_int_equal(c.reasons, 0);
 	assert_int_equal(c.n_esk, 1);
 	assert_string_equal(c.esk[0].keyid, "0102030405060708");
+	/* the replay digest names the payload the same way on both paths */
+	assert_int_equal(strlen(a.digest), 64);
+	assert_string_equal(a.digest, c.digest);
 	g_free(text);
 	/* trailing garbage is seen the same way */
 	msg[36] = 0x00;
@@ -143,6 +146,7 @@ static void test_packets_same_verdict(void **state)
 	assert_true(smp_b64_index(&b, text, strlen(text)));
 	smp_packets_check_message_b64(&b, &c);
 	assert_int_equal(c.reasons, SMP_R_BAD_PACKETS);
+	assert_string_equal(c.digest, ""); /* no digest for a broken payload */
 	g_free(text);
 }
 
