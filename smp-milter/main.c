@@ -22,6 +22,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "keypool.h"
 #include "log.h"
 #include "smp_milter.h"
 
@@ -290,6 +291,7 @@ int main(int argc, char **argv)
 		}
 	}
 	pthread_join(tid, NULL);
+	smp_keypool_shutdown();
 	smp_log(LOG_NOTICE, "smp-milter stopped");
 	smp_conf_shutdown();
 	if (pidfile && *pidfile && unlink(pidfile) < 0)

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "keywork.h"
 #include "log.h"
 #include "smp_milter.h"
 #include "smp_validate.h"
@@ -28,7 +29,14 @@ struct proto {
 	bool nr_eoh;
 	bool nr_conn;
 	bool nr_mail;
+	bool nr_rcpt;
 	bool leadspc;    /* header values keep their leading space */
+};
+
+/* A growable list of strings. */
+struct strlist {
+	char **v;
+	size_t n;
 };
 
 /* X-SMP-* headers seen, by name, to delete at end of message. */
@@ -49,6 +57,12 @@ struct msgctx {
 	unsigned nforged;
 	struct timespec start;
 	const char *error;    /* internal failure to report at body/eom */
+	/* what the keyring steps need (only kept for SMP messages) */
+	char *env_from;
+	struct strlist rcpts;
+	char *from_raw, *date_raw, *message_id;
+	unsigned nfrom;
+	struct strlist auth_results;
 };
 
 struct connctx {
@@ -58,6 +72,7 @@ struct connctx {
 	bool have_addr;
 	bool daemon_outbound;
 	bool net_outbound;
+	char client[64];          /* client address as text, "" if unknown */
 	struct msgctx *msg;
 };
 
@@ -66,10 +81,46 @@ static struct connctx *conn_get(SMFICTX *ctx)
 	return smfi_getpriv(ctx);
 }
 
+static void strlist_free(struct strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static bool strlist_add(struct strlist *l, const char *s)
+{
+	char **v = realloc(l->v, (l->n + 1) * sizeof(char *));
+
+	if (!v)
+		return false;
+	l->v = v;
+	l->v[l->n] = strdup(s);
+	return l->v[l->n++] != NULL;
+}
+
+/* "<a@b>" -> "a@b" (malloc'd) */
+static char *strip_brackets(const char *a)
+{
+	size_t n = strlen(a);
+
+	if (n >= 2 && a[0] == '<' && a[n - 1] == '>')
+		return strndup(a + 1, n - 2);
+	return strdup(a);
+}
+
 static void msg_free(struct msgctx *m)
 {
 	if (!m)
 		return;
+	free(m->env_from);
+	strlist_free(&m->rcpts);
+	free(m->from_raw);
+	free(m->date_raw);
+	free(m->message_id);
+	strlist_free(&m->auth_results);
 	for (unsigned i = 0; i < m->nforged; i++)
 		free(m->forged[i].name);
 	free(m->forged);
@@ -163,10 +214,10 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 			     unsigned long *pf2, unsigned long *pf3)
 {
 	struct connctx *c = conn_ensure(ctx);
-	unsigned long want = SMFIP_NOHELO | SMFIP_NORCPT | SMFIP_NOUNKNOWN |
-			     SMFIP_NODATA;
-	unsigned long optional = SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_HDR |
-				 SMFIP_NR_EOH | SMFIP_SKIP | SMFIP_HDR_LEADSPC;
+	unsigned long want = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA;
+	unsigned long optional = SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_RCPT |
+				 SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_SKIP |
+				 SMFIP_HDR_LEADSPC;
 
 	(void)f2;
 	(void)f3;
@@ -181,6 +232,7 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	c->proto.nr_eoh = f1 & SMFIP_NR_EOH;
 	c->proto.nr_conn = f1 & SMFIP_NR_CONN;
 	c->proto.nr_mail = f1 & SMFIP_NR_MAIL;
+	c->proto.nr_rcpt = f1 & SMFIP_NR_RCPT;
 	c->proto.leadspc = f1 & SMFIP_HDR_LEADSPC;
 	return SMFIS_CONTINUE;
 }
@@ -199,6 +251,11 @@ static sfsistat cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
 						      : sizeof(struct sockaddr_in6);
 		memcpy(&c->addr, addr, n);
 		c->have_addr = true;
+		inet_ntop(addr->sa_family,
+			  addr->sa_family == AF_INET
+				  ? (const void *)&((const struct sockaddr_in *)(const void *)addr)->sin_addr
+				  : (const void *)&((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr,
+			  c->client, sizeof(c->client));
 		c->net_outbound = smp_config_outbound_addr(c->cfg, addr);
 	}
 	c->daemon_outbound =
@@ -211,17 +268,51 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	struct connctx *c = conn_ensure(ctx);
 	const char *auth;
 
-	(void)argv;
 	if (!c)
 		return internal_error(ctx, NULL, "out of memory at MAIL");
 	msg_free(c->msg);
 	c->msg = calloc(1, sizeof(*c->msg));
-	if (!c->msg)
+	if (!c->msg || !(c->msg->env_from = strip_brackets(argv[0] ? argv[0] : "")))
 		return internal_error(ctx, c, "out of memory at MAIL");
 	clock_gettime(CLOCK_MONOTONIC, &c->msg->start);
 	auth = smfi_getsymval(ctx, "{auth_authen}");
 	c->msg->outbound = (auth && *auth) || c->net_outbound || c->daemon_outbound;
 	return c->proto.nr_mail ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
+{
+	struct connctx *c = conn_get(ctx);
+	struct msgctx *m = c ? c->msg : NULL;
+	char *r;
+
+	if (!c)
+		return SMFIS_CONTINUE;
+	if (m && !m->error && argv[0]) {
+		r = strip_brackets(argv[0]);
+		if (!r || !strlist_add(&m->rcpts, r))
+			m->error = "out of memory noting recipients";
+		free(r);
+	}
+	return c->proto.nr_rcpt ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+/* Keeps the headers the keyring steps read. False: out of memory. */
+static bool note_header(struct msgctx *m, const char *name, const char *value)
+{
+	if (!strcasecmp(name, "From")) {
+		if (m->nfrom++ == 0 && !(m->from_raw = strdup(value)))
+			return false;
+	} else if (!strcasecmp(name, "Date")) {
+		if (!m->date_raw && !(m->date_raw = strdup(value)))
+			return false;
+	} else if (!strcasecmp(name, "Message-ID")) {
+		if (!m->message_id && !(m->message_id = strdup(value)))
+			return false;
+	} else if (!strcasecmp(name, "Authentication-Results")) {
+		return strlist_add(&m->auth_results, value);
+	}
+	return true;
 }
 
 static bool note_forged(struct msgctx *m, const char *name)
@@ -258,6 +349,8 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 		return ok; /* header replies may be off: report at eom */
 	if (!strncasecmp(name, HDR_PREFIX, strlen(HDR_PREFIX)) && !note_forged(m, name))
 		m->error = "out of memory noting X-SMP headers";
+	if (!note_header(m, name, value))
+		m->error = "out of memory noting headers";
 	if (!m->have_subject && !strcasecmp(name, "Subject")) {
 		m->have_subject = true;
 		m->is_smp = smp_detect_subject(value, c->cfg->check.match);
@@ -333,7 +426,10 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	struct connctx *c = conn_get(ctx);
 	struct msgctx *m = c ? c->msg : NULL;
 	struct smp_result r = {0};
-	char verdict[SMP_VERDICT_MAX + 1], text[SMP_VERDICT_MAX + 64];
+	char verdict[SMP_VERDICT_MAX + 64], text[SMP_VERDICT_MAX + 128];
+	struct smp_keywork_out kw = {0};
+	size_t vlen;
+	bool invalid;
 	const char *action = "pass", *dir;
 	sfsistat rc = SMFIS_CONTINUE;
 	unsigned forged = 0;
@@ -364,16 +460,45 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		goto out;
 	}
 	buf_drop(m);
+	{
+		struct smp_keywork_in in = {
+			.cfg = c->cfg,
+			.env_from = m->env_from,
+			.rcpts = (const char *const *)m->rcpts.v,
+			.nrcpts = m->rcpts.n,
+			.from_raw = m->from_raw,
+			.nfrom_headers = m->nfrom,
+			.date_raw = m->date_raw,
+			.message_id = m->message_id,
+			.auth_results = (const char *const *)m->auth_results.v,
+			.nauth_results = m->auth_results.n,
+			.client_addr = c->client[0] ? c->client : NULL,
+			.outbound = m->outbound,
+		};
+		char err[512];
+		if (smp_keywork_message(&in, &r, &kw, err, sizeof(err)) < 0) {
+			rc = internal_error(ctx, c, err);
+			goto out;
+		}
+	}
 	/* with SMFIP_HDR_LEADSPC the MTA inserts the value exactly as given */
 	verdict[0] = ' ';
 	smp_verdict_format(&r, verdict + 1, sizeof(verdict) - 1);
+	vlen = strlen(verdict);
+	if (kw.harvest_ran)
+		vlen += (size_t)snprintf(verdict + vlen, sizeof(verdict) - vlen,
+					 "; harvested=%u; refused=%u", kw.harvested,
+					 kw.refused);
+	if (kw.replay)
+		snprintf(verdict + vlen, sizeof(verdict) - vlen, "; replay=yes");
+	invalid = r.reasons || (kw.replay && c->cfg->replay_action == SMP_CONF_REPLAY_INVALID);
 	if (smfi_insheader(ctx, 0, HDR_STATUS, verdict + !c->proto.leadspc) !=
 	    MI_SUCCESS) {
 		rc = internal_error(ctx, c, "cannot add the X-SMP-Status header");
 		goto out;
 	}
 	action = "tag";
-	if (r.reasons) {
+	if (invalid) {
 		switch (c->cfg->on_invalid) {
 		case SMP_ON_INVALID_TAG:
 			break;
@@ -387,21 +512,23 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		case SMP_ON_INVALID_REJECT:
 			action = "reject";
 			snprintf(text, sizeof(text), "invalid SMP message: %s",
-				 verdict + 1 + strlen("invalid; "));
+				 verdict + 1 + (r.reasons ? strlen("invalid; ") : 0));
 			smfi_setreply(ctx, "550", "5.7.0", text);
 			rc = SMFIS_REJECT;
 			break;
 		case SMP_ON_INVALID_TEMPFAIL:
 			action = "tempfail";
 			snprintf(text, sizeof(text), "invalid SMP message: %s",
-				 verdict + 1 + strlen("invalid; "));
+				 verdict + 1 + (r.reasons ? strlen("invalid; ") : 0));
 			smfi_setreply(ctx, "451", "4.7.0", text);
 			rc = SMFIS_TEMPFAIL;
 			break;
 		}
 	}
-	smp_log(LOG_INFO, "%s: direction=%s smp=%s verdict=\"%s\" forged=%u action=%s ms=%ld",
-		queue_id(ctx), dir, r.reasons ? "invalid" : "valid", verdict + 1, forged,
+	smp_log(LOG_INFO,
+		"%s: direction=%s smp=%s verdict=\"%s\" forged=%u%s%s action=%s ms=%ld",
+		queue_id(ctx), dir, invalid ? "invalid" : "valid", verdict + 1, forged,
+		kw.harvest_ran ? " harvest=" : "", kw.harvest_ran ? kw.detail : "",
 		action, elapsed_ms(&m->start));
 out:
 	smp_result_clear(&r);
@@ -434,6 +561,7 @@ struct smfiDesc smp_milter_desc = {
 	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE,
 	.xxfi_connect = cb_connect,
 	.xxfi_envfrom = cb_envfrom,
+	.xxfi_envrcpt = cb_envrcpt,
 	.xxfi_header = cb_header,
 	.xxfi_eoh = cb_eoh,
 	.xxfi_body = cb_body,

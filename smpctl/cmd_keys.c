@@ -2,6 +2,7 @@
  * edit the keyring database. Every change is one transaction and leaves an
  * event in the history. */
 #include <errno.h>
+#include <glib.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #include "smp_armor.h"
 #include "smp_config.h"
+#include "smp_gpg.h"
 #include "smp_keyring.h"
 #include "smpctl.h"
 
@@ -336,12 +338,49 @@ static int in_tx(struct smp_keyring *kr, const char *what,
 	return 0;
 }
 
-static int do_pin(struct smp_keyring *kr, const struct args *a)
+/* Pins address to key k: the pinned one is used, other active or
+ * pinned keys of the address go to conflict. */
+static int pin_address(struct smp_keyring *kr, const char *address,
+		       const struct smp_key_rec *kp, enum smp_key_source source,
+		       const char *event)
 {
-	struct smp_key_rec k;
 	struct smp_binding *b = NULL, nb;
 	size_t n = 0;
 	bool found = false;
+	int rc = 0;
+	const struct smp_key_rec k = *kp;
+
+	if (smp_keyring_bindings_for(kr, address, &b, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(b[i].fpr, k.fpr))
+			found = true;
+	/* other keys of the address stop being used: the pinned one wins */
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (strcmp(b[i].fpr, k.fpr) &&
+		    (b[i].state == SMP_BIND_ACTIVE || b[i].state == SMP_BIND_PINNED))
+			rc = smp_keyring_binding_set_state(kr, address, b[i].fpr,
+							   SMP_BIND_CONFLICT);
+	smp_bindings_free(b, n);
+	if (rc == 0 && found) {
+		rc = smp_keyring_binding_set_state(kr, address, k.fpr, SMP_BIND_PINNED);
+	} else if (rc == 0) {
+		memset(&nb, 0, sizeof(nb));
+		nb.address = (char *)address;
+		snprintf(nb.fpr, sizeof(nb.fpr), "%s", k.fpr);
+		nb.state = SMP_BIND_PINNED;
+		nb.source = source;
+		nb.times_seen = 1;
+		rc = smp_keyring_binding_put(kr, &nb);
+	}
+	if (rc == 0)
+		rc = add_event(kr, address, k.fpr, event);
+	return rc;
+}
+
+static int do_pin(struct smp_keyring *kr, const struct args *a)
+{
+	struct smp_key_rec k;
 	int rc = smp_keyring_key_get(kr, a->pos[1], &k);
 
 	if (rc < 0)
@@ -355,32 +394,7 @@ static int do_pin(struct smp_keyring *kr, const struct args *a)
 		smp_key_rec_clear(&k);
 		return EX_DATAERR;
 	}
-	if (smp_keyring_bindings_for(kr, a->pos[0], &b, &n) < 0) {
-		smp_key_rec_clear(&k);
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(b[i].fpr, k.fpr))
-			found = true;
-	/* other keys of the address stop being used: the pinned one wins */
-	for (size_t i = 0; i < n && rc == 0; i++)
-		if (strcmp(b[i].fpr, k.fpr) &&
-		    (b[i].state == SMP_BIND_ACTIVE || b[i].state == SMP_BIND_PINNED))
-			rc = smp_keyring_binding_set_state(kr, a->pos[0], b[i].fpr,
-							   SMP_BIND_CONFLICT);
-	smp_bindings_free(b, n);
-	if (rc == 0 && found) {
-		rc = smp_keyring_binding_set_state(kr, a->pos[0], k.fpr, SMP_BIND_PINNED);
-	} else if (rc == 0) {
-		memset(&nb, 0, sizeof(nb));
-		nb.address = (char *)a->pos[0];
-		snprintf(nb.fpr, sizeof(nb.fpr), "%s", k.fpr);
-		nb.state = SMP_BIND_PINNED;
-		nb.source = SMP_SRC_ADMIN;
-		rc = smp_keyring_binding_put(kr, &nb);
-	}
-	if (rc == 0)
-		rc = add_event(kr, a->pos[0], k.fpr, "pinned");
+	rc = pin_address(kr, a->pos[0], &k, SMP_SRC_ADMIN, "pinned");
 	smp_key_rec_clear(&k);
 	return rc;
 }
@@ -476,10 +490,206 @@ static int cmd_history(struct smp_keyring *kr, const struct args *a)
 	return 0;
 }
 
+/* Reads a key file: armored (PGP PUBLIC KEY BLOCK) or binary. */
+static int read_key_file(const char *path, unsigned char **out, size_t *outlen)
+{
+	gchar *text = NULL;
+	gsize len = 0;
+	GError *gerr = NULL;
+	struct smp_armor a;
+	size_t at;
+
+	if (!g_file_get_contents(path, &text, &len, &gerr)) {
+		smpctl_error("cannot read %s: %s", path, gerr->message);
+		g_error_free(gerr);
+		return EX_NOINPUT;
+	}
+	if (smp_armor_find(text, len, &at)) {
+		enum smp_armor_status st = smp_armor_decode(text, len, 4 << 20, &a);
+		g_free(text);
+		if (st != SMP_ARMOR_OK) {
+			smpctl_error("%s: %s", path, smp_armor_strerror(st));
+			return EX_DATAERR;
+		}
+		if (a.type != SMP_ARMOR_PUBLIC_KEY) {
+			smpctl_error("%s is not a PGP PUBLIC KEY BLOCK", path);
+			smp_armor_free(&a);
+			return EX_DATAERR;
+		}
+		*out = a.data;
+		*outlen = a.len;
+		return 0;
+	}
+	*out = malloc(len ? len : 1);
+	if (!*out) {
+		g_free(text);
+		return EX_SOFTWARE;
+	}
+	memcpy(*out, text, len);
+	*outlen = len;
+	g_free(text);
+	return 0;
+}
+
+static struct smp_gpg *open_gpg(void)
+{
+	const struct smp_config *cfg = smpctl_config();
+	struct smp_gpg *g = NULL;
+	char err[512];
+
+	if (cfg && smp_gpg_open(cfg->gnupg_home, &g, err, sizeof(err)) < 0) {
+		smpctl_error("%s", err);
+		return NULL;
+	}
+	return g;
+}
+
+static void fill_key_rec(struct smp_key_rec *k, const struct smp_gpg_key *gk)
+{
+	size_t used = 0;
+
+	memset(k, 0, sizeof(*k));
+	snprintf(k->fpr, sizeof(k->fpr), "%s", gk->fpr);
+	snprintf(k->algo, sizeof(k->algo), "%s", gk->algo);
+	k->bits = gk->bits;
+	k->created = gk->created;
+	k->expires = gk->expires;
+	k->revoked = gk->revoked;
+	for (size_t i = 0; i < gk->nsubkeys; i++) {
+		if (!gk->subkeys[i].can_encrypt || used + 18 > sizeof(k->enc_keyids))
+			continue;
+		used += (size_t)snprintf(k->enc_keyids + used, sizeof(k->enc_keyids) - used,
+					 "%s%s", used ? " " : "", gk->subkeys[i].keyid);
+	}
+}
+
+/* keys import FILE [--address A]: source=admin, state=pinned */
+static int cmd_import(struct smp_keyring *kr, const struct args *a)
+{
+	struct smp_gpg_key *keys = NULL;
+	struct smp_gpg *g = NULL;
+	unsigned char *data = NULL;
+	size_t len = 0, n = 0, bound = 0;
+	int rc = read_key_file(a->pos[0], &data, &len);
+
+	if (rc)
+		return rc;
+	g = open_gpg();
+	if (!g) {
+		rc = EX_CONFIG;
+		goto out;
+	}
+	if (smp_gpg_inspect(g, data, len, &keys, &n) < 0) {
+		smpctl_error("%s: gpg cannot read the key: %s", a->pos[0], smp_gpg_errmsg(g));
+		rc = EX_DATAERR;
+		goto out;
+	}
+	if (n == 0) {
+		smpctl_error("%s holds no OpenPGP key", a->pos[0]);
+		rc = EX_DATAERR;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (keys[i].secret) {
+			smpctl_error("%s holds secret key material; import only public keys",
+				     a->pos[0]);
+			rc = EX_DATAERR;
+			goto out;
+		}
+	if (smp_keyring_begin(kr) < 0) {
+		rc = db_error(kr, "cannot change the keyring");
+		goto out;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct smp_key_rec k;
+		const char *fprs[1] = {keys[i].fpr};
+		int r;
+
+		fill_key_rec(&k, &keys[i]);
+		if (a->address_opt)
+			r = smp_gpg_import_minimal(g, data, len, keys[i].fpr, a->address_opt,
+						   &k.material, &k.material_len);
+		else
+			r = smp_gpg_import(g, data, len, NULL) < 0
+				    ? -1
+				    : smp_gpg_export_minimal(g, fprs, 1, &k.material,
+							     &k.material_len);
+		if (r > 0 || (r == 0 && !k.material)) {
+			if (a->address_opt)
+				continue; /* this key has no such user ID */
+			smpctl_error("gpg exported nothing for key %s", keys[i].fpr);
+			rc = EX_DATAERR;
+		} else if (r < 0) {
+			smpctl_error("gpg failed on key %s: %s", keys[i].fpr, smp_gpg_errmsg(g));
+			rc = EX_SOFTWARE;
+		} else if (smp_keyring_key_put(kr, &k) < 0) {
+			rc = -1;
+		} else if (a->address_opt) {
+			rc = pin_address(kr, a->address_opt, &k, SMP_SRC_ADMIN, "imported");
+			bound += rc == 0;
+		} else {
+			for (size_t u = 0; u < keys[i].nuids && rc == 0; u++) {
+				const char *email = keys[i].uids[u].email;
+				if (!email || !*email || keys[i].uids[u].revoked ||
+				    keys[i].uids[u].invalid)
+					continue;
+				rc = pin_address(kr, email, &k, SMP_SRC_ADMIN, "imported");
+				bound += rc == 0;
+			}
+		}
+		smp_key_rec_clear(&k);
+	}
+	if (rc == 0 && bound == 0) {
+		smpctl_error("%s: no key has a user ID %s%s", a->pos[0],
+			     a->address_opt ? "for " : "with an email address",
+			     a->address_opt ? a->address_opt : "");
+		rc = EX_DATAERR;
+	}
+	if (rc != 0) {
+		smp_keyring_rollback(kr);
+		if (rc < 0)
+			rc = db_error(kr, "cannot import");
+		goto out;
+	}
+	if (smp_keyring_commit(kr) < 0) {
+		rc = db_error(kr, "cannot import");
+		goto out;
+	}
+	printf("%s: %zu key%s, %zu address%s pinned\n", a->pos[0], n, n == 1 ? "" : "s",
+	       bound, bound == 1 ? "" : "es");
+out:
+	smp_gpg_keys_free(keys, n);
+	if (g)
+		smp_gpg_close(g);
+	free(data);
+	return rc;
+}
+
+static int cmd_rebuild(struct smp_keyring *kr, const struct args *a)
+{
+	struct smp_gpg *g = open_gpg();
+	size_t nkeys = 0;
+
+	(void)a;
+	if (!g)
+		return EX_CONFIG;
+	if (smp_gpg_rebuild(g, kr, &nkeys) < 0) {
+		smpctl_error("cannot rebuild the GnuPG cache in %s: %s", smp_gpg_home(g),
+			     smp_gpg_errmsg(g));
+		smp_gpg_close(g);
+		return EX_SOFTWARE;
+	}
+	printf("%s: %zu key%s imported from the keyring\n", smp_gpg_home(g), nkeys,
+	       nkeys == 1 ? "" : "s");
+	smp_gpg_close(g);
+	return 0;
+}
+
 static const char keys_usage[] =
 	"smpctl keys list [--state S] [--json] | show ADDRESS|FPR [--json] | "
 	"export ADDRESS|FPR | pin ADDRESS FPR | block FPR | unblock FPR | "
-	"delete ADDRESS|FPR | history ADDRESS [--json]";
+	"delete ADDRESS|FPR | history ADDRESS [--json] | import FILE [--address A] | "
+	"rebuild";
 
 int smpctl_cmd_keys(int argc, char **argv)
 {
@@ -497,6 +707,8 @@ int smpctl_cmd_keys(int argc, char **argv)
 		{"unblock", 1, false, true, do_unblock},
 		{"delete", 1, false, true, do_delete},
 		{"history", 1, false, false, cmd_history},
+		{"import", 1, false, false, cmd_import},
+		{"rebuild", 0, false, false, cmd_rebuild},
 	};
 	struct smp_keyring *kr;
 	struct args a;

@@ -73,6 +73,8 @@ static int usage(FILE *f)
 	      "  keys export ADDRESS|FPR          armored key on stdout\n"
 	      "  keys pin ADDRESS FPR | block FPR | unblock FPR\n"
 	      "  keys delete ADDRESS|FPR | history ADDRESS [--json]\n"
+	      "  keys import FILE [--address A]   add a key, pinned (source admin)\n"
+	      "  keys rebuild                     regenerate the GnuPG cache\n"
 	      "  stats [--json]                   keyring counts\n",
 	      f);
 	return f == stdout ? 0 : EX_USAGE;

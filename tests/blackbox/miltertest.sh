@@ -29,6 +29,9 @@ notok() { n=$((n + 1)); echo "not ok $n - $*"; }
 base_config() {
 	printf 'socket = "unix:%s/milter.sock"\nuser = ""\ngroup = ""\n' "$TMP"
 	printf 'pidfile = "%s/milter.pid"\nlog_level = debug\n' "$TMP"
+	printf 'keyring {\n  path = "%s/keyring-base.db"\n}\ngnupg_home = "%s/gnupg"\n' "$TMP" "$TMP"
+	# scenarios reuse fixtures: only the replay scenarios remember payloads
+	printf 'replay {\n  enabled = false\n}\n'
 }
 
 # wait_log PATTERN COUNT: until the log holds COUNT lines matching PATTERN
@@ -86,7 +89,7 @@ reloads=0
 run_scenario() { # run_scenario SCRIPT [extra config text]
 	local s=$1 name
 	name=$(basename "$s" .lua)
-	{ base_config; sed -n 's/^-- config: \{0,1\}//p' "$s"; printf '%b' "${2:-}"; } >"$TMP/milter.conf"
+	{ base_config; sed -n 's/^-- config: \{0,1\}//p' "$s" | sed "s|@TMP@|$TMP|g"; printf '%b' "${2:-}"; } >"$TMP/milter.conf"
 	kill -HUP "$PID"
 	reloads=$((reloads + 1))
 	if ! wait_log "configuration reloaded" "$reloads"; then
@@ -98,8 +101,13 @@ run_scenario() { # run_scenario SCRIPT [extra config text]
 		local missing=""
 		while IFS= read -r pat; do
 			[ -z "$pat" ] && continue
-			tail -n +"$((before + 1))" "$TMP/milter.log" | grep -q -- "$pat" || missing="$missing [$pat]"
+			tail -n +"$((before + 1))" "$TMP/milter.log" | grep -q -e "$pat" || missing="$missing [$pat]"
 		done < <(sed -n 's/^-- log: //p' "$s")
+		while IFS= read -r chk; do
+			[ -z "$chk" ] && continue
+			SMPCTL="$PWD/$B/bin/smpctl -c $TMP/milter.conf" bash -c "$chk" >/dev/null 2>&1 ||
+				missing="$missing check($chk)"
+		done < <(sed -n 's/^-- check: //p' "$s")
 		if [ -z "$missing" ]; then ok "$name"; else notok "$name: log lacks$missing"; fi
 	else
 		notok "$name: $out"

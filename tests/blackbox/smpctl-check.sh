@@ -14,6 +14,8 @@ trap 'rm -rf "$TMP"' EXIT
 n=0
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
 notok() { n=$((n + 1)); echo "not ok $n - $*"; }
+jqt() { jq -e "$@" >/dev/null; }
+jqt() { jq -e "$@" >/dev/null; }
 check() { # check DESCRIPTION COMMAND...
 	local d=$1
 	shift
@@ -73,13 +75,13 @@ ok "--json agrees with the verdict line for every fixture"
 
 # 3. --json details on known fixtures
 v=$(ls "$MSGS"/valid-*.eml | head -1)
-check "--json is one JSON document" jq -e 'type == "object"' >/dev/null <<<"$("$SMPCTL" check --json "$v")"
+check "--json is one JSON document" jqt 'type == "object"' <<<"$("$SMPCTL" check --json "$v")"
 j=$("$SMPCTL" check --json "$MSGS/$(awk -F'\t' '$3 ~ /keys=[1-9]/ {print $1; exit}' "$EXPECT")")
 check "--json lists public-key parts with name, size, type" \
-	jq -e '.public_keys[0] | (.name | test("^public-key-[0-9]+$")) and .size > 0 and .type == "public"' >/dev/null <<<"$j"
+	jqt '.public_keys[0] | (.name | test("^public-key-[0-9]+$")) and .size > 0 and .type == "public"' <<<"$j"
 j=$("$SMPCTL" check --json "$MSGS/$(awk -F'\t' '$3 ~ /recipients=[1-9]/ {print $1; exit}' "$EXPECT")")
 check "--json lists session-key packets with 16-hex-digit key IDs" \
-	jq -e '[.recipients[] | select(.type == "public-key") | .key_id | test("^[0-9A-F]{16}$")] | length > 0 and all' >/dev/null <<<"$j"
+	jqt '[.recipients[] | select(.type == "public-key") | .key_id | test("^[0-9A-F]{16}$")] | length > 0 and all' <<<"$j"
 
 # 4. stdin, not smp, usage and input errors
 check "reads the message from standard input with '-'" \

@@ -4,6 +4,9 @@
 smp = {}
 
 smp.socket = os.getenv("MILTER_SOCKET")
+-- envelope of the next message: a scenario may change these
+smp.sender = "<sender@example.org>"
+smp.rcpt = "<bob@example.net>"
 smp.fixtures = os.getenv("FIXTURES")
 mt.set_timeout(30)
 
@@ -50,7 +53,8 @@ function smp.send_message(conn, text, qid, auth)
 	else
 		mt.macro(conn, SMFIC_MAIL, "i", qid or "TESTQID")
 	end
-	if mt.mailfrom(conn, "<sender@example.org>") ~= nil then smp.fail("MAIL failed") end
+	if mt.mailfrom(conn, smp.sender) ~= nil then smp.fail("MAIL failed") end
+	if mt.rcptto(conn, smp.rcpt) ~= nil then smp.fail("RCPT failed") end
 	-- unfold into (name, value) keeping continuation lines
 	local name, value = nil, nil
 	local function flush()

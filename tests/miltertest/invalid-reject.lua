@@ -8,7 +8,7 @@ smp.expect(smp.send_fixture(conn, file) == SMFIR_REPLYCODE, "a reply code")
 local reasons = verdict:gsub("^invalid; ", "")
 smp.expect(mt.eom_check(conn, MT_SMTPREPLY, "550", "5.7.0", "invalid SMP message: " .. reasons),
 	"550 5.7.0 invalid SMP message: " .. reasons)
-local vfile, vverdict = smp.fixture_with(0)
+local vfile, vverdict = smp.fixture_with(0, "keys=0")
 smp.expect(smp.send_fixture(conn, vfile) == SMFIR_CONTINUE, "valid message continues")
 smp.expect(smp.status_inserted(conn, vverdict), "valid verdict header")
 mt.disconnect(conn)

@@ -1,0 +1,189 @@
+/* keywork.c - harvest and replay check for one message, with a keyring
+ * connection and gpgme context borrowed from the pool. */
+#include "keywork.h"
+
+#include <gmime/gmime.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "keypool.h"
+#include "smp_harvest.h"
+
+/* Prune the replay log every this many checks (per process). */
+#define REPLAY_PRUNE_EVERY 1000
+
+static unsigned long replay_checks;
+
+/* The mailbox addresses of a From: value (a group counts as unusable). */
+static char **from_addresses(const char *raw, size_t *n)
+{
+	InternetAddressList *list;
+	char **v;
+	int len;
+
+	*n = 0;
+	if (!raw)
+		return NULL;
+	list = internet_address_list_parse(NULL, raw);
+	if (!list)
+		return NULL;
+	len = internet_address_list_length(list);
+	v = calloc((size_t)len + 1, sizeof(char *));
+	for (int i = 0; v && i < len; i++) {
+		InternetAddress *ia = internet_address_list_get_address(list, i);
+		const char *addr = INTERNET_ADDRESS_IS_MAILBOX(ia)
+					   ? internet_address_mailbox_get_addr(
+						     INTERNET_ADDRESS_MAILBOX(ia))
+					   : "";
+		v[(*n)++] = strdup(addr ? addr : "");
+	}
+	g_object_unref(list);
+	return v;
+}
+
+static void strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int64_t parse_date(const char *raw)
+{
+	GDateTime *dt;
+	int64_t t;
+
+	if (!raw)
+		return 0;
+	dt = g_mime_utils_header_decode_date(raw);
+	if (!dt)
+		return 0;
+	t = g_date_time_to_unix(dt);
+	g_date_time_unref(dt);
+	return t;
+}
+
+static bool has_public_keys(const struct smp_result *r)
+{
+	for (unsigned i = 0; i < r->nkeys; i++)
+		if (r->keys[i].kind == SMP_KEY_PUBLIC && r->keys[i].data)
+			return true;
+	return false;
+}
+
+static void harvest_config(const struct smp_config *cfg, struct smp_harvest_config *h)
+{
+	smp_harvest_config_init(h);
+	h->sources = (cfg->harvest_smp ? SMP_HARVEST_SRC(SMP_SRC_SMP) : 0) |
+		     (cfg->harvest_autocrypt ? SMP_HARVEST_SRC(SMP_SRC_AUTOCRYPT) : 0) |
+		     (cfg->harvest_pgp_keys ? SMP_HARVEST_SRC(SMP_SRC_PGP_KEYS) : 0);
+	h->outbound = cfg->harvest_outbound;
+	h->skip_domains = cfg->skip_domains.v;
+	h->n_skip_domains = cfg->skip_domains.n;
+	h->require_auth = (enum smp_require_auth)cfg->require_auth;
+	h->authserv_id = cfg->authserv_id;
+	h->on_conflict = (enum smp_on_conflict)cfg->on_conflict;
+}
+
+static int do_harvest(struct smp_keyslot *slot, const struct smp_keywork_in *in,
+		      const struct smp_result *r, struct smp_keywork_out *out,
+		      char *err, size_t errlen)
+{
+	struct smp_harvest_config hcfg;
+	struct smp_harvest_ctx hctx;
+	struct smp_harvest_report rep = {0};
+	struct smp_gpg *g;
+	size_t nfrom = 0;
+	char **from = NULL;
+	int rc = -1;
+
+	g = smp_keyslot_gpg(slot, in->cfg, err, errlen);
+	if (!g)
+		return -1;
+	harvest_config(in->cfg, &hcfg);
+	/* two From: headers are as unusable as two addresses in one */
+	from = from_addresses(in->nfrom_headers == 1 ? in->from_raw : NULL, &nfrom);
+	memset(&hctx, 0, sizeof(hctx));
+	hctx.cfg = &hcfg;
+	hctx.limits = &in->cfg->check.limits;
+	hctx.envelope_sender = in->env_from;
+	hctx.from = (const char *const *)from;
+	hctx.nfrom = in->nfrom_headers == 1 ? nfrom : 2;
+	hctx.outbound = in->outbound;
+	hctx.auth_results = in->auth_results;
+	hctx.nauth_results = in->nauth_results;
+	hctx.msg_date = parse_date(in->date_raw);
+	hctx.message_id = in->message_id;
+	hctx.client_addr = in->client_addr;
+	hctx.msg = &r->msg;
+	hctx.source = SMP_SRC_SMP;
+	if (in->nfrom_headers != 1 && !from) {
+		/* no From list to hand over: point at a harmless empty one */
+		static const char *const none[2] = {"", ""};
+		hctx.from = none;
+	}
+	if (smp_harvest_message(slot->kr, g, &hctx, r->keys, r->nkeys, &rep) < 0) {
+		snprintf(err, errlen, "harvest failed: %s", rep.error);
+		goto out;
+	}
+	out->harvest_ran = true;
+	out->harvested = rep.harvested;
+	out->refused = rep.refused;
+	smp_harvest_report_format(&rep, out->detail, sizeof(out->detail));
+	rc = 0;
+out:
+	smp_harvest_report_clear(&rep);
+	strv_free(from, nfrom);
+	return rc;
+}
+
+static int do_replay(struct smp_keyslot *slot, const struct smp_keywork_in *in,
+		     const struct smp_result *r, struct smp_keywork_out *out,
+		     char *err, size_t errlen)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	for (size_t i = 0; i < in->nrcpts; i++) {
+		bool seen = false;
+		if (smp_keyring_replay_check(slot->kr, r->msg.digest, in->rcpts[i], now,
+					     in->cfg->replay_window, &seen) < 0) {
+			snprintf(err, errlen, "replay check failed: %s",
+				 smp_keyring_errmsg(slot->kr));
+			return -1;
+		}
+		out->replay |= seen;
+	}
+	if (__atomic_add_fetch(&replay_checks, 1, __ATOMIC_RELAXED) % REPLAY_PRUNE_EVERY == 0 &&
+	    smp_keyring_replay_prune(slot->kr, now, in->cfg->replay_window) < 0) {
+		snprintf(err, errlen, "replay log prune failed: %s",
+			 smp_keyring_errmsg(slot->kr));
+		return -1;
+	}
+	return 0;
+}
+
+int smp_keywork_message(const struct smp_keywork_in *in,
+			const struct smp_result *r, struct smp_keywork_out *out,
+			char *err, size_t errlen)
+{
+	bool harvest = in->cfg->harvest_smp && r->reasons == 0 && has_public_keys(r);
+	bool replay = in->cfg->replay_enabled && r->reasons == 0 &&
+		      r->msg.digest[0] && in->nrcpts > 0;
+	struct smp_keyslot *slot;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!harvest && !replay)
+		return 0; /* no database, no gpg for this message */
+	slot = smp_keypool_get(in->cfg, err, errlen);
+	if (!slot)
+		return -1;
+	if (harvest)
+		rc = do_harvest(slot, in, r, out, err, errlen);
+	if (rc == 0 && replay)
+		rc = do_replay(slot, in, r, out, err, errlen);
+	smp_keypool_put(slot);
+	return rc;
+}

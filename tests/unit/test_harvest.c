@@ -1,0 +1,1426 @@
+/* test_harvest.c - unit tests for lib/smp_harvest.c: every harvest rule of
+ * SPEC.md 4 with the real fixture keys (fixtures/make-fixtures.sh), a real
+ * GnuPG home and a real SQLite keyring in a temporary directory. Each test
+ * asserts the outcome and reason the report gives and what the store then
+ * holds (bindings, keys, events).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "smp_armor.h"
+#include "smp_gpg.h"
+#include "smp_harvest.h"
+#include "smp_keyring.h"
+#include "smp_packets.h"
+#include "smp_validate.h"
+#include "test_util.h"
+
+#define KEYS FIXTURES_DIR "/keys/"
+#define MSGS FIXTURES_DIR "/messages/"
+
+#define NOW ((int64_t)1742428800)    /* 2025-03-20 00:00 UTC */
+#define DAY ((int64_t)86400)
+#define DATE1 ((int64_t)1741939200)  /* 2025-03-14 */
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+
+static unsigned char *slurp(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *p = NULL;
+	size_t cap = 0, len = 0, r;
+
+	if (!f)
+		fail_msg("cannot open %s", path);
+	do {
+		if (len + 65536 > cap) {
+			cap = (len + 65536) * 2;
+			p = realloc(p, cap);
+			assert_non_null(p);
+		}
+		r = fread(p + len, 1, cap - len, f);
+		len += r;
+	} while (r > 0);
+	fclose(f);
+	*n = len;
+	return p;
+}
+
+static int rm_one(const char *p, const struct stat *st, int f, struct FTW *w)
+{
+	(void)st;
+	(void)f;
+	(void)w;
+	return remove(p);
+}
+
+static void rmrf(const char *dir)
+{
+	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The fingerprint and the encryption subkey IDs of a key file, by gpg
+ * (independent of libsmp). */
+struct shown {
+	char fpr[41];
+	char enc[4][17];
+	unsigned nenc;
+};
+
+static char *show_home;
+
+static void show(const char *name, struct shown *s)
+{
+	char cmd[1024], line[4096];
+	FILE *p;
+	bool pub = false;
+
+	memset(s, 0, sizeof(*s));
+	snprintf(cmd, sizeof(cmd),
+		 "gpg --homedir '%s' --batch --no-tty --with-colons "
+		 "--show-keys '" KEYS "%s.pub.gpg' 2>/dev/null",
+		 show_home, name);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	while (fgets(line, sizeof(line), p)) {
+		char *f[16] = {0}, *q = line;
+		int nf = 0;
+		while (nf < 16) {
+			f[nf++] = q;
+			q = strchr(q, ':');
+			if (!q)
+				break;
+			*q++ = '\0';
+		}
+		if (strcmp(f[0], "pub") == 0)
+			pub = true;
+		else if (strcmp(f[0], "fpr") == 0 && pub && !s->fpr[0])
+			snprintf(s->fpr, sizeof(s->fpr), "%s", f[9]);
+		else if (strcmp(f[0], "sub") == 0 && nf > 11 &&
+			 strchr(f[11], 'e') && s->nenc < 4)
+			snprintf(s->enc[s->nenc++], 17, "%s", f[4]);
+	}
+	pclose(p);
+	assert_int_equal(strlen(s->fpr), 40);
+}
+
+static const char *fpr_of(const char *name)
+{
+	static char buf[8][41];
+	static int i;
+	struct shown s;
+
+	show(name, &s);
+	i = (i + 1) % 8;
+	memcpy(buf[i], s.fpr, 41);
+	return buf[i];
+}
+
+/* A key part as libsmp's validator hands it over. */
+static void part_from(struct smp_key_part *p, unsigned char *data, size_t n)
+{
+	memset(p, 0, sizeof(*p));
+	p->name = strdup("public-key-1");
+	p->data = data;
+	p->size = n;
+	p->encoding = SMP_ENC_BINARY;
+	switch (smp_packets_check_keyblock(data, n, &p->nkeys)) {
+	case SMP_KEYBLOCK_SECRET:
+		p->kind = SMP_KEY_SECRET;
+		break;
+	case SMP_KEYBLOCK_BAD:
+		p->kind = SMP_KEY_BAD;
+		break;
+	default:
+		p->kind = SMP_KEY_PUBLIC;
+	}
+}
+
+static void part_pub(struct smp_key_part *p, const char *name)
+{
+	char path[512];
+	size_t n;
+	unsigned char *d;
+
+	snprintf(path, sizeof(path), KEYS "%s.pub.gpg", name);
+	d = slurp(path, &n);
+	part_from(p, d, n);
+}
+
+static void part_sec(struct smp_key_part *p, const char *name)
+{
+	char path[512];
+	size_t n;
+	unsigned char *t;
+	struct smp_armor a;
+
+	snprintf(path, sizeof(path), KEYS "%s.sec.asc", name);
+	t = slurp(path, &n);
+	assert_int_equal(smp_armor_decode((const char *)t, n, 1 << 20, &a),
+			 SMP_ARMOR_OK);
+	free(t);
+	part_from(p, a.data, a.len);
+}
+
+static void parts_free(struct smp_key_part *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(p[i].name);
+		free(p[i].data);
+	}
+}
+
+/* An independent packet walker: the user ID packets of a key. */
+static unsigned uids_in(const unsigned char *d, size_t n, const char *want,
+			bool *found)
+{
+	size_t off = 0;
+	unsigned c = 0;
+
+	*found = false;
+	while (off < n) {
+		unsigned h = d[off++], tag;
+		size_t len = 0;
+		if (h & 0x40) {
+			unsigned l0 = d[off++];
+			tag = h & 0x3F;
+			if (l0 < 192)
+				len = l0;
+			else if (l0 < 224)
+				len = ((size_t)(l0 - 192) << 8) + d[off++] + 192;
+			else {
+				len = (size_t)d[off] << 24 | (size_t)d[off + 1] << 16 |
+				      (size_t)d[off + 2] << 8 | d[off + 3];
+				off += 4;
+			}
+		} else {
+			tag = (h >> 2) & 15;
+			for (unsigned i = 0; i < (1u << (h & 3)); i++)
+				len = len << 8 | d[off++];
+		}
+		if (tag == 13) {
+			c++;
+			if (want && len == strlen(want) &&
+			    memcmp(d + off, want, len) == 0)
+				*found = true;
+		}
+		off += len;
+	}
+	return c;
+}
+
+/* ------------------------------------------------------------------ */
+/* Fixture                                                             */
+
+struct fx {
+	char dir[512], home[600], db[600];
+	struct smp_keyring *kr;
+	struct smp_gpg *g;
+	struct smp_harvest_config cfg;
+	char *skip[2];
+	struct smp_limits lim;
+	struct smp_harvest_ctx ctx;
+	const char *from[2];
+	struct smp_harvest_report rep;
+	char msgid[64];
+	int nmsg;
+};
+
+static int group_setup(void **state)
+{
+	const char *t = getenv("TMPDIR");
+	(void)state;
+	show_home = malloc(512);
+	snprintf(show_home, 512, "%s/smp-test-show.XXXXXX",
+		 t && *t ? t : "/tmp");
+	assert_non_null(mkdtemp(show_home));
+	smp_lib_init();
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	rmrf(show_home);
+	free(show_home);
+	return 0;
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	const char *t = getenv("TMPDIR");
+	char err[512];
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "%s/smp-test-harvest.XXXXXX",
+		 t && *t ? t : "/tmp");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->home, sizeof(f->home), "%s/gnupg", f->dir);
+	snprintf(f->db, sizeof(f->db), "%s/keyring.db", f->dir);
+	if (smp_keyring_open("sqlite", f->db, &f->kr, err, sizeof(err)))
+		fail_msg("keyring: %s", err);
+	if (smp_gpg_open(f->home, &f->g, err, sizeof(err)))
+		fail_msg("gpg: %s", err);
+	smp_harvest_config_init(&f->cfg);
+	f->skip[0] = "corp.example";
+	f->cfg.skip_domains = f->skip;
+	f->cfg.n_skip_domains = 1;
+	smp_limits_init(&f->lim);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	smp_harvest_report_clear(&f->rep);
+	smp_gpg_close(f->g);
+	smp_keyring_close(f->kr);
+	rmrf(f->dir);
+	free(f);
+	return 0;
+}
+
+/* A message from sender (envelope and the one From), dated date. */
+static void msg(struct fx *f, const char *sender, int64_t date)
+{
+	memset(&f->ctx, 0, sizeof(f->ctx));
+	f->ctx.cfg = &f->cfg;
+	f->ctx.limits = &f->lim;
+	f->ctx.envelope_sender = sender;
+	f->from[0] = sender;
+	f->ctx.from = f->from;
+	f->ctx.nfrom = 1;
+	f->ctx.msg_date = date;
+	snprintf(f->msgid, sizeof(f->msgid), "<m%d@mail.example>", ++f->nmsg);
+	f->ctx.message_id = f->msgid;
+	f->ctx.client_addr = "192.0.2.25";
+	f->ctx.source = SMP_SRC_SMP;
+	f->ctx.now = NOW;
+}
+
+/* Harvests the named public keys (pub) in one message. */
+static int harvest_n(struct fx *f, const char *const *names, size_t n)
+{
+	struct smp_key_part p[8];
+	int rc;
+
+	assert_true(n <= 8);
+	for (size_t i = 0; i < n; i++)
+		part_pub(&p[i], names[i]);
+	smp_harvest_report_clear(&f->rep);
+	rc = smp_harvest_message(f->kr, f->g, &f->ctx, p, n, &f->rep);
+	parts_free(p, n);
+	return rc;
+}
+
+static int harvest1(struct fx *f, const char *name)
+{
+	return harvest_n(f, &name, 1);
+}
+
+static void expect_line(struct fx *f, size_t i, const char *fpr,
+			enum smp_harvest_outcome o,
+			enum smp_harvest_reason r)
+{
+	const struct smp_harvest_line *l;
+
+	assert_true(i < f->rep.n);
+	l = &f->rep.lines[i];
+	if (l->outcome != o || l->reason != r)
+		fail_msg("line %zu: %s/%s, expected %s/%s", i,
+			 smp_harvest_outcome_name(l->outcome),
+			 smp_harvest_reason_token(l->reason),
+			 smp_harvest_outcome_name(o),
+			 smp_harvest_reason_token(r));
+	if (fpr)
+		assert_string_equal(l->fpr, fpr);
+}
+
+/* The one harvest of name from sender must be refused with r. */
+static void expect_refused(struct fx *f, const char *name, const char *sender,
+			   enum smp_harvest_reason r, const char *fpr)
+{
+	struct smp_binding *b;
+	size_t n;
+
+	msg(f, sender, DATE1);
+	assert_int_equal(harvest1(f, name), 0);
+	assert_int_equal(f->rep.n, 1);
+	expect_line(f, 0, fpr, SMP_HV_REFUSED, r);
+	assert_int_equal(f->rep.refused, 1);
+	assert_int_equal(f->rep.harvested, 0);
+	assert_int_equal(smp_keyring_bindings_for(f->kr, sender, &b, &n), 0);
+	assert_int_equal(n, 0);
+	if (fpr && *fpr) {
+		struct smp_key_rec k;
+		assert_int_equal(smp_keyring_key_get(f->kr, fpr, &k), 1);
+	}
+}
+
+static struct smp_binding *get_binding(struct fx *f, const char *addr,
+				       const char *fpr, struct smp_binding *out)
+{
+	struct smp_binding *b;
+	size_t n;
+	bool found = false;
+
+	assert_int_equal(smp_keyring_bindings_for(f->kr, addr, &b, &n), 0);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(b[i].fpr, fpr) == 0) {
+			*out = b[i];
+			memset(&b[i], 0, sizeof(b[i]));
+			found = true;
+		}
+	}
+	smp_bindings_free(b, n);
+	return found ? out : NULL;
+}
+
+static size_t nbindings(struct fx *f, const char *addr)
+{
+	struct smp_binding *b;
+	size_t n;
+
+	assert_int_equal(smp_keyring_bindings_for(f->kr, addr, &b, &n), 0);
+	smp_bindings_free(b, n);
+	return n;
+}
+
+/* The last event recorded for addr. */
+static void last_event(struct fx *f, const char *addr, const char *event,
+		       const char *detail_prefix, const char *fpr)
+{
+	struct smp_event *e;
+	size_t n;
+
+	assert_int_equal(smp_keyring_events_for(f->kr, addr, &e, &n), 0);
+	assert_true(n > 0);
+	assert_string_equal(e[n - 1].event, event);
+	if (detail_prefix)
+		assert_memory_equal(e[n - 1].detail, detail_prefix,
+				    strlen(detail_prefix));
+	if (fpr)
+		assert_string_equal(e[n - 1].fpr, fpr);
+	assert_string_equal(e[n - 1].message_id, f->msgid);
+	smp_events_free(e, n);
+}
+
+static size_t nevents(struct fx *f, const char *addr)
+{
+	struct smp_event *e;
+	size_t n;
+
+	assert_int_equal(smp_keyring_events_for(f->kr, addr, &e, &n), 0);
+	smp_events_free(e, n);
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Harvested                                                           */
+
+static void test_harvest_matching_sender(void **state)
+{
+	struct fx *f = *state;
+	struct shown s;
+	struct smp_binding b;
+	struct smp_key_rec k;
+	bool found;
+	char log[512];
+
+	show("alice", &s);
+	msg(f, "alice@example.org", DATE1);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	assert_int_equal(f->rep.n, 1);
+	expect_line(f, 0, s.fpr, SMP_HV_HARVESTED, SMP_HR_NONE);
+	assert_string_equal(f->rep.lines[0].address, "alice@example.org");
+	assert_int_equal(f->rep.harvested, 1);
+	assert_int_equal(f->rep.refused, 0);
+	/* a new key: inspect, import, export, inspect of the result */
+	assert_int_equal(f->rep.gpg_ops, 4);
+	smp_harvest_report_format(&f->rep, log, sizeof(log));
+	assert_non_null(strstr(log, "harvested=1 refused=0 [harvested "));
+	assert_non_null(strstr(log, s.fpr));
+
+	assert_non_null(get_binding(f, "alice@example.org", s.fpr, &b));
+	assert_int_equal(b.state, SMP_BIND_ACTIVE);
+	assert_int_equal(b.source, SMP_SRC_SMP);
+	assert_int_equal(b.times_seen, 1);
+	assert_int_equal(b.first_seen, NOW);
+	assert_int_equal(b.last_seen, NOW);
+	assert_int_equal(b.msg_date, DATE1);
+	assert_string_equal(b.message_id, f->msgid);
+	assert_string_equal(b.client_addr, "192.0.2.25");
+	assert_false(b.self_encrypted);
+	smp_binding_clear(&b);
+
+	assert_int_equal(smp_keyring_key_get(f->kr, s.fpr, &k), 0);
+	assert_string_equal(k.algo, "ed25519");
+	assert_int_equal(k.created, 1740819600);
+	assert_int_equal(k.expires, 0);
+	assert_false(k.revoked);
+	assert_string_equal(k.enc_keyids, s.enc[0]);
+	assert_int_equal(uids_in(k.material, k.material_len,
+				 "Alice Example <alice@example.org>", &found),
+			 1);
+	assert_true(found);
+	smp_key_rec_clear(&k);
+	last_event(f, "alice@example.org", "harvested",
+		   "source=smp; self-encrypted=no", s.fpr);
+}
+
+/* The real fixture messages through the validator: the self-encryption
+ * signal comes from the session-key packets. */
+static void harvest_eml(struct fx *f, const char *file, struct smp_result *r)
+{
+	char path[512];
+	size_t n;
+	unsigned char *m;
+	struct smp_check_opts o;
+
+	snprintf(path, sizeof(path), MSGS "%s", file);
+	m = slurp(path, &n);
+	smp_check_opts_init(&o);
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(smp_validate_buffer((const char *)m, n, &o, r), 0);
+	assert_int_equal(r->reasons, 0);
+	free(m);
+	f->ctx.msg = &r->msg;
+	smp_harvest_report_clear(&f->rep);
+	assert_int_equal(smp_harvest_message(f->kr, f->g, &f->ctx, r->keys,
+					     r->nkeys, &f->rep), 0);
+}
+
+static void test_self_encryption_signal(void **state)
+{
+	struct fx *f = *state;
+	struct smp_result r;
+	struct smp_binding b;
+	const char *dave = fpr_of("dave");
+
+	msg(f, "dave@example.net", DATE1);
+	harvest_eml(f, "harvest-dave-self-encrypted.eml", &r);
+	expect_line(f, 0, dave, SMP_HV_HARVESTED, SMP_HR_NONE);
+	assert_true(f->rep.lines[0].self_encrypted);
+	assert_non_null(get_binding(f, "dave@example.net", dave, &b));
+	assert_true(b.self_encrypted);
+	smp_binding_clear(&b);
+	last_event(f, "dave@example.net", "harvested",
+		   "source=smp; self-encrypted=yes", dave);
+	smp_result_clear(&r);
+
+	msg(f, "dave@example.net", DATE1 + DAY);
+	harvest_eml(f, "harvest-dave-not-self-encrypted.eml", &r);
+	expect_line(f, 0, dave, SMP_HV_SEEN, SMP_HR_NONE);
+	assert_false(f->rep.lines[0].self_encrypted);
+	assert_int_equal(f->rep.gpg_ops, 1);
+	assert_non_null(get_binding(f, "dave@example.net", dave, &b));
+	assert_false(b.self_encrypted);
+	assert_int_equal(b.times_seen, 2);
+	smp_binding_clear(&b);
+	smp_result_clear(&r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Planting                                                            */
+
+static void test_planting_refused(void **state)
+{
+	struct fx *f = *state;
+
+	/* mallory sends a key whose only user ID is the victim's */
+	expect_refused(f, "planted", "mallory@example.net",
+		       SMP_HR_NO_MATCHING_UID, fpr_of("planted"));
+	assert_int_equal(nbindings(f, "victim@victim.example"), 0);
+	last_event(f, "mallory@example.net", "refused",
+		   "no-matching-uid; source=smp", fpr_of("planted"));
+	assert_int_equal(nevents(f, "victim@victim.example"), 0);
+
+	/* or claims to be the victim in From: only */
+	msg(f, "mallory@example.net", DATE1);
+	f->from[0] = "victim@victim.example";
+	assert_int_equal(harvest1(f, "planted"), 0);
+	expect_line(f, 0, "", SMP_HV_REFUSED, SMP_HR_SENDER_MISMATCH);
+	assert_int_equal(f->rep.gpg_ops, 0);
+	assert_int_equal(nbindings(f, "victim@victim.example"), 0);
+}
+
+/* A key with the sender's user ID and someone else's: bound to the
+ * sender only, the other user ID dropped before storing. */
+static void test_other_uid_not_bound(void **state)
+{
+	struct fx *f = *state;
+	const char *dave = fpr_of("dave");
+	struct smp_key_rec k;
+	struct smp_binding *b;
+	size_t n;
+	bool found;
+	char out[8192], cmd[1024];
+	FILE *p;
+
+	msg(f, "dave@example.net", DATE1);
+	assert_int_equal(harvest1(f, "dave"), 0);
+	expect_line(f, 0, dave, SMP_HV_HARVESTED, SMP_HR_NONE);
+	assert_int_equal(nbindings(f, "dave@example.net"), 1);
+	assert_int_equal(nbindings(f, "victim@victim.example"), 0);
+	assert_int_equal(smp_keyring_bindings_of_key(f->kr, dave, &b, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(b[0].address, "dave@example.net");
+	smp_bindings_free(b, n);
+	assert_int_equal(smp_keyring_key_get(f->kr, dave, &k), 0);
+	assert_int_equal(uids_in(k.material, k.material_len,
+				 "Dave Example <dave@example.net>", &found), 1);
+	assert_true(found);
+	uids_in(k.material, k.material_len,
+		"Victim Example <victim@victim.example>", &found);
+	assert_false(found);
+	smp_key_rec_clear(&k);
+	/* nor does the GnuPG cache hold the victim's user ID */
+	snprintf(cmd, sizeof(cmd),
+		 "gpg --homedir '%s' --batch --with-colons --list-keys 2>&1",
+		 f->home);
+	p = popen(cmd, "r");
+	out[fread(out, 1, sizeof(out) - 1, p)] = '\0';
+	pclose(p);
+	assert_non_null(strstr(out, "dave@example.net"));
+	assert_null(strstr(out, "victim"));
+
+	/* the victim's address cannot be reached through dave's key */
+	msg(f, "mallory@example.net", DATE1 + DAY);
+	assert_int_equal(harvest1(f, "dave"), 0);
+	expect_line(f, 0, dave, SMP_HV_REFUSED, SMP_HR_NO_MATCHING_UID);
+}
+
+/* Third-party signatures never reach the store (CVE-2019-13050). */
+static void test_third_party_signatures_stripped(void **state)
+{
+	struct fx *f = *state;
+	const char *carol = fpr_of("carol-certified");
+	struct smp_key_rec k;
+	size_t ncert, nstored;
+	unsigned char *cert = slurp(KEYS "carol-certified.pub.gpg", &ncert);
+
+	msg(f, "carol@example.com", DATE1);
+	assert_int_equal(harvest1(f, "carol-certified"), 0);
+	expect_line(f, 0, carol, SMP_HV_HARVESTED, SMP_HR_NONE);
+	assert_int_equal(smp_keyring_key_get(f->kr, carol, &k), 0);
+	nstored = k.material_len;
+	/* bob's certification (one signature packet) is gone: the stored
+	 * key is the uncertified carol key exactly */
+	{
+		size_t nplain;
+		unsigned char *plain = slurp(KEYS "carol.pub.gpg", &nplain);
+		assert_int_equal(nstored, nplain);
+		assert_memory_equal(k.material, plain, nplain);
+		assert_true(ncert > nplain);
+		free(plain);
+	}
+	smp_key_rec_clear(&k);
+	free(cert);
+}
+
+/* ------------------------------------------------------------------ */
+/* Message-level refusals                                              */
+
+static void test_own_domain(void **state)
+{
+	struct fx *f = *state;
+	const char *corp = fpr_of("corp");
+
+	expect_refused(f, "corp", "user@corp.example", SMP_HR_OWN_DOMAIN, "");
+	assert_int_equal(f->rep.gpg_ops, 0);
+	last_event(f, "user@corp.example", "refused", "own-domain", "");
+
+	/* ".corp.example" means the subdomains (not corp.example) */
+	f->skip[0] = ".corp.example";
+	msg(f, "user@mail.CORP.example", DATE1);
+	assert_int_equal(harvest1(f, "corp"), 0);
+	expect_line(f, 0, "", SMP_HV_REFUSED, SMP_HR_OWN_DOMAIN);
+	msg(f, "user@xcorp.example", DATE1);
+	assert_int_equal(harvest1(f, "corp"), 0);
+	expect_line(f, 0, corp, SMP_HV_REFUSED, SMP_HR_NO_MATCHING_UID);
+	f->skip[0] = "corp.example";
+
+	/* outbound mail is not harvested unless harvest.outbound */
+	msg(f, "user@corp.example", DATE1);
+	f->ctx.outbound = true;
+	assert_int_equal(harvest1(f, "corp"), 0);
+	assert_int_equal(f->rep.n, 0);
+	assert_int_equal(f->rep.gpg_ops, 0);
+	f->cfg.outbound = true;
+	assert_int_equal(harvest1(f, "corp"), 0);
+	expect_line(f, 0, corp, SMP_HV_HARVESTED, SMP_HR_NONE);
+	assert_int_equal(nbindings(f, "user@corp.example"), 1);
+}
+
+static void test_sender_mismatch(void **state)
+{
+	struct fx *f = *state;
+	const char *two[2] = {"alice@example.org", "bob@example.net"};
+
+	msg(f, "alice@example.org", DATE1);
+	f->from[0] = "bob@example.net";
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, "", SMP_HV_REFUSED, SMP_HR_SENDER_MISMATCH);
+	assert_int_equal(f->rep.gpg_ops, 0);
+
+	msg(f, "alice@example.org", DATE1);
+	f->ctx.from = two;
+	f->ctx.nfrom = 2;
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, "", SMP_HV_REFUSED, SMP_HR_SENDER_MISMATCH);
+
+	msg(f, "<>", DATE1); /* a bounce */
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, "", SMP_HV_REFUSED, SMP_HR_SENDER_MISMATCH);
+	assert_null(f->rep.lines[0].address);
+
+	msg(f, "alice@example.org", DATE1);
+	f->ctx.nfrom = 0;
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, "", SMP_HV_REFUSED, SMP_HR_SENDER_MISMATCH);
+
+	/* angle brackets and the domain's case do not matter */
+	msg(f, "<alice@EXAMPLE.org>", DATE1);
+	f->from[0] = "alice@example.ORG";
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, NULL, SMP_HV_HARVESTED, SMP_HR_NONE);
+	assert_int_equal(nbindings(f, "alice@example.org"), 1);
+	/* four messages from alice (the bounce has no address) */
+	assert_int_equal(nevents(f, "alice@example.org"), 4);
+	assert_int_equal(nevents(f, "<>"), 0);
+}
+
+static void test_require_auth(void **state)
+{
+	struct fx *f = *state;
+	const char *ar_ok[] = {
+		"mx.example.net;\r\n dkim=pass (2048-bit key) header.d=example.org "
+		"header.s=sel header.b=abcd; spf=pass smtp.mailfrom=example.org"};
+	const char *ar_foreign[] = {
+		"evil.example; dkim=pass header.d=example.org"};
+	const char *ar_other_domain[] = {
+		"mx.example.net; dkim=pass header.d=evil.example"};
+
+	f->cfg.require_auth = SMP_REQUIRE_AUTH_DKIM;
+	f->cfg.authserv_id = "mx.example.net";
+
+	msg(f, "alice@example.org", DATE1);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, "", SMP_HV_REFUSED, SMP_HR_NOT_AUTHENTICATED);
+	assert_int_equal(f->rep.gpg_ops, 0);
+
+	f->ctx.auth_results = ar_foreign;
+	f->ctx.nauth_results = 1;
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, "", SMP_HV_REFUSED, SMP_HR_NOT_AUTHENTICATED);
+
+	f->ctx.auth_results = ar_other_domain;
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, "", SMP_HV_REFUSED, SMP_HR_NOT_AUTHENTICATED);
+	assert_int_equal(nbindings(f, "alice@example.org"), 0);
+	last_event(f, "alice@example.org", "refused", "not-authenticated",
+		   "");
+
+	f->ctx.auth_results = ar_ok;
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, fpr_of("alice"), SMP_HV_HARVESTED, SMP_HR_NONE);
+}
+
+static void test_auth_results_parser(void **state)
+{
+	const char *dom = "mail.example.org";
+	(void)state;
+#define OK1(mode, v) \
+	smp_harvest_auth_ok(mode, "MX.Example.NET", dom, (const char *[]){v}, 1)
+
+	assert_true(smp_harvest_auth_ok(SMP_REQUIRE_AUTH_NONE, NULL, NULL,
+					NULL, 0));
+	assert_true(OK1(SMP_REQUIRE_AUTH_DKIM,
+			"mx.example.net; dkim=pass header.d=mail.example.org"));
+	/* relaxed alignment: a parent domain signs */
+	assert_true(OK1(SMP_REQUIRE_AUTH_DKIM,
+			"mx.example.net 1; dkim=pass header.i=@example.org"));
+	assert_false(OK1(SMP_REQUIRE_AUTH_DKIM,
+			 "mx.example.net; dkim=pass header.d=ample.org"));
+	assert_false(OK1(SMP_REQUIRE_AUTH_DKIM,
+			 "mx.example.net; dkim=fail header.d=example.org"));
+	assert_false(OK1(SMP_REQUIRE_AUTH_DKIM,
+			 "mx.example.net; dkim=pass"));
+	assert_false(OK1(SMP_REQUIRE_AUTH_DKIM, "mx.example.net; none"));
+	/* a comment that looks like a pass does not count */
+	assert_false(OK1(SMP_REQUIRE_AUTH_DKIM,
+			 "mx.example.net; dkim=fail (dkim=pass "
+			 "header.d=example.org) header.d=example.org"));
+	/* comments and quotes around the authserv-id */
+	assert_true(OK1(SMP_REQUIRE_AUTH_DKIM,
+			"(ours) \"mx.example.net\" ; spf=fail; DKIM=Pass "
+			"header.d=\"example.org\""));
+	assert_false(OK1(SMP_REQUIRE_AUTH_DKIM,
+			 "mx.example.net.evil; dkim=pass header.d=example.org"));
+	assert_true(OK1(SMP_REQUIRE_AUTH_DMARC,
+			"mx.example.net; dmarc=pass header.from=mail.example.org"));
+	assert_true(OK1(SMP_REQUIRE_AUTH_DMARC,
+			"mx.example.net; dmarc=pass (p=reject)"));
+	assert_false(OK1(SMP_REQUIRE_AUTH_DMARC,
+			 "mx.example.net; dmarc=pass header.from=evil.example"));
+	assert_false(OK1(SMP_REQUIRE_AUTH_DMARC,
+			 "mx.example.net; dkim=pass header.d=mail.example.org"));
+	assert_false(smp_harvest_auth_ok(SMP_REQUIRE_AUTH_DKIM, "", dom,
+					 (const char *[]){"; dkim=pass "
+							  "header.d=mail.example.org"},
+					 1));
+	/* several headers: ours may be any of them */
+	assert_true(smp_harvest_auth_ok(
+		SMP_REQUIRE_AUTH_DKIM, "mx.example.net", dom,
+		(const char *[]){"other.example; dkim=pass header.d=x.example",
+				 "mx.example.net; dkim=pass "
+				 "header.d=mail.example.org"},
+		2));
+#undef OK1
+}
+
+/* ------------------------------------------------------------------ */
+/* Per-key refusals                                                    */
+
+static void test_weak_algorithms(void **state)
+{
+	struct fx *f = *state;
+
+	expect_refused(f, "weak1024", "weak1024@example.org",
+		       SMP_HR_WEAK_ALGORITHM, fpr_of("weak1024"));
+	expect_refused(f, "dsa", "dsa@example.org", SMP_HR_WEAK_ALGORITHM,
+		       fpr_of("dsa"));
+	expect_refused(f, "elgonly", "elgonly@example.org",
+		       SMP_HR_WEAK_ALGORITHM, fpr_of("elgonly"));
+	last_event(f, "elgonly@example.org", "refused",
+		   "weak-algorithm; source=smp", fpr_of("elgonly"));
+	/* RSA 3072 is fine */
+	msg(f, "rita@example.com", DATE1);
+	assert_int_equal(harvest1(f, "rsa3072"), 0);
+	expect_line(f, 0, fpr_of("rsa3072"), SMP_HV_HARVESTED, SMP_HR_NONE);
+}
+
+static void test_expired_revoked_signonly(void **state)
+{
+	struct fx *f = *state;
+
+	expect_refused(f, "expired", "expired@example.org", SMP_HR_EXPIRED,
+		       fpr_of("expired"));
+	expect_refused(f, "revoked", "revoked@example.org", SMP_HR_REVOKED,
+		       fpr_of("revoked"));
+	expect_refused(f, "signonly", "signonly@example.org",
+		       SMP_HR_NO_ENCRYPTION_SUBKEY, fpr_of("signonly"));
+	last_event(f, "signonly@example.org", "refused",
+		   "no-encryption-subkey", fpr_of("signonly"));
+}
+
+static void test_secret_oversized_manyuid(void **state)
+{
+	struct fx *f = *state;
+	struct smp_key_part p;
+
+	/* secret key material: refused without gpg */
+	msg(f, "alice@example.org", DATE1);
+	part_sec(&p, "alice");
+	assert_int_equal(p.kind, SMP_KEY_SECRET);
+	assert_int_equal(smp_harvest_message(f->kr, f->g, &f->ctx, &p, 1,
+					     &f->rep), 0);
+	expect_line(f, 0, "", SMP_HV_REFUSED, SMP_HR_SECRET);
+	assert_int_equal(f->rep.gpg_ops, 0);
+	/* the same bytes labelled as a public key by a careless caller */
+	p.kind = SMP_KEY_PUBLIC;
+	smp_harvest_report_clear(&f->rep);
+	assert_int_equal(smp_harvest_message(f->kr, f->g, &f->ctx, &p, 1,
+					     &f->rep), 0);
+	expect_line(f, 0, "", SMP_HV_REFUSED, SMP_HR_SECRET);
+	parts_free(&p, 1);
+	assert_int_equal(nbindings(f, "alice@example.org"), 0);
+
+	expect_refused(f, "oversized", "big@example.org", SMP_HR_TOO_LARGE, "");
+	assert_int_equal(f->rep.gpg_ops, 0);
+	expect_refused(f, "manyuid", "manyuid@example.org",
+		       SMP_HR_TOO_MANY_UIDS, fpr_of("manyuid"));
+	assert_int_equal(f->rep.gpg_ops, 0);
+	last_event(f, "manyuid@example.org", "refused", "too-many-uids",
+		   fpr_of("manyuid"));
+
+	/* the limits are the configured ones */
+	f->lim.max_uids = 20;
+	msg(f, "manyuid@example.org", DATE1);
+	assert_int_equal(harvest1(f, "manyuid"), 0);
+	expect_line(f, 0, fpr_of("manyuid"), SMP_HV_HARVESTED, SMP_HR_NONE);
+	f->lim.max_key_bytes = 200;
+	msg(f, "alice@example.org", DATE1);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, "", SMP_HV_REFUSED, SMP_HR_TOO_LARGE);
+}
+
+static void test_bad_parts(void **state)
+{
+	struct fx *f = *state;
+	struct smp_key_part p[3];
+	unsigned char junk[64];
+	size_t n;
+	unsigned char *half = slurp(KEYS "bob.pub.gpg", &n);
+
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (unsigned char)(i * 37);
+	msg(f, "bob@example.net", DATE1);
+	part_from(&p[0], malloc(sizeof(junk)), sizeof(junk));
+	memcpy(p[0].data, junk, sizeof(junk));
+	part_from(&p[1], half, n / 2);
+	part_pub(&p[2], "bob");
+	p[0].kind = SMP_KEY_PUBLIC; /* the framing is checked again anyway */
+	assert_int_equal(smp_harvest_message(f->kr, f->g, &f->ctx, p, 3,
+					     &f->rep), 0);
+	assert_int_equal(f->rep.n, 3);
+	expect_line(f, 0, "", SMP_HV_REFUSED, SMP_HR_BAD_KEY);
+	expect_line(f, 1, "", SMP_HV_REFUSED, SMP_HR_BAD_KEY);
+	expect_line(f, 2, fpr_of("bob"), SMP_HV_HARVESTED, SMP_HR_NONE);
+	assert_int_equal(f->rep.lines[2].part, 2);
+	parts_free(p, 3);
+}
+
+/* ------------------------------------------------------------------ */
+/* One address, two keys                                               */
+
+static void test_two_keys_one_address(void **state)
+{
+	struct fx *f = *state;
+	const char *both[] = {"alice", "alice-other"};
+	const char *twice[] = {"alice", "alice"};
+
+	msg(f, "alice@example.org", DATE1);
+	assert_int_equal(harvest_n(f, both, 2), 0);
+	assert_int_equal(f->rep.n, 2);
+	expect_line(f, 0, fpr_of("alice"), SMP_HV_REFUSED,
+		    SMP_HR_DUPLICATE_ADDRESS);
+	expect_line(f, 1, fpr_of("alice-other"), SMP_HV_REFUSED,
+		    SMP_HR_DUPLICATE_ADDRESS);
+	assert_int_equal(f->rep.refused, 2);
+	assert_int_equal(f->rep.gpg_ops, 1);
+	assert_int_equal(nbindings(f, "alice@example.org"), 0);
+	assert_int_equal(nevents(f, "alice@example.org"), 2);
+
+	/* the same key twice is one key */
+	msg(f, "alice@example.org", DATE1);
+	assert_int_equal(harvest_n(f, twice, 2), 0);
+	assert_int_equal(f->rep.n, 1);
+	expect_line(f, 0, fpr_of("alice"), SMP_HV_HARVESTED, SMP_HR_NONE);
+}
+
+static void test_conflict_flag_then_pin(void **state)
+{
+	struct fx *f = *state;
+	const char *a = fpr_of("alice"), *o = fpr_of("alice-other");
+	struct smp_binding b;
+
+	msg(f, "alice@example.org", DATE1);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_HARVESTED, SMP_HR_NONE);
+
+	msg(f, "alice@example.org", DATE1 + DAY);
+	assert_int_equal(harvest1(f, "alice-other"), 0);
+	expect_line(f, 0, o, SMP_HV_CONFLICT, SMP_HR_NONE);
+	assert_int_equal(f->rep.harvested, 0);
+	assert_non_null(get_binding(f, "alice@example.org", a, &b));
+	assert_int_equal(b.state, SMP_BIND_CONFLICT);
+	smp_binding_clear(&b);
+	assert_non_null(get_binding(f, "alice@example.org", o, &b));
+	assert_int_equal(b.state, SMP_BIND_CONFLICT);
+	smp_binding_clear(&b);
+	last_event(f, "alice@example.org", "conflict", "source=smp", o);
+	{
+		/* the old key's move to conflict is in the history too */
+		struct smp_event *e;
+		size_t n;
+		bool seen = false;
+		assert_int_equal(smp_keyring_events_for(f->kr,
+							"alice@example.org",
+							&e, &n), 0);
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(e[i].event, "conflict") == 0 &&
+			    strcmp(e[i].fpr, a) == 0)
+				seen = true;
+		assert_true(seen);
+		smp_events_free(e, n);
+	}
+
+	/* still in conflict, whichever key comes again */
+	msg(f, "alice@example.org", DATE1 + 2 * DAY);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
+	assert_non_null(get_binding(f, "alice@example.org", a, &b));
+	assert_int_equal(b.state, SMP_BIND_CONFLICT);
+	smp_binding_clear(&b);
+
+	/* an admin pins the new key (smpctl keys pin): the old key is then
+	 * refused, and the pinned binding is never touched */
+	assert_int_equal(smp_keyring_binding_set_state(f->kr,
+						       "alice@example.org", o,
+						       SMP_BIND_PINNED), 0);
+	assert_int_equal(smp_keyring_binding_set_state(f->kr,
+						       "alice@example.org", a,
+						       SMP_BIND_REVOKED), 0);
+	msg(f, "alice@example.org", DATE1 + 3 * DAY);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_REFUSED, SMP_HR_PINNED);
+	assert_non_null(get_binding(f, "alice@example.org", a, &b));
+	assert_int_equal(b.state, SMP_BIND_REVOKED);
+	smp_binding_clear(&b);
+
+	assert_non_null(get_binding(f, "alice@example.org", o, &b));
+	assert_int_equal(b.times_seen, 1);
+	smp_binding_clear(&b);
+	assert_int_equal(harvest1(f, "alice-other"), 0);
+	expect_line(f, 0, o, SMP_HV_SEEN, SMP_HR_NONE);
+	assert_non_null(get_binding(f, "alice@example.org", o, &b));
+	assert_int_equal(b.state, SMP_BIND_PINNED);
+	assert_int_equal(b.times_seen, 1); /* untouched */
+	smp_binding_clear(&b);
+}
+
+static void test_conflict_keep(void **state)
+{
+	struct fx *f = *state;
+	const char *a = fpr_of("alice"), *o = fpr_of("alice-other");
+	struct smp_binding b;
+	struct smp_key_rec k;
+
+	f->cfg.on_conflict = SMP_ON_CONFLICT_KEEP;
+	msg(f, "alice@example.org", DATE1);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	msg(f, "alice@example.org", DATE1 + DAY);
+	assert_int_equal(harvest1(f, "alice-other"), 0);
+	expect_line(f, 0, o, SMP_HV_KEPT, SMP_HR_NONE);
+	assert_int_equal(f->rep.gpg_ops, 1);
+	assert_int_equal(nbindings(f, "alice@example.org"), 1);
+	assert_non_null(get_binding(f, "alice@example.org", a, &b));
+	assert_int_equal(b.state, SMP_BIND_ACTIVE);
+	smp_binding_clear(&b);
+	assert_int_equal(smp_keyring_key_get(f->kr, o, &k), 1);
+	last_event(f, "alice@example.org", "kept", NULL, o);
+}
+
+static void test_conflict_replace(void **state)
+{
+	struct fx *f = *state;
+	const char *a = fpr_of("alice"), *o = fpr_of("alice-other");
+	struct smp_binding b;
+
+	f->cfg.on_conflict = SMP_ON_CONFLICT_REPLACE;
+	msg(f, "alice@example.org", DATE1);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	msg(f, "alice@example.org", DATE1 + DAY);
+	assert_int_equal(harvest1(f, "alice-other"), 0);
+	expect_line(f, 0, o, SMP_HV_REPLACED, SMP_HR_NONE);
+	assert_int_equal(f->rep.harvested, 1);
+	assert_non_null(get_binding(f, "alice@example.org", a, &b));
+	assert_int_equal(b.state, SMP_BIND_REVOKED);
+	smp_binding_clear(&b);
+	assert_non_null(get_binding(f, "alice@example.org", o, &b));
+	assert_int_equal(b.state, SMP_BIND_ACTIVE);
+	smp_binding_clear(&b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Same key again                                                      */
+
+static void test_merge_updated_key(void **state)
+{
+	struct fx *f = *state;
+	const char *a = fpr_of("alice");
+	struct shown upd;
+	struct smp_key_rec k;
+	struct smp_binding b;
+	size_t before;
+
+	show("alice-updated", &upd);
+	assert_string_equal(upd.fpr, a);
+	assert_int_equal(upd.nenc, 2);
+	msg(f, "alice@example.org", DATE1);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	assert_int_equal(smp_keyring_key_get(f->kr, a, &k), 0);
+	before = k.material_len;
+	smp_key_rec_clear(&k);
+
+	/* the same version again: nothing new, one gpg process */
+	msg(f, "alice@example.org", DATE1 + DAY);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
+	assert_int_equal(f->rep.gpg_ops, 1);
+	assert_int_equal(f->rep.harvested, 0);
+	last_event(f, "alice@example.org", "seen", NULL, a);
+
+	/* a newer version: a second encryption subkey */
+	msg(f, "alice@example.org", DATE1 + 2 * DAY);
+	assert_int_equal(harvest1(f, "alice-updated"), 0);
+	expect_line(f, 0, a, SMP_HV_MERGED, SMP_HR_NONE);
+	assert_int_equal(f->rep.harvested, 1);
+	assert_int_equal(smp_keyring_key_get(f->kr, a, &k), 0);
+	assert_true(k.material_len > before);
+	assert_non_null(strstr(k.enc_keyids, upd.enc[0]));
+	assert_non_null(strstr(k.enc_keyids, upd.enc[1]));
+	before = k.material_len;
+	smp_key_rec_clear(&k);
+	assert_non_null(get_binding(f, "alice@example.org", a, &b));
+	assert_int_equal(b.state, SMP_BIND_ACTIVE);
+	assert_int_equal(b.times_seen, 3);
+	assert_int_equal(b.msg_date, DATE1 + 2 * DAY);
+	assert_int_equal(b.first_seen, NOW);
+	smp_binding_clear(&b);
+	last_event(f, "alice@example.org", "merged", NULL, a);
+
+	/* the old version later on adds nothing: seen, material kept */
+	msg(f, "alice@example.org", DATE1 + 3 * DAY);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
+	assert_int_equal(smp_keyring_key_get(f->kr, a, &k), 0);
+	assert_int_equal(k.material_len, before);
+	smp_key_rec_clear(&k);
+}
+
+static void test_older_message_changes_nothing(void **state)
+{
+	struct fx *f = *state;
+	const char *a = fpr_of("alice"), *o = fpr_of("alice-other");
+	struct smp_key_rec k;
+	struct smp_binding b;
+	size_t before;
+
+	msg(f, "alice@example.org", DATE1);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	assert_int_equal(smp_keyring_key_get(f->kr, a, &k), 0);
+	before = k.material_len;
+	smp_key_rec_clear(&k);
+
+	msg(f, "alice@example.org", DATE1 - DAY);
+	assert_int_equal(harvest1(f, "alice-updated"), 0);
+	expect_line(f, 0, a, SMP_HV_REFUSED, SMP_HR_OLDER_MESSAGE);
+	assert_int_equal(harvest1(f, "alice-other"), 0);
+	expect_line(f, 0, o, SMP_HV_REFUSED, SMP_HR_OLDER_MESSAGE);
+	assert_int_equal(f->rep.gpg_ops, 1);
+	assert_int_equal(smp_keyring_key_get(f->kr, a, &k), 0);
+	assert_int_equal(k.material_len, before);
+	smp_key_rec_clear(&k);
+	assert_int_equal(smp_keyring_key_get(f->kr, o, &k), 1);
+	assert_non_null(get_binding(f, "alice@example.org", a, &b));
+	assert_int_equal(b.state, SMP_BIND_ACTIVE);
+	assert_int_equal(b.times_seen, 1);
+	assert_int_equal(b.msg_date, DATE1);
+	smp_binding_clear(&b);
+	last_event(f, "alice@example.org", "refused", "older-message", o);
+
+	/* a Date in the future counts as now */
+	msg(f, "alice@example.org", NOW + 365 * DAY);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
+	assert_non_null(get_binding(f, "alice@example.org", a, &b));
+	assert_int_equal(b.msg_date, NOW);
+	smp_binding_clear(&b);
+}
+
+static void test_blocked_never_reharvested(void **state)
+{
+	struct fx *f = *state;
+	const char *a = fpr_of("alice");
+	struct smp_binding b;
+
+	msg(f, "alice@example.org", DATE1);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	/* smpctl keys block FPR, and the address forgotten */
+	assert_int_equal(smp_keyring_key_set_blocked(f->kr, a, true), 0);
+	assert_int_equal(smp_keyring_binding_delete(f->kr, "alice@example.org",
+						    NULL), 0);
+	msg(f, "alice@example.org", DATE1 + DAY);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_REFUSED, SMP_HR_BLOCKED);
+	assert_int_equal(f->rep.gpg_ops, 0);
+	assert_int_equal(nbindings(f, "alice@example.org"), 0);
+	/* nor through an update of it */
+	assert_int_equal(harvest1(f, "alice-updated"), 0);
+	expect_line(f, 0, a, SMP_HV_REFUSED, SMP_HR_BLOCKED);
+	last_event(f, "alice@example.org", "refused", "blocked", a);
+
+	/* a blocked binding (this address, this key) is not changed */
+	msg(f, "bob@example.net", DATE1);
+	assert_int_equal(harvest1(f, "bob"), 0);
+	assert_int_equal(smp_keyring_binding_set_state(f->kr, "bob@example.net",
+						       fpr_of("bob"),
+						       SMP_BIND_BLOCKED), 0);
+	msg(f, "bob@example.net", DATE1 + DAY);
+	assert_int_equal(harvest1(f, "bob"), 0);
+	expect_line(f, 0, fpr_of("bob"), SMP_HV_REFUSED,
+		    SMP_HR_BLOCKED_BINDING);
+	assert_non_null(get_binding(f, "bob@example.net", fpr_of("bob"), &b));
+	assert_int_equal(b.state, SMP_BIND_BLOCKED);
+	assert_int_equal(b.times_seen, 1);
+	smp_binding_clear(&b);
+}
+
+/* The owner revokes a key we hold: the revocation is merged and the
+ * binding revoked. */
+static void test_revocation_of_known_key(void **state)
+{
+	struct fx *f = *state;
+	const char *r = fpr_of("revoked");
+	struct smp_binding b;
+	struct smp_key_rec k;
+
+	assert_string_equal(r, fpr_of("revoked-prior"));
+	msg(f, "revoked@example.org", DATE1);
+	assert_int_equal(harvest1(f, "revoked-prior"), 0);
+	expect_line(f, 0, r, SMP_HV_HARVESTED, SMP_HR_NONE);
+	msg(f, "revoked@example.org", DATE1 + DAY);
+	assert_int_equal(harvest1(f, "revoked"), 0);
+	expect_line(f, 0, r, SMP_HV_REVOKED, SMP_HR_REVOKED);
+	assert_int_equal(f->rep.refused, 1);
+	assert_non_null(get_binding(f, "revoked@example.org", r, &b));
+	assert_int_equal(b.state, SMP_BIND_REVOKED);
+	smp_binding_clear(&b);
+	assert_int_equal(smp_keyring_key_get(f->kr, r, &k), 0);
+	assert_true(k.revoked);
+	smp_key_rec_clear(&k);
+	last_event(f, "revoked@example.org", "revoked", "revoked", r);
+	/* and the old copy does not bring it back */
+	msg(f, "revoked@example.org", DATE1 + 2 * DAY);
+	assert_int_equal(harvest1(f, "revoked-prior"), 0);
+	expect_line(f, 0, r, SMP_HV_REFUSED, SMP_HR_REVOKED);
+	assert_non_null(get_binding(f, "revoked@example.org", r, &b));
+	assert_int_equal(b.state, SMP_BIND_REVOKED);
+	smp_binding_clear(&b);
+	assert_int_equal(smp_keyring_key_get(f->kr, r, &k), 0);
+	assert_true(k.revoked);
+	smp_key_rec_clear(&k);
+}
+
+/* ------------------------------------------------------------------ */
+/* Addresses                                                            */
+
+static void test_addresses_exact(void **state)
+{
+	struct fx *f = *state;
+	char longaddr[300];
+	size_t l = 0;
+	struct {
+		const char *name, *addr, *other;
+	} t[3] = {
+		{"quoted", "\"john..doe\"@example.com", "\"John..doe\"@example.com"},
+		{"unicode", "j\xc3\xb6rg@example.com", "jorg@example.com"},
+		{"longlocal", NULL, NULL},
+	};
+	struct smp_binding b;
+
+	for (int i = 1; i <= 9; i++)
+		l += (size_t)snprintf(longaddr + l, sizeof(longaddr) - l,
+				      "a-very-long-local-part-%02d.", i);
+	snprintf(longaddr + l, sizeof(longaddr) - l, "end@example.com");
+	t[2].addr = longaddr;
+	t[2].other = "a-very-long-local-part-01@example.com";
+
+	for (int i = 0; i < 3; i++) {
+		const char *fpr = fpr_of(t[i].name);
+		char upper[300];
+
+		msg(f, t[i].addr, DATE1);
+		assert_int_equal(harvest1(f, t[i].name), 0);
+		expect_line(f, 0, fpr, SMP_HV_HARVESTED, SMP_HR_NONE);
+		assert_string_equal(f->rep.lines[0].address, t[i].addr);
+		assert_non_null(get_binding(f, t[i].addr, fpr, &b));
+		assert_string_equal(b.address, t[i].addr);
+		smp_binding_clear(&b);
+		/* the domain's case does not matter, the local part's does */
+		snprintf(upper, sizeof(upper), "%s", t[i].addr);
+		for (char *p = strrchr(upper, '@'); *p; p++)
+			if (*p >= 'a' && *p <= 'z')
+				*p = (char)(*p - 'a' + 'A');
+		assert_non_null(get_binding(f, upper, fpr, &b));
+		smp_binding_clear(&b);
+		assert_int_equal(nbindings(f, t[i].other), 0);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Sources                                                              */
+
+static void test_sources(void **state)
+{
+	struct fx *f = *state;
+	struct smp_key_part p[2];
+	enum smp_key_source src[2] = {SMP_SRC_AUTOCRYPT, SMP_SRC_SMP};
+	struct smp_binding b;
+
+	msg(f, "alice@example.org", DATE1);
+	f->ctx.source = SMP_SRC_AUTOCRYPT;
+	assert_int_equal(harvest1(f, "alice"), 0); /* not enabled */
+	assert_int_equal(f->rep.n, 0);
+	assert_int_equal(f->rep.gpg_ops, 0);
+	assert_int_equal(nevents(f, "alice@example.org"), 0);
+
+	f->cfg.sources |= SMP_HARVEST_SRC(SMP_SRC_AUTOCRYPT);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, fpr_of("alice"), SMP_HV_HARVESTED, SMP_HR_NONE);
+	assert_int_equal(f->rep.lines[0].source, SMP_SRC_AUTOCRYPT);
+	assert_non_null(get_binding(f, "alice@example.org", fpr_of("alice"),
+				    &b));
+	assert_int_equal(b.source, SMP_SRC_AUTOCRYPT);
+	smp_binding_clear(&b);
+	last_event(f, "alice@example.org", "harvested", "source=autocrypt",
+		   NULL);
+
+	/* one message, two sources: one key each, for one address */
+	msg(f, "alice@example.org", DATE1 + DAY);
+	part_pub(&p[0], "alice");
+	part_pub(&p[1], "alice-other");
+	f->ctx.part_sources = src;
+	smp_harvest_report_clear(&f->rep);
+	assert_int_equal(smp_harvest_message(f->kr, f->g, &f->ctx, p, 2,
+					     &f->rep), 0);
+	expect_line(f, 0, NULL, SMP_HV_REFUSED, SMP_HR_DUPLICATE_ADDRESS);
+	expect_line(f, 1, NULL, SMP_HV_REFUSED, SMP_HR_DUPLICATE_ADDRESS);
+	assert_int_equal(f->rep.lines[1].source, SMP_SRC_SMP);
+	parts_free(p, 2);
+
+	assert_int_equal(smp_harvest_source_bit("pgp-keys"),
+			 SMP_HARVEST_SRC(SMP_SRC_PGP_KEYS));
+	assert_int_equal(smp_harvest_source_bit("admin"), 0);
+	assert_int_equal(smp_harvest_source_bit("x"), 0);
+}
+
+static void test_no_parts_no_work(void **state)
+{
+	struct fx *f = *state;
+	struct smp_key_part p;
+
+	msg(f, "alice@example.org", DATE1);
+	assert_int_equal(smp_harvest_message(f->kr, f->g, &f->ctx, &p, 0,
+					     &f->rep), 0);
+	assert_int_equal(f->rep.n, 0);
+	assert_int_equal(f->rep.gpg_ops, 0);
+	assert_int_equal(nevents(f, "alice@example.org"), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Failures: nothing half-written                                       */
+
+static void test_gpg_failure_writes_nothing(void **state)
+{
+	struct fx *f = *state;
+
+	rmrf(f->home);
+	msg(f, "alice@example.org", DATE1);
+	assert_int_equal(harvest1(f, "alice"), -1);
+	assert_non_null(strstr(f->rep.error, f->home));
+	assert_int_equal(f->rep.n, 0);
+	assert_int_equal(nbindings(f, "alice@example.org"), 0);
+	assert_int_equal(nevents(f, "alice@example.org"), 0);
+}
+
+static void test_db_failure_rolls_back(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db;
+	const char *a = fpr_of("alice");
+	struct smp_key_rec k;
+
+	/* binding inserts fail (after the key was written) */
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "CREATE TRIGGER inject BEFORE INSERT ON "
+				      "bindings BEGIN SELECT RAISE(ABORT, "
+				      "'injected failure'); END;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	msg(f, "alice@example.org", DATE1);
+	assert_int_equal(harvest1(f, "alice"), -1);
+	assert_non_null(strstr(f->rep.error, "injected failure"));
+	assert_int_equal(smp_keyring_key_get(f->kr, a, &k), 1);
+	assert_int_equal(nevents(f, "alice@example.org"), 0);
+	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER inject", NULL, NULL,
+				      NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	/* and the next try works (the GnuPG cache already has the key) */
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_HARVESTED, SMP_HR_NONE);
+}
+
+static void test_names(void **state)
+{
+	(void)state;
+	assert_string_equal(smp_on_conflict_name(SMP_ON_CONFLICT_FLAG), "flag");
+	assert_int_equal(smp_on_conflict_parse("replace"),
+			 SMP_ON_CONFLICT_REPLACE);
+	assert_int_equal(smp_on_conflict_parse("x"), -1);
+	assert_string_equal(smp_require_auth_name(SMP_REQUIRE_AUTH_DMARC),
+			    "dmarc");
+	assert_int_equal(smp_require_auth_parse("none"), SMP_REQUIRE_AUTH_NONE);
+	assert_string_equal(smp_harvest_reason_token(SMP_HR_NO_MATCHING_UID),
+			    "no-matching-uid");
+	assert_string_equal(smp_harvest_outcome_name(SMP_HV_KEPT), "kept");
+	for (int r = 1; r < SMP_HR_COUNT; r++)
+		assert_true(*smp_harvest_reason_token((enum smp_harvest_reason)r));
+	assert_null(smp_harvest_reason_token(SMP_HR_COUNT));
+	{
+		struct smp_harvest_config c;
+		smp_harvest_config_init(&c);
+		assert_int_equal(c.sources, SMP_HARVEST_SRC(SMP_SRC_SMP));
+		assert_int_equal(c.on_conflict, SMP_ON_CONFLICT_FLAG);
+		assert_int_equal(c.require_auth, SMP_REQUIRE_AUTH_NONE);
+		assert_false(c.outbound);
+	}
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_harvest_matching_sender),
+		T(test_self_encryption_signal),
+		T(test_planting_refused),
+		T(test_other_uid_not_bound),
+		T(test_third_party_signatures_stripped),
+		T(test_own_domain),
+		T(test_sender_mismatch),
+		T(test_require_auth),
+		cmocka_unit_test(test_auth_results_parser),
+		T(test_weak_algorithms),
+		T(test_expired_revoked_signonly),
+		T(test_secret_oversized_manyuid),
+		T(test_bad_parts),
+		T(test_two_keys_one_address),
+		T(test_conflict_flag_then_pin),
+		T(test_conflict_keep),
+		T(test_conflict_replace),
+		T(test_merge_updated_key),
+		T(test_older_message_changes_nothing),
+		T(test_blocked_never_reharvested),
+		T(test_revocation_of_known_key),
+		T(test_addresses_exact),
+		T(test_sources),
+		T(test_no_parts_no_work),
+		T(test_gpg_failure_writes_nothing),
+		T(test_db_failure_rolls_back),
+		cmocka_unit_test(test_names),
+	};
+
+	t_filter_from_env();
+	return cmocka_run_group_tests_name("harvest", tests, group_setup,
+					   group_teardown);
+}
