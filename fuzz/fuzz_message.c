@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
+#include "smp_extract.h"
 #include "smp_detect.h"
 #include "smp_result.h"
 #include "smp_validate.h"
@@ -82,6 +83,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	exact = smp_detect_subject(copy, SMP_MATCH_EXACT);
 	caseless = smp_detect_subject(copy, SMP_MATCH_CASELESS);
 	FUZZ_ASSERT(!exact || caseless);
+
+	/* The whole input as an Autocrypt: header value, and as a message
+	 * holding application/pgp-keys parts (harvest.sources). */
+	{
+		struct smp_found_keys fk = {0};
+		const char *values[1] = {copy};
+		FUZZ_ASSERT(smp_extract_autocrypt(values, 1, "dave@example.net",
+						  &fuzz_message_opts.limits, &fk) >= 0);
+		FUZZ_ASSERT(smp_extract_pgp_keys((const char *)data, size,
+						 &fuzz_message_opts, &fk) >= 0);
+		for (size_t i = 0; i < fk.n; i++)
+			FUZZ_ASSERT(fk.parts[i].kind == SMP_KEY_PUBLIC &&
+				    fk.parts[i].size <= fuzz_message_opts.limits.max_key_bytes);
+		smp_found_keys_clear(&fk);
+	}
 
 	free(copy);
 	return 0;

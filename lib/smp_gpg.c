@@ -153,6 +153,12 @@ static void gpgme_init_once(void)
 		   gpgme_engine_check_version(GPGME_PROTOCOL_OpenPGP) == 0;
 }
 
+bool smp_gpg_init(void)
+{
+	pthread_once(&gpgme_once, gpgme_init_once);
+	return gpgme_ok;
+}
+
 static char *path_join(const char *dir, const char *name)
 {
 	size_t a = strlen(dir), b = strlen(name);

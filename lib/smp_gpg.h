@@ -40,6 +40,11 @@
 
 struct smp_gpg;
 
+/* Initialises gpgme (gpgme_check_version must run in the main thread
+ * before other threads exist). Returns false when gpgme or gpg is not
+ * usable. Safe to call again. */
+bool smp_gpg_init(void);
+
 /*
  * Opens (creating when missing) the GnuPG home at home. On error returns
  * -1 with a sentence in err.

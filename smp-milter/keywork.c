@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "keypool.h"
+#include "smp_extract.h"
 #include "smp_harvest.h"
 
 /* Prune the replay log every this many checks (per process). */
@@ -67,6 +68,8 @@ static int64_t parse_date(const char *raw)
 
 static bool has_public_keys(const struct smp_result *r)
 {
+	if (!r)
+		return false;
 	for (unsigned i = 0; i < r->nkeys; i++)
 		if (r->keys[i].kind == SMP_KEY_PUBLIC && r->keys[i].data)
 			return true;
@@ -87,9 +90,51 @@ static void harvest_config(const struct smp_config *cfg, struct smp_harvest_conf
 	h->on_conflict = (enum smp_on_conflict)cfg->on_conflict;
 }
 
+/* The keys to harvest: valid SMP key parts, then the other sources. */
+static int gather_keys(const struct smp_keywork_in *in, const struct smp_result *r,
+		       struct smp_found_keys *fk, struct smp_key_part **parts,
+		       enum smp_key_source **sources, size_t *n)
+{
+	const struct smp_config *cfg = in->cfg;
+	size_t nsmp = cfg->harvest_smp && r && r->reasons == 0 ? r->nkeys : 0;
+
+	*n = 0;
+	if (cfg->harvest_autocrypt && in->nautocrypt > 0) {
+		size_t nfrom = 0;
+		char **from = from_addresses(in->nfrom_headers == 1 ? in->from_raw : NULL,
+					     &nfrom);
+		int rc = nfrom == 1 ? smp_extract_autocrypt(in->autocrypt, in->nautocrypt,
+							    from[0],
+							    &cfg->check.limits, fk)
+				    : 0;
+		strv_free(from, nfrom);
+		if (rc < 0)
+			return -1;
+	}
+	if (cfg->harvest_pgp_keys && in->msg &&
+	    smp_extract_pgp_keys(in->msg, in->msglen, &cfg->check, fk) < 0)
+		return -1;
+	if (nsmp + fk->n == 0)
+		return 0;
+	*parts = calloc(nsmp + fk->n, sizeof(**parts));
+	*sources = calloc(nsmp + fk->n, sizeof(**sources));
+	if (!*parts || !*sources)
+		return -1;
+	for (size_t i = 0; i < nsmp; i++) {
+		(*parts)[*n] = r->keys[i]; /* shallow: owned by r */
+		(*sources)[(*n)++] = SMP_SRC_SMP;
+	}
+	for (size_t i = 0; i < fk->n; i++) {
+		(*parts)[*n] = fk->parts[i]; /* shallow: owned by fk */
+		(*sources)[(*n)++] = fk->sources[i];
+	}
+	return 0;
+}
+
 static int do_harvest(struct smp_keyslot *slot, const struct smp_keywork_in *in,
-		      const struct smp_result *r, struct smp_keywork_out *out,
-		      char *err, size_t errlen)
+		      const struct smp_result *r, const struct smp_key_part *parts,
+		      const enum smp_key_source *sources, size_t nparts,
+		      struct smp_keywork_out *out, char *err, size_t errlen)
 {
 	struct smp_harvest_config hcfg;
 	struct smp_harvest_ctx hctx;
@@ -117,14 +162,15 @@ static int do_harvest(struct smp_keyslot *slot, const struct smp_keywork_in *in,
 	hctx.msg_date = parse_date(in->date_raw);
 	hctx.message_id = in->message_id;
 	hctx.client_addr = in->client_addr;
-	hctx.msg = &r->msg;
+	hctx.msg = r ? &r->msg : NULL;
 	hctx.source = SMP_SRC_SMP;
+	hctx.part_sources = sources;
 	if (in->nfrom_headers != 1 && !from) {
 		/* no From list to hand over: point at a harmless empty one */
 		static const char *const none[2] = {"", ""};
 		hctx.from = none;
 	}
-	if (smp_harvest_message(slot->kr, g, &hctx, r->keys, r->nkeys, &rep) < 0) {
+	if (smp_harvest_message(slot->kr, g, &hctx, parts, nparts, &rep) < 0) {
 		snprintf(err, errlen, "harvest failed: %s", rep.error);
 		goto out;
 	}
@@ -168,22 +214,39 @@ int smp_keywork_message(const struct smp_keywork_in *in,
 			const struct smp_result *r, struct smp_keywork_out *out,
 			char *err, size_t errlen)
 {
-	bool harvest = in->cfg->harvest_smp && r->reasons == 0 && has_public_keys(r);
-	bool replay = in->cfg->replay_enabled && r->reasons == 0 &&
+	struct smp_found_keys fk = {0};
+	struct smp_key_part *parts = NULL;
+	enum smp_key_source *sources = NULL;
+	size_t nparts = 0;
+	bool replay = r && in->cfg->replay_enabled && r->reasons == 0 &&
 		      r->msg.digest[0] && in->nrcpts > 0;
-	struct smp_keyslot *slot;
+	struct smp_keyslot *slot = NULL;
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (!harvest && !replay)
-		return 0; /* no database, no gpg for this message */
+	if (r && r->reasons == 0 && !has_public_keys(r) && !in->nautocrypt && !in->msg &&
+	    !replay)
+		return 0;
+	if (gather_keys(in, r, &fk, &parts, &sources, &nparts) < 0) {
+		snprintf(err, errlen, "out of memory gathering keys");
+		rc = -1;
+		goto out;
+	}
+	if (nparts == 0 && !replay)
+		goto out; /* no database, no gpg for this message */
 	slot = smp_keypool_get(in->cfg, err, errlen);
-	if (!slot)
-		return -1;
-	if (harvest)
-		rc = do_harvest(slot, in, r, out, err, errlen);
+	if (!slot) {
+		rc = -1;
+		goto out;
+	}
+	if (nparts > 0)
+		rc = do_harvest(slot, in, r, parts, sources, nparts, out, err, errlen);
 	if (rc == 0 && replay)
 		rc = do_replay(slot, in, r, out, err, errlen);
 	smp_keypool_put(slot);
+out:
+	free(parts);
+	free(sources);
+	smp_found_keys_clear(&fk);
 	return rc;
 }

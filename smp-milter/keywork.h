@@ -22,6 +22,12 @@ struct smp_keywork_in {
 	size_t nauth_results;
 	const char *client_addr;
 	bool outbound;
+	/* other key sources (harvest.sources): raw Autocrypt: values, and the
+	 * buffered message for application/pgp-keys parts (NULL if not kept) */
+	const char *const *autocrypt;
+	size_t nautocrypt;
+	const char *msg;
+	size_t msglen;
 };
 
 struct smp_keywork_out {
@@ -32,7 +38,9 @@ struct smp_keywork_out {
 };
 
 /*
- * Harvests r's public-key-N parts and checks r's payload for a replay.
+ * Harvests r's public-key-N parts (r may be NULL for a non-SMP message)
+ * and the Autocrypt/pgp-keys keys harvest.sources enables, and checks r's
+ * payload for a replay.
  * Returns 0, or -1 on a database or gpg failure (nothing half-written:
  * the caller applies on_error) with err set.
  */

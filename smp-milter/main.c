@@ -24,6 +24,7 @@
 
 #include "keypool.h"
 #include "log.h"
+#include "smp_gpg.h"
 #include "smp_milter.h"
 
 struct options {
@@ -254,6 +255,10 @@ int main(int argc, char **argv)
 	}
 	smp_lib_init();
 	smp_log_open(o.foreground, cfg->log_level);
+	/* gpgme wants its first call in the main thread, before threads */
+	if (!smp_gpg_init())
+		smp_log(LOG_WARNING, "gpgme or gpg is not usable: key harvesting "
+				     "will fail (and follow on_error)");
 
 	if (setup_socket(cfg) < 0)
 		goto fail;

@@ -63,6 +63,9 @@ struct msgctx {
 	char *from_raw, *date_raw, *message_id;
 	unsigned nfrom;
 	struct strlist auth_results;
+	struct strlist autocrypt;  /* Autocrypt: values (harvest.sources) */
+	char *ctype_raw;           /* top-level Content-Type */
+	bool want_body;            /* buffer the body: SMP, or pgp-keys harvest */
 };
 
 struct connctx {
@@ -121,6 +124,8 @@ static void msg_free(struct msgctx *m)
 	free(m->date_raw);
 	free(m->message_id);
 	strlist_free(&m->auth_results);
+	strlist_free(&m->autocrypt);
+	free(m->ctype_raw);
 	for (unsigned i = 0; i < m->nforged; i++)
 		free(m->forged[i].name);
 	free(m->forged);
@@ -298,8 +303,13 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 }
 
 /* Keeps the headers the keyring steps read. False: out of memory. */
-static bool note_header(struct msgctx *m, const char *name, const char *value)
+static bool note_header(const struct smp_config *cfg, struct msgctx *m,
+			const char *name, const char *value)
 {
+	if (!strcasecmp(name, "Autocrypt"))
+		return !cfg->harvest_autocrypt || strlist_add(&m->autocrypt, value);
+	if (!strcasecmp(name, "Content-Type"))
+		return m->ctype_raw || (m->ctype_raw = strdup(value));
 	if (!strcasecmp(name, "From")) {
 		if (m->nfrom++ == 0 && !(m->from_raw = strdup(value)))
 			return false;
@@ -349,7 +359,7 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 		return ok; /* header replies may be off: report at eom */
 	if (!strncasecmp(name, HDR_PREFIX, strlen(HDR_PREFIX)) && !note_forged(m, name))
 		m->error = "out of memory noting X-SMP headers";
-	if (!note_header(m, name, value))
+	if (!note_header(c->cfg, m, name, value))
 		m->error = "out of memory noting headers";
 	if (!m->have_subject && !strcasecmp(name, "Subject")) {
 		m->have_subject = true;
@@ -373,6 +383,20 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 	return ok;
 }
 
+/* With harvest.sources = pgp-keys, a message whose top-level type could
+ * hold an application/pgp-keys part is buffered too. */
+static bool may_hold_pgp_keys(const struct smp_config *cfg, const struct msgctx *m)
+{
+	const char *t = m->ctype_raw;
+
+	if (!cfg->harvest_pgp_keys || !t)
+		return false;
+	while (*t == ' ' || *t == '\t')
+		t++;
+	return !strncasecmp(t, "multipart/", 10) ||
+	       !strncasecmp(t, "application/pgp-keys", 20);
+}
+
 static sfsistat cb_eoh(SMFICTX *ctx)
 {
 	struct connctx *c = conn_get(ctx);
@@ -382,8 +406,9 @@ static sfsistat cb_eoh(SMFICTX *ctx)
 		return SMFIS_CONTINUE;
 	if (!m)
 		return c->proto.nr_eoh ? SMFIS_NOREPLY : SMFIS_CONTINUE;
-	if (!m->is_smp)
-		buf_drop(m); /* nothing more is needed of a non-SMP message */
+	m->want_body = m->is_smp || may_hold_pgp_keys(c->cfg, m);
+	if (!m->want_body)
+		buf_drop(m); /* nothing more is needed of this message */
 	else if (!m->too_large && !m->error && !buf_append(m, "\r\n", 2))
 		m->error = "out of memory buffering headers";
 	return c->proto.nr_eoh ? SMFIS_NOREPLY : SMFIS_CONTINUE;
@@ -399,7 +424,7 @@ static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 	if (m->error)
 		return internal_error(ctx, c, m->error);
 	m->total += len;
-	if (!m->is_smp || m->too_large)
+	if (!m->want_body || m->too_large)
 		return c->proto.skip ? SMFIS_SKIP : SMFIS_CONTINUE;
 	if (m->total > c->cfg->check.limits.max_message_bytes) {
 		m->too_large = true;
@@ -419,6 +444,50 @@ static bool remove_forged(SMFICTX *ctx, const struct msgctx *m)
 			    MI_SUCCESS)
 				return false;
 	return true;
+}
+
+static void keywork_in_init(struct smp_keywork_in *in, const struct connctx *c,
+			    const struct msgctx *m)
+{
+	memset(in, 0, sizeof(*in));
+	in->cfg = c->cfg;
+	in->env_from = m->env_from;
+	in->rcpts = (const char *const *)m->rcpts.v;
+	in->nrcpts = m->rcpts.n;
+	in->from_raw = m->from_raw;
+	in->nfrom_headers = m->nfrom;
+	in->date_raw = m->date_raw;
+	in->message_id = m->message_id;
+	in->auth_results = (const char *const *)m->auth_results.v;
+	in->nauth_results = m->auth_results.n;
+	in->client_addr = c->client[0] ? c->client : NULL;
+	in->outbound = m->outbound;
+	in->autocrypt = (const char *const *)m->autocrypt.v;
+	in->nautocrypt = m->autocrypt.n;
+}
+
+/* End of a non-SMP message: only the other key sources may have work. */
+static sfsistat eom_plain(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
+			  const char *dir, unsigned forged)
+{
+	struct smp_keywork_in in;
+	struct smp_keywork_out kw;
+	char err[512];
+
+	keywork_in_init(&in, c, m);
+	if (m->want_body && !m->too_large && m->buf) {
+		in.msg = m->buf;
+		in.msglen = m->len;
+	}
+	if ((in.nautocrypt || in.msg) &&
+	    smp_keywork_message(&in, NULL, &kw, err, sizeof(err)) < 0)
+		return internal_error(ctx, c, err);
+	if (!in.nautocrypt && !in.msg)
+		kw.harvest_ran = false;
+	smp_log(LOG_INFO, "%s: direction=%s smp=no forged=%u%s%s action=pass ms=%ld",
+		queue_id(ctx), dir, forged, kw.harvest_ran ? " harvest=" : "",
+		kw.harvest_ran ? kw.detail : "", elapsed_ms(&m->start));
+	return SMFIS_CONTINUE;
 }
 
 static sfsistat cb_eom(SMFICTX *ctx)
@@ -448,8 +517,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		goto out;
 	}
 	if (!m->is_smp) {
-		smp_log(LOG_INFO, "%s: direction=%s smp=no forged=%u action=pass ms=%ld",
-			queue_id(ctx), dir, forged, elapsed_ms(&m->start));
+		rc = eom_plain(ctx, c, m, dir, forged);
 		goto out;
 	}
 	if (m->too_large) {
@@ -461,21 +529,9 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	}
 	buf_drop(m);
 	{
-		struct smp_keywork_in in = {
-			.cfg = c->cfg,
-			.env_from = m->env_from,
-			.rcpts = (const char *const *)m->rcpts.v,
-			.nrcpts = m->rcpts.n,
-			.from_raw = m->from_raw,
-			.nfrom_headers = m->nfrom,
-			.date_raw = m->date_raw,
-			.message_id = m->message_id,
-			.auth_results = (const char *const *)m->auth_results.v,
-			.nauth_results = m->auth_results.n,
-			.client_addr = c->client[0] ? c->client : NULL,
-			.outbound = m->outbound,
-		};
+		struct smp_keywork_in in;
 		char err[512];
+		keywork_in_init(&in, c, m);
 		if (smp_keywork_message(&in, &r, &kw, err, sizeof(err)) < 0) {
 			rc = internal_error(ctx, c, err);
 			goto out;

@@ -12,7 +12,7 @@ if [ "$B" != build ] || ! command -v valgrind >/dev/null; then
 fi
 VG=$(mktemp)
 trap 'rm -f "$VG"' EXIT
-MILTER_WAIT=120 MILTER_WRAPPER="valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --track-origins=yes --log-file=$VG" \
+MILTER_WAIT=120 MILTER_WRAPPER="valgrind --quiet --child-silent-after-fork=yes --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --track-origins=yes --log-file=$VG" \
 	B=$B bash tests/blackbox/miltertest.sh | sed -e 's/^ok /ok (valgrind) /' -e 's/^not ok /not ok (valgrind) /' | sed -E 's/^(not )?ok \(valgrind\) ([0-9]+) /\1ok \2 (valgrind) /'
 if [ -s "$VG" ]; then
 	echo "not ok 999 - valgrind reported problems:"

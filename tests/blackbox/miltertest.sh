@@ -14,6 +14,7 @@ TMP=$(mktemp -d)
 PID=
 WAIT=${MILTER_WAIT:-30}
 cleanup() {
+	[ -n "${KEEP_LOG:-}" ] && cp "$TMP/milter.log" "$KEEP_LOG" 2>/dev/null
 	[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
 	[ -n "${PID2:-}" ] && kill -9 "$PID2" 2>/dev/null
 	rm -rf "$TMP"
@@ -115,6 +116,10 @@ run_scenario() { # run_scenario SCRIPT [extra config text]
 }
 for s in tests/miltertest/*.lua; do
 	[ "$(basename "$s")" = common.lua ] && continue
+	if [ -n "${MILTER_WRAPPER:-}" ] && grep -q '^-- valgrind: skip' "$s"; then
+		ok "# SKIP $(basename "$s" .lua): $(sed -n 's/^-- valgrind: skip //p' "$s")"
+		continue
+	fi
 	run_scenario "$s"
 done
 
