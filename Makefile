@@ -131,6 +131,8 @@ run: deps
 		'socket_mode = "0666"' \
 		'user = ""' 'group = ""' \
 		'pidfile = "$(CURDIR)/var/run/smp-milter.pid"' \
+		'keyring {' '  path = "$(CURDIR)/var/lib/keyring.db"' '}' \
+		'gnupg_home = "$(CURDIR)/var/lib/gnupg"' \
 		'log_level = debug' >var/smp-milter.conf
 	@echo "smp-milter: config var/smp-milter.conf, socket $(RUN_SOCKET)"
 	@echo "Hook it into Postfix with:"

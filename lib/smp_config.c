@@ -214,9 +214,22 @@ static int interval_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
 	return -1;
 }
 
+/* The daemon detaches to "/": file options must be absolute paths. */
+static int abspath_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	if (v[0] == '/') {
+		*(const char **)r = v;
+		return 0;
+	}
+	cfg_error(cfg, "%s: '%s' is not an absolute path", cfg_opt_name(opt), v);
+	return -1;
+}
+
+/* A domain, or ".domain" meaning its subdomains (harvest.skip_domains). */
 static int domain_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
 {
-	bool ok = *v && !strchr(v, '@') && !strchr(v, ' ') && v[0] != '.';
+	const char *d = v[0] == '.' ? v + 1 : v;
+	bool ok = *d && d[0] != '.' && !strchr(v, '@') && !strchr(v, ' ');
 
 	if (ok) {
 		*(const char **)r = v;
@@ -281,7 +294,7 @@ static cfg_opt_t outbound_opts[] = {
 
 static cfg_opt_t keyring_opts[] = {
 	CFG_STR_CB("backend", "sqlite", CFGF_NONE, backend_cb),
-	CFG_STR("path", "/var/lib/smp-milter/keyring.db", CFGF_NONE),
+	CFG_STR_CB("path", "/var/lib/smp-milter/data/keyring.db", CFGF_NONE, abspath_cb),
 	CFG_STR("conninfo", "", CFGF_NONE),
 	CFG_END()};
 
@@ -319,7 +332,8 @@ static cfg_opt_t top_opts[] = {
 	CFG_SEC("limits", limits_opts, CFGF_NONE),
 	CFG_SEC("outbound", outbound_opts, CFGF_NONE),
 	CFG_SEC("keyring", keyring_opts, CFGF_NONE),
-	CFG_STR("gnupg_home", "/var/lib/smp-milter/gnupg", CFGF_NONE),
+	CFG_STR_CB("gnupg_home", "/var/lib/smp-milter/data/gnupg", CFGF_NONE,
+		   abspath_cb),
 	CFG_SEC("harvest", harvest_opts, CFGF_NONE),
 	CFG_SEC("replay", replay_opts, CFGF_NONE),
 	CFG_END()};
@@ -412,7 +426,8 @@ static struct smp_config *from_cfg(cfg_t *cfg, const char *path)
 	if (strlist_from(out, "domains", &c->out_domains))
 		goto fail;
 
-	if (dup_str(&c->keyring_backend, cfg_getstr(kr, "backend")) ||
+	if (dup_str(&c->keyring_backend,
+		    backend_names[name_index(backend_names, cfg_getstr(kr, "backend"))]) ||
 	    dup_str(&c->keyring_path, cfg_getstr(kr, "path")) ||
 	    dup_str(&c->keyring_conninfo, cfg_getstr(kr, "conninfo")) ||
 	    dup_str(&c->gnupg_home, cfg_getstr(cfg, "gnupg_home")) ||
@@ -469,8 +484,15 @@ struct smp_config *smp_config_load(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", err_buf[0] ? err_buf : "parse error");
 	} else {
 		c = from_cfg(cfg, path);
-		if (!c)
+		if (!c) {
 			snprintf(err, errlen, "%s: out of memory", path);
+		} else if (c->require_auth != SMP_CONF_AUTH_NONE && !*c->authserv_id) {
+			snprintf(err, errlen, "%s: harvest.require_auth = %s needs "
+				 "harvest.authserv_id (our own authserv-id)", path,
+				 auth_names[c->require_auth]);
+			smp_config_free(c);
+			c = NULL;
+		}
 	}
 	cfg_free(cfg);
 out:

@@ -174,7 +174,7 @@ static int do_harvest(struct smp_keyslot *slot, const struct smp_keywork_in *in,
 		snprintf(err, errlen, "harvest failed: %s", rep.error);
 		goto out;
 	}
-	out->harvest_ran = true;
+	out->harvest_ran = rep.n > 0; /* lines only where a key was considered */
 	out->harvested = rep.harvested;
 	out->refused = rep.refused;
 	smp_harvest_report_format(&rep, out->detail, sizeof(out->detail));
@@ -224,8 +224,9 @@ int smp_keywork_message(const struct smp_keywork_in *in,
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (r && r->reasons == 0 && !has_public_keys(r) && !in->nautocrypt && !in->msg &&
-	    !replay)
+	if (r && r->reasons)
+		return 0; /* nothing is harvested from an invalid SMP message */
+	if (r && !has_public_keys(r) && !in->nautocrypt && !in->msg && !replay)
 		return 0;
 	if (gather_keys(in, r, &fk, &parts, &sources, &nparts) < 0) {
 		snprintf(err, errlen, "out of memory gathering keys");

@@ -317,6 +317,8 @@ static bool note_header(const struct smp_config *cfg, struct msgctx *m,
 		if (!m->date_raw && !(m->date_raw = strdup(value)))
 			return false;
 	} else if (!strcasecmp(name, "Message-ID")) {
+		while (*value == ' ' || *value == '\t')
+			value++;
 		if (!m->message_id && !(m->message_id = strdup(value)))
 			return false;
 	} else if (!strcasecmp(name, "Authentication-Results")) {
@@ -568,14 +570,16 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		case SMP_ON_INVALID_REJECT:
 			action = "reject";
 			snprintf(text, sizeof(text), "invalid SMP message: %s",
-				 verdict + 1 + (r.reasons ? strlen("invalid; ") : 0));
+				 r.reasons ? verdict + 1 + strlen("invalid; ")
+					   : "replay=yes");
 			smfi_setreply(ctx, "550", "5.7.0", text);
 			rc = SMFIS_REJECT;
 			break;
 		case SMP_ON_INVALID_TEMPFAIL:
 			action = "tempfail";
 			snprintf(text, sizeof(text), "invalid SMP message: %s",
-				 verdict + 1 + (r.reasons ? strlen("invalid; ") : 0));
+				 r.reasons ? verdict + 1 + strlen("invalid; ")
+					   : "replay=yes");
 			smfi_setreply(ctx, "451", "4.7.0", text);
 			rc = SMFIS_TEMPFAIL;
 			break;

@@ -685,6 +685,28 @@ static int cmd_rebuild(struct smp_keyring *kr, const struct args *a)
 	return 0;
 }
 
+/* An address (has '@') or something shaped like a fingerprint (hex, maybe
+ * spaced or 0x-prefixed)? Anything else is a usage mistake, not a
+ * database error. */
+static bool query_ok(const char *q, bool want_address, bool want_fpr)
+{
+	size_t hex = 0;
+
+	if (strchr(q, '@'))
+		return want_address;
+	if (!want_fpr)
+		return false;
+	if (q[0] == '0' && (q[1] == 'x' || q[1] == 'X'))
+		q += 2;
+	for (; *q; q++) {
+		if (g_ascii_isxdigit(*q))
+			hex++;
+		else if (*q != ' ')
+			return false;
+	}
+	return hex == 32 || hex == 40 || hex == 64;
+}
+
 static const char keys_usage[] =
 	"smpctl keys list [--state S] [--json] | show ADDRESS|FPR [--json] | "
 	"export ADDRESS|FPR | pin ADDRESS FPR | block FPR | unblock FPR | "
@@ -729,6 +751,19 @@ int smpctl_cmd_keys(int argc, char **argv)
 			smpctl_error("keys %s takes %d argument%s; usage: %s", subs[i].name,
 				     subs[i].nargs, subs[i].nargs == 1 ? "" : "s", keys_usage);
 			return EX_USAGE;
+		}
+		if (strcmp(subs[i].name, "import") && a.npos > 0) {
+			bool addr = strcmp(subs[i].name, "block") && strcmp(subs[i].name, "unblock");
+			bool fpr = strcmp(subs[i].name, "history") && strcmp(subs[i].name, "pin");
+			if (!query_ok(a.pos[0], addr, fpr) ||
+			    (a.npos > 1 && !query_ok(a.pos[1], false, true))) {
+				smpctl_error("'%s' is not %s", a.npos > 1 && query_ok(a.pos[0], addr, fpr)
+								      ? a.pos[1] : a.pos[0],
+					     addr && fpr ? "an address or a fingerprint"
+					     : addr      ? "an address"
+							 : "a fingerprint");
+				return EX_DATAERR;
+			}
 		}
 		kr = open_keyring();
 		if (!kr)

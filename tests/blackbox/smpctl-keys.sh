@@ -70,6 +70,10 @@ S keys delete alice@example.org && S keys show alice@example.org >/dev/null 2>&1
 check "delete ADDRESS removes the binding" test $? = 67
 S keys delete "$bob"
 check "delete FPR removes the key" test "$(S stats --json | jq .keys)" = 1
+S keys show xyz >/dev/null 2>"$TMP/err"
+check "show of something that is neither address nor fingerprint exits 65" test $? = 65 -a "$(grep -c "'xyz' is not" "$TMP/err")" = 1
+S keys pin alice@example.org 1234 >/dev/null 2>&1
+check "pin with a malformed fingerprint exits 65" test $? = 65
 S keys frobnicate >/dev/null 2>&1
 check "an unknown keys subcommand exits 64" test $? = 64
 S keys pin only-one-argument >/dev/null 2>&1

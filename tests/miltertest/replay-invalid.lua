@@ -13,6 +13,6 @@ local file, verdict = smp.fixture_with(0, "keys=0; recipients=1")
 local conn = smp.connect()
 smp.expect(smp.send_fixture(conn, file) == SMFIR_CONTINUE, "first passes")
 smp.expect(smp.send_fixture(conn, file) == SMFIR_REPLYCODE, "replay refused")
-smp.expect(mt.eom_check(conn, MT_SMTPREPLY, "550", "5.7.0", "invalid SMP message: " .. verdict .. "; replay=yes"),
+smp.expect(mt.eom_check(conn, MT_SMTPREPLY, "550", "5.7.0", "invalid SMP message: replay=yes"),
 	"550 5.7.0 naming the replay")
 mt.disconnect(conn)
