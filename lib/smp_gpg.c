@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -802,12 +803,28 @@ out:
 /* ------------------------------------------------------------------ */
 /* Import and export                                                   */
 
+/* An exclusive flock on HOME/.smp-import.lock; -1 when it cannot be had
+ * (the import then runs unlocked, as before). */
+static int import_lock(struct smp_gpg *g)
+{
+	char *path = path_join(smp_gpg_home(g), ".smp-import.lock");
+	int fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+
+	free(path);
+	if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 int smp_gpg_import(struct smp_gpg *g, const unsigned char *data, size_t len,
 		   struct smp_gpg_import_counts *c)
 {
 	gpgme_data_t d = NULL;
 	gpgme_import_result_t r;
 	gpgme_error_t e;
+	int lockfd;
 
 	if (c)
 		memset(c, 0, sizeof(*c));
@@ -817,14 +834,26 @@ int smp_gpg_import(struct smp_gpg *g, const unsigned char *data, size_t len,
 	e = gpgme_data_new_from_mem(&d, (const char *)data, len, 0);
 	if (e)
 		return gpgme_fail(g, "data", e);
+	/*
+	 * Two gpg imports into one keybox at the same time can make one of
+	 * them fail with only "no writable keyring" on stderr and IMPORT_RES
+	 * counting nothing. Serialise imports on the home across threads and
+	 * processes (the milter's workers, smpctl) with a lock file.
+	 */
+	lockfd = import_lock(g);
 	op_begin(g);
 	e = gpgme_op_import(g->ctx, d);
 	gpgme_data_release(d);
+	if (lockfd >= 0)
+		close(lockfd); /* releases the flock */
 	if (e)
 		return gpgme_fail(g, "import", e);
 	if (op_check(g, "import", len))
 		return -1;
 	r = gpgme_op_import_result(g->ctx);
+	if (!r || r->considered == 0)
+		return gerr(g, "gpg considered no key of %zu octets in %s", len,
+			    smp_gpg_home(g));
 	if (c && r) {
 		c->considered = (unsigned)r->considered;
 		c->imported = (unsigned)r->imported;

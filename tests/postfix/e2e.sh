@@ -17,10 +17,24 @@
 #              mail passes untouched; forged X-SMP-* headers are removed
 #   actions    on_invalid = reject (550 5.7.0 at SMTP, nothing delivered),
 #              tempfail (451 4.7.0), quarantine (held in Postfix's hold queue)
+#   harvest    through Postfix into the keyring (SPEC.md 4): dave's SMP
+#              message carrying his key arrives with "harvested=1;
+#              refused=0" and smpctl then shows an active binding for
+#              dave@example.net (and none for the key's other user ID);
+#              mallory's key whose only user ID is victim@victim.example
+#              arrives with "refused=1" (no-matching-uid) and nothing is
+#              bound to the victim
 #   kill       smp-milter killed with SIGKILL part-way through 40 messages:
 #              mx answers 4xx (milter_default_action = tempfail), "out"
 #              defers; after a restart every message arrives, once, with
 #              its verdict header
+#
+# The milter's keyring database and GnuPG home are under the temp dir
+# (lib.sh). The replay check is off: the same fixture is sent again and
+# again on purpose. Everything reaches mx from 127.0.0.1, which the default
+# outbound.networks makes outbound (not harvested); the harvest scenario
+# reloads the milter with outbound.networks = 192.0.2.0/24 so that mx's
+# mail counts as inbound, and switches back afterwards.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 # shellcheck source=tests/postfix/lib.sh
@@ -177,10 +191,12 @@ status_values() {
 status_count() { headers "$1" | grep -ci '^x-smp-status:'; }
 smp_header_count() { headers "$1" | grep -ci '^x-smp-'; }
 
-# deliver ID FILE: send FILE via swaks to mx, wait until the sink has it.
-# Keeps the swaks transcript in $WORK/ID.swaks; sets GOT (the sink's file, empty on timeout).
+# deliver ID FILE [SWAKS OPTIONS...]: send FILE via swaks to mx, wait until
+# the sink has it. Keeps the swaks transcript in $WORK/ID.swaks; sets GOT
+# (the sink's file, empty on timeout). Options (e.g. --from) override
+# pf_swaks' defaults.
 deliver() {
-	pf_swaks "$SMTPD_PORT_mx" "$2" >"$WORK/$1.swaks"
+	pf_swaks "$SMTPD_PORT_mx" "$2" "${@:3}" >"$WORK/$1.swaks"
 	GOT=
 	if pf_wait "$WAIT" sink_has "$1"; then
 		GOT=$(sink_file "$1")
@@ -207,10 +223,14 @@ expect_verdict() {
 
 # ------------------------------------------------------------------ set up
 
+# Every milter config of this test: no replay check (see the top).
+MILTER_BASE=$'replay {\n  enabled = false\n}\n'
+milter_start() { pf_milter_start "$MILTER_BASE" "$@"; }
+
 pf_sink_start sink
 PF_SMTPD_MILTERS="unix:$PF_TMP/milter/smp-milter.sock" \
 	pf_instance_create mx "[127.0.0.1]:$SINK_PORT_sink"
-pf_milter_start 'on_invalid = "tag"'
+milter_start 'on_invalid = "tag"'
 pf_instance_start mx
 pf_log "sink 127.0.0.1:$SINK_PORT_sink, mx 127.0.0.1:$SMTPD_PORT_mx, tmp $PF_TMP"
 
@@ -264,13 +284,67 @@ qid=$(grep -o 'with ESMTP id [0-9A-F]*' "$(sink_file tag-valid)" 2>/dev/null | a
 check "smp-milter logged the verdict with the Postfix queue ID ($qid)" \
 	grep -q "^smp-milter\[info\]: $qid: .*verdict=\"$VALID_VERDICT\".*action=tag" "$PF_MILTER_LOG"
 
+# ------------------------------------------------------- (a2) harvest
+# Through Postfix into the keyring (SPEC.md 4). swaks sends each fixture
+# with its own headers (--data) and the From: address as envelope sender.
+# mx's mail comes from 127.0.0.1: with outbound.networks = 192.0.2.0/24 it
+# is inbound, so it is harvested (outbound mail is not, by default).
+
+HV_DAVE=harvest-dave-self-encrypted.eml
+HV_PLANTED=harvest-planted-uid.eml
+# tsv_verdict FILE: the fixture's verdict from expect.tsv
+tsv_verdict() { awk -F'\t' -v f="$1" '$1 == f { print $3; found = 1; exit } END { exit !found }' "$TSV" 2>/dev/null; }
+# bound ADDRESS: smpctl shows a binding for ADDRESS (exit 0); 67 = none
+bound() { pf_smpctl keys show "$1" >/dev/null 2>&1; }
+
+if [ -f "$FIX/$HV_DAVE" ] && [ -f "$FIX/$HV_PLANTED" ] && v=$(tsv_verdict "$HV_DAVE") && pv=$(tsv_verdict "$HV_PLANTED"); then
+	pf_milter_reload "$MILTER_BASE" 'on_invalid = "tag"' $'outbound {\n  networks = {"192.0.2.0/24"}\n}' ||
+		pf_die "smp-milter did not log 'configuration reloaded' after SIGHUP"
+	deliver hv-dave "$(msg hv-dave "$FIX/$HV_DAVE")" --from dave@example.net
+	expect_verdict "harvest: dave's SMP message with his key arrives with X-SMP-Status: $v; harvested=1; refused=0" \
+		hv-dave "$v; harvested=1; refused=0"
+	j=$(pf_smpctl keys show dave@example.net --json 2>"$WORK/hv-dave.err")
+	rc=$?
+	if [ $rc = 0 ] && jq -e '[.bindings[] | select(.address == "dave@example.net")] | length == 1' <<<"$j" >/dev/null 2>&1 &&
+		jq -e '.bindings[0] | .state == "active" and .source == "smp" and .times_seen == 1 and .self_encrypted == true and .message_id == "<harvest-dave-self-encrypted.0107@mail.example.org>"' <<<"$j" >/dev/null 2>&1; then
+		ok "harvest: smpctl keys show dave@example.net --json then finds one active binding (source smp, self-encrypted, the message's Message-ID)"
+	else
+		not_ok "harvest: smpctl keys show dave@example.net --json then finds one active binding" \
+			"exit $rc: $(tr -d '\n' <<<"$j" | head -c 400) $(cat "$WORK/hv-dave.err")"
+	fi
+	# dave's key also carries the user ID victim@victim.example: dropped
+	if ! bound victim@victim.example; then
+		ok "harvest: the key's other user ID (victim@victim.example) is bound to nobody"
+	else
+		not_ok "harvest: the key's other user ID (victim@victim.example) is bound to nobody" \
+			"$(pf_smpctl keys show victim@victim.example 2>&1 | head -3 | tr '\n' '|')"
+	fi
+
+	deliver hv-planted "$(msg hv-planted "$FIX/$HV_PLANTED")" --from mallory@example.net
+	expect_verdict "harvest: a key whose only user ID is someone else's arrives with X-SMP-Status: $pv; harvested=0; refused=1" \
+		hv-planted "$pv; harvested=0; refused=1"
+	check "harvest: smp-milter logged the refusal as no-matching-uid" \
+		grep -qE 'harvested=0 refused=1 \[refused:no-matching-uid [0-9A-F]{40}\]' "$PF_MILTER_LOG"
+	pf_smpctl keys show victim@victim.example >/dev/null 2>&1
+	rc=$?
+	addrs=$(pf_smpctl keys list --json 2>/dev/null | jq -r '[.bindings[].address] | sort | join(",")')
+	if [ $rc = 67 ] && [ "$addrs" = "dave@example.net" ]; then
+		ok "harvest: after the planting attempt victim@victim.example still has no binding (smpctl exit 67; bound: $addrs)"
+	else
+		not_ok "harvest: after the planting attempt victim@victim.example still has no binding" \
+			"smpctl keys show exit $rc, bound addresses: $addrs"
+	fi
+else
+	ok "# SKIP harvest: $FIX/$HV_DAVE, $HV_PLANTED or their line in $TSV missing"
+fi
+
 # ------------------------------------------- (b) on_invalid = reject/tempfail/quarantine
 
 # Switches on_invalid with SIGHUP: Postfix opens one milter connection per
 # SMTP session and smp-milter takes the config at connection start, so the
 # next swaks session sees the new setting.
 reload_milter() {
-	pf_milter_reload "$@" || pf_die "smp-milter did not log 'configuration reloaded' after SIGHUP"
+	pf_milter_reload "$MILTER_BASE" "$@" || pf_die "smp-milter did not log 'configuration reloaded' after SIGHUP"
 }
 
 reload_milter 'on_invalid = "reject"'
@@ -396,7 +470,7 @@ else
 	not_ok "no message gets through while smp-milter is down" "during=$during now=$(kill_count)"
 fi
 
-pf_milter_start 'on_invalid = "tag"'
+milter_start 'on_invalid = "tag"'
 postqueue -c "$(pf_conf out)" -f
 all_there() {
 	if [ "$(kill_count)" -ge "$N_KILL" ] && pf_queue_empty out && pf_queue_empty mx; then

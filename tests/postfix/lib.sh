@@ -10,6 +10,10 @@
 #   pf_instance_start NAME / pf_instance_stop NAME
 #   pf_milter_start CONF_EXTRA...    build/bin/smp-milter -f on a unix socket
 #   pf_milter_kill9 / pf_milter_stop
+#   pf_smpctl ARGS...                build/bin/smpctl -c <the milter's config>
+#
+# The milter's keyring database and GnuPG home live under $PF_TMP/milter
+# too (keyring.db, gnupg/), never in /var/lib/smp-milter.
 #
 # Everything lives under one mktemp directory ($PF_TMP): every instance has
 # its own config_directory, queue_directory and data_directory there and
@@ -24,6 +28,7 @@
 PF_ROOT=${PF_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 B=${B:-build}
 PF_MILTER_BIN=${PF_MILTER_BIN:-$PF_ROOT/$B/bin/smp-milter}
+PF_SMPCTL_BIN=${PF_SMPCTL_BIN:-$PF_ROOT/$B/bin/smpctl}
 PF_DAEMON_DIR=${PF_DAEMON_DIR:-$(postconf -dh daemon_directory 2>/dev/null)}
 PF_DAEMON_DIR=${PF_DAEMON_DIR:-/usr/lib/postfix/sbin}
 PF_TMP=
@@ -34,6 +39,8 @@ PF_MILTER_PID=
 PF_MILTER_SOCK=
 PF_MILTER_LOG=
 PF_MILTER_CONF=
+PF_MILTER_KEYRING=
+PF_MILTER_GNUPG=
 
 # pf_log MSG: a TAP comment on stderr.
 pf_log() { printf '# %s\n' "$*" >&2; }
@@ -354,13 +361,18 @@ pf_swaks() {
 
 # --------------------------------------------------------------- smp-milter
 
-# pf_milter_config EXTRA_LINES: writes $PF_TMP/milter/smp-milter.conf.
+# pf_milter_config EXTRA_LINES: writes $PF_TMP/milter/smp-milter.conf, with
+# the keyring database ($PF_MILTER_KEYRING) and the GnuPG home
+# ($PF_MILTER_GNUPG) under $PF_TMP/milter: they survive a restart of the
+# milter within one run, and nothing outside $PF_TMP is used.
 pf_milter_config() {
 	mkdir -p "$PF_TMP/milter"
 	touch "$PF_TMP/milter/smp-milter.log"
 	PF_MILTER_SOCK=$PF_TMP/milter/smp-milter.sock
 	PF_MILTER_CONF=$PF_TMP/milter/smp-milter.conf
 	PF_MILTER_LOG=$PF_TMP/milter/smp-milter.log
+	PF_MILTER_KEYRING=$PF_TMP/milter/keyring.db
+	PF_MILTER_GNUPG=$PF_TMP/milter/gnupg
 	cat >"$PF_MILTER_CONF" <<EOF
 # smp-milter for the Postfix end-to-end tests
 socket = "unix:$PF_MILTER_SOCK"
@@ -369,8 +381,18 @@ user = ""
 group = ""
 pidfile = ""
 log_level = "info"
+keyring {
+  path = "$PF_MILTER_KEYRING"
+}
+gnupg_home = "$PF_MILTER_GNUPG"
 $*
 EOF
+}
+
+# pf_smpctl ARGS...: smpctl on the milter's config (its keyring and GnuPG
+# home), e.g. pf_smpctl keys show dave@example.net --json.
+pf_smpctl() {
+	"$PF_SMPCTL_BIN" -c "$PF_MILTER_CONF" "$@"
 }
 
 pf_sock_ready() { [ -S "$1" ]; }

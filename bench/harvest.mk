@@ -1,0 +1,24 @@
+# bench/harvest.mk - harvest benchmark (included by bench/bench.mk).
+#
+#   make bench-harvest   keys/s and ms/key through smp_harvest_message() with
+#                        a real GnuPG home and SQLite keyring in a temp dir:
+#                        NEW keys (outcome "harvested") and the same keys
+#                        again (ALREADY KNOWN: "seen"), and gpg processes
+#                        per harvest. The keys (ed25519 + cv25519) are made
+#                        with gpg at start and not timed. Under a minute.
+#   BENCH_HARVEST_ARGS   e.g. "--keys 100 --dir /var/tmp"
+ifndef SMP_BENCH_HARVEST_MK
+SMP_BENCH_HARVEST_MK := 1
+
+BENCH_TARGETS += bench-harvest
+
+.PHONY: bench-harvest
+
+$(B)/bench/bench_harvest: bench/bench_harvest.c $(LIBSMP) $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -O2 -o $@ $< $(LIBSMP) $(PKG_LIBS) $(ALL_LDFLAGS)
+
+bench-harvest: $(B)/bench/bench_harvest
+	cd $(CURDIR) && ./$(B)/bench/bench_harvest $(BENCH_HARVEST_ARGS)
+
+endif
