@@ -7,6 +7,8 @@
 
 #include <arpa/inet.h>
 #include <confuse.h>
+#include <ctype.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -166,6 +168,97 @@ static int backend_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
 	return enum_cb(cfg, opt, v, r, backend_names);
 }
 
+static const char *const encmode_names[] = {"off", "opportunistic", "required",
+					     NULL};
+static const char *const required_action_names[] = {"reject", "tempfail", NULL};
+
+static int encmode_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	return enum_cb(cfg, opt, v, r, encmode_names);
+}
+
+static int required_action_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	return enum_cb(cfg, opt, v, r, required_action_names);
+}
+
+/* An OpenPGP fingerprint: 40 (v4) or 64 (v5/v6) hex digits. */
+static bool fpr_valid(const char *v)
+{
+	size_t n = 0;
+
+	for (; v[n]; n++)
+		if (!isxdigit((unsigned char)v[n]))
+			return false;
+	return n == 40 || n == 64;
+}
+
+static int fpr_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	if (fpr_valid(v)) {
+		*(const char **)r = v;
+		return 0;
+	}
+	cfg_error(cfg, "%s: '%s' is not a key fingerprint (40 or 64 hex digits)",
+		  cfg_opt_name(opt), v);
+	return -1;
+}
+
+/* Adds the rule of one policy "title" { } section to p: an address when
+ * the title holds an '@' after its first character, else a domain.
+ * Returns what smp_policy_add_* returns. */
+static int policy_add(struct smp_policy *p, cfg_t *sec)
+{
+	const char *t = cfg_title(sec), *mode = cfg_getstr(sec, "encrypt");
+	int m = mode ? smp_encrypt_mode_parse(mode) : -1;
+
+	if (!t || m < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (strchr(t + (t[0] == '@'), '@'))
+		return smp_policy_add_address(p, t, (enum smp_encrypt_mode)m);
+	return smp_policy_add_domain(p, t, (enum smp_encrypt_mode)m);
+}
+
+/* Checks each policy "title" { encrypt = ... } as it ends: a mode is
+ * given, the title is a domain or an address, and no earlier section
+ * names the same domain or address (spelt differently). */
+static int policy_validate(cfg_t *cfg, cfg_opt_t *opt)
+{
+	unsigned n = cfg_opt_size(opt);
+	cfg_t *sec = n ? cfg_opt_getnsec(opt, n - 1) : NULL;
+	struct smp_policy *p;
+	int rc = 0;
+
+	if (!sec)
+		return 0;
+	if (!cfg_getstr(sec, "encrypt")) {
+		cfg_error(cfg, "policy \"%s\": no encrypt = off | opportunistic | "
+			       "required", cfg_title(sec));
+		return -1;
+	}
+	p = smp_policy_new(SMP_ENC_OFF);
+	if (!p) {
+		cfg_error(cfg, "out of memory");
+		return -1;
+	}
+	for (unsigned i = 0; i + 1 < n && rc == 0; i++)
+		rc = policy_add(p, cfg_opt_getnsec(opt, i)) < 0 ? -1 : 0;
+	if (rc == 0) {
+		rc = policy_add(p, sec);
+		if (rc < 0)
+			cfg_error(cfg, "policy \"%s\": not a domain (example.org, "
+				       ".example.org for its subdomains) or an "
+				       "address", cfg_title(sec));
+		else if (rc > 0)
+			cfg_error(cfg, "policy \"%s\": a second rule for the same "
+				       "domain or address", cfg_title(sec));
+	}
+	smp_policy_free(p);
+	return rc ? -1 : 0;
+}
+
 /* "3600", "90s", "30m", "12h", "7d", "2w" -> seconds */
 static bool parse_interval(const char *v, long *out)
 {
@@ -313,6 +406,19 @@ static cfg_opt_t replay_opts[] = {
 	CFG_STR_CB("action", "tag", CFGF_NONE, replay_action_cb),
 	CFG_END()};
 
+static cfg_opt_t policy_opts[] = {
+	CFG_STR_CB("encrypt", NULL, CFGF_NODEFAULT, encmode_cb),
+	CFG_END()};
+
+static cfg_opt_t encrypt_opts[] = {
+	CFG_STR_CB("default", "off", CFGF_NONE, encmode_cb),
+	CFG_BOOL("protect_subject", cfg_false, CFGF_NONE),
+	CFG_STR_CB("required_action", "reject", CFGF_NONE, required_action_cb),
+	CFG_BOOL("split_recipients", cfg_false, CFGF_NONE),
+	CFG_STR_LIST_CB("archive_keys", "{}", CFGF_NONE, fpr_cb),
+	CFG_SEC("policy", policy_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_END()};
+
 static cfg_opt_t top_opts[] = {
 	CFG_STR_CB("socket", "unix:/run/smp-milter/smp-milter.sock", CFGF_NONE,
 		   socket_cb),
@@ -336,6 +442,7 @@ static cfg_opt_t top_opts[] = {
 		   abspath_cb),
 	CFG_SEC("harvest", harvest_opts, CFGF_NONE),
 	CFG_SEC("replay", replay_opts, CFGF_NONE),
+	CFG_SEC("encrypt", encrypt_opts, CFGF_NONE),
 	CFG_END()};
 
 static int dup_str(char **dst, const char *s)
@@ -376,6 +483,7 @@ static struct smp_config *from_cfg(cfg_t *cfg, const char *path)
 	cfg_t *kr = cfg_getsec(cfg, "keyring");
 	cfg_t *hv = cfg_getsec(cfg, "harvest");
 	cfg_t *rp = cfg_getsec(cfg, "replay");
+	cfg_t *enc = cfg_getsec(cfg, "encrypt");
 	const char *lvl = cfg_getstr(cfg, "log_level");
 
 	if (!c)
@@ -453,6 +561,30 @@ static struct smp_config *from_cfg(cfg_t *cfg, const char *path)
 	parse_interval(cfg_getstr(rp, "window"), &c->replay_window);
 	c->replay_action = (enum smp_conf_replay)name_index(replay_names,
 							    cfg_getstr(rp, "action"));
+
+	c->encrypt_default =
+		(enum smp_encrypt_mode)name_index(encmode_names, cfg_getstr(enc, "default"));
+	c->encrypt_protect_subject = cfg_getbool(enc, "protect_subject");
+	c->encrypt_required_action = (enum smp_conf_required_action)name_index(
+		required_action_names, cfg_getstr(enc, "required_action"));
+	c->encrypt_split_recipients = cfg_getbool(enc, "split_recipients");
+	if (strlist_from(enc, "archive_keys", &c->encrypt_archive_keys))
+		goto fail;
+	for (size_t i = 0; i < c->encrypt_archive_keys.n; i++)
+		for (char *q = c->encrypt_archive_keys.v[i]; *q; q++)
+			*q = (char)toupper((unsigned char)*q);
+	c->encrypt_policy = smp_policy_new(c->encrypt_default);
+	if (!c->encrypt_policy)
+		goto fail;
+	c->encrypt_any = c->encrypt_default != SMP_ENC_OFF;
+	for (unsigned i = 0; i < cfg_size(enc, "policy"); i++) {
+		cfg_t *sec = cfg_getnsec(enc, "policy", i);
+		const char *mode = cfg_getstr(sec, "encrypt");
+		/* checked while parsing (policy_validate) */
+		if (policy_add(c->encrypt_policy, sec) < 0)
+			goto fail;
+		c->encrypt_any |= mode && smp_encrypt_mode_parse(mode) != SMP_ENC_OFF;
+	}
 	return c;
 fail:
 	smp_config_free(c);
@@ -475,6 +607,7 @@ struct smp_config *smp_config_load(const char *path, char *err, size_t errlen)
 		goto out;
 	}
 	cfg_set_error_function(cfg, on_cfg_error);
+	cfg_set_validate_func(cfg, "encrypt|policy", policy_validate);
 	err_top = cfg;
 	rc = cfg_parse(cfg, path);
 	err_top = NULL;
@@ -536,6 +669,8 @@ void smp_config_free(struct smp_config *c)
 	free(c->keyring_conninfo);
 	free(c->gnupg_home);
 	free(c->authserv_id);
+	strlist_free(&c->encrypt_archive_keys);
+	smp_policy_free(c->encrypt_policy);
 	free(c);
 }
 

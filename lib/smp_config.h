@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "smp_policy.h"
 #include "smp_validate.h"
 
 #define SMP_CONFIG_DEFAULT_PATH "/etc/smp-milter/smp-milter.conf"
@@ -25,6 +26,8 @@ enum smp_conf_conflict { SMP_CONF_CONFLICT_FLAG = 0, SMP_CONF_CONFLICT_KEEP,
 enum smp_conf_auth { SMP_CONF_AUTH_NONE = 0, SMP_CONF_AUTH_DKIM,
 		     SMP_CONF_AUTH_DMARC };
 enum smp_conf_replay { SMP_CONF_REPLAY_TAG = 0, SMP_CONF_REPLAY_INVALID };
+enum smp_conf_required_action { SMP_CONF_REQUIRED_REJECT = 0,
+				 SMP_CONF_REQUIRED_TEMPFAIL };
 
 /* A list of strings from the file. */
 struct smp_strlist {
@@ -77,6 +80,16 @@ struct smp_config {
 	bool replay_enabled;
 	long replay_window;              /* seconds */
 	enum smp_conf_replay replay_action;
+
+	/* encrypt { } (SPEC.md 5) */
+	enum smp_encrypt_mode encrypt_default;
+	bool encrypt_protect_subject;
+	enum smp_conf_required_action encrypt_required_action;
+	bool encrypt_split_recipients;
+	struct smp_strlist encrypt_archive_keys; /* fingerprints, upper case */
+	struct smp_policy *encrypt_policy;       /* default + policy "x" { } */
+	bool encrypt_any;  /* the default or some rule is not off: only then
+			    * may a message be encrypted */
 };
 
 /*

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "keypool.h"
+#include "smp_encrypt.h"
 #include "log.h"
 #include "smp_gpg.h"
 #include "smp_milter.h"
@@ -297,6 +298,7 @@ int main(int argc, char **argv)
 	}
 	pthread_join(tid, NULL);
 	smp_keypool_shutdown();
+	smp_encrypt_cleanup();
 	smp_log(LOG_NOTICE, "smp-milter stopped");
 	smp_conf_shutdown();
 	if (pidfile && *pidfile && unlink(pidfile) < 0)

@@ -2,11 +2,17 @@
  *
  * State lives in a connection context (smfi_setpriv) with a message context
  * inside it; libmilter runs callbacks on a worker pool, so nothing is kept
- * in thread-locals or globals. Non-SMP messages are never buffered: the
- * body is skipped as soon as the headers are complete.
+ * in thread-locals or globals. Non-SMP messages are not buffered (the body
+ * is skipped as soon as the headers are complete) unless a pgp-keys harvest
+ * or outbound encryption (SPEC 5: an outbound message with a recipient
+ * whose encrypt mode is not off) needs the body. Encryption happens at end
+ * of message: forged X-SMP-* headers are removed first, then the header
+ * edits of smp_encrypt_message() are made in their order, then the body is
+ * replaced (Postfix takes no header change after smfi_replacebody).
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,13 +20,17 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "keypool.h"
 #include "keywork.h"
 #include "log.h"
+#include "smp_encrypt.h"
 #include "smp_milter.h"
+#include "smp_policy.h"
 #include "smp_validate.h"
 
 #define HDR_STATUS "X-SMP-Status"
 #define HDR_PREFIX "X-SMP-"
+#define REPLACEBODY_CHUNK 65536
 
 /* What the MTA agreed to in negotiation. */
 struct proto {
@@ -31,6 +41,7 @@ struct proto {
 	bool nr_mail;
 	bool nr_rcpt;
 	bool leadspc;    /* header values keep their leading space */
+	bool chgbody;    /* SMFIF_CHGBODY granted: a body may be replaced */
 };
 
 /* A growable list of strings. */
@@ -65,7 +76,15 @@ struct msgctx {
 	struct strlist auth_results;
 	struct strlist autocrypt;  /* Autocrypt: values (harvest.sources) */
 	char *ctype_raw;           /* top-level Content-Type */
-	bool want_body;            /* buffer the body: SMP, or pgp-keys harvest */
+	bool want_body;            /* buffer the body: SMP, pgp-keys harvest,
+				    * or encryption */
+	/* outbound encryption (SPEC 5) */
+	bool may_encrypt;          /* outbound, a recipient's mode is not off */
+	bool any_required;         /* a recipient's mode is required: plain
+				    * text never passes, errors tempfail */
+	bool want_encrypt;         /* may_encrypt and not SMP: decide at eom */
+	bool have_class;           /* split_recipients: class of the first */
+	enum smp_rcpt_class first_class;
 };
 
 struct connctx {
@@ -178,7 +197,9 @@ static long elapsed_ms(const struct timespec *start)
 /* on_error: what an internal failure answers. */
 static sfsistat internal_error(SMFICTX *ctx, struct connctx *c, const char *what)
 {
-	bool accept = c && c->cfg && c->cfg->on_error == SMP_ON_ERROR_ACCEPT;
+	/* a message for a required recipient never passes unencrypted */
+	bool accept = c && c->cfg && c->cfg->on_error == SMP_ON_ERROR_ACCEPT &&
+		      !(c->msg && c->msg->any_required);
 
 	smp_log(LOG_ERR, "%s: internal error: %s; action=%s", queue_id(ctx), what,
 		accept ? "accept" : "tempfail");
@@ -228,7 +249,10 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	(void)f3;
 	if (!c)
 		return SMFIS_REJECT; /* libmilter: fail the negotiation */
-	*pf0 = (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE) & f0;
+	/* split_recipients answers at RCPT time: no SMFIP_NR_RCPT then */
+	if (c->cfg->encrypt_split_recipients && c->cfg->encrypt_any)
+		optional &= ~(unsigned long)SMFIP_NR_RCPT;
+	*pf0 = (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE | SMFIF_CHGBODY) & f0;
 	*pf1 = (want | optional) & f1;
 	*pf2 = 0;
 	*pf3 = 0;
@@ -237,7 +261,8 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	c->proto.nr_eoh = f1 & SMFIP_NR_EOH;
 	c->proto.nr_conn = f1 & SMFIP_NR_CONN;
 	c->proto.nr_mail = f1 & SMFIP_NR_MAIL;
-	c->proto.nr_rcpt = f1 & SMFIP_NR_RCPT;
+	c->proto.nr_rcpt = *pf1 & SMFIP_NR_RCPT;
+	c->proto.chgbody = f0 & SMFIF_CHGBODY;
 	c->proto.leadspc = f1 & SMFIP_HDR_LEADSPC;
 	return SMFIS_CONTINUE;
 }
@@ -285,21 +310,86 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	return c->proto.nr_mail ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
+/*
+ * split_recipients (SPEC 5): true when rcpt's class (plain, encrypt,
+ * refuse) differs from the transaction's first recipient's; the reply
+ * (452 4.5.3) is set. A keyring failure here splits nothing: the decision
+ * at end of message meets it again and acts on it.
+ */
+static bool split_recipient(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
+			    const char *rcpt, enum smp_encrypt_mode mode)
+{
+	struct smp_rcpt_decision d;
+	enum smp_rcpt_class cls = SMP_RCPT_PLAIN;
+	char err[256];
+
+	if (mode != SMP_ENC_OFF) {
+		struct smp_keyslot *slot = smp_keypool_get(c->cfg, err, sizeof(err));
+		int rc;
+
+		if (!slot) {
+			smp_log(LOG_WARNING, "%s: split_recipients: %s", queue_id(ctx), err);
+			return false;
+		}
+		memset(&d, 0, sizeof(d));
+		rc = smp_policy_recipient(c->cfg->encrypt_policy, slot->kr, rcpt, 0, &d);
+		if (rc < 0)
+			smp_log(LOG_WARNING, "%s: split_recipients: keyring: %s",
+				queue_id(ctx), smp_keyring_errmsg(slot->kr));
+		smp_keypool_put(slot);
+		if (rc < 0)
+			return false;
+		cls = d.cls;
+		smp_rcpt_decision_clear(&d);
+	}
+	if (!m->have_class) {
+		m->have_class = true;
+		m->first_class = cls;
+		return false;
+	}
+	if (cls == m->first_class)
+		return false;
+	smp_log(LOG_INFO, "%s: split_recipients: recipient class %s differs from "
+		"the first recipient's (%s): 452 4.5.3", queue_id(ctx),
+		smp_rcpt_class_name(cls), smp_rcpt_class_name(m->first_class));
+	smfi_setreply(ctx, "452", "4.5.3",
+		      "smp-milter: send to this recipient in a separate transaction "
+		      "(encryption class differs)");
+	return true;
+}
+
 static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 {
 	struct connctx *c = conn_get(ctx);
 	struct msgctx *m = c ? c->msg : NULL;
+	enum smp_encrypt_mode mode = SMP_ENC_OFF;
+	sfsistat ok;
 	char *r;
 
 	if (!c)
 		return SMFIS_CONTINUE;
-	if (m && !m->error && argv[0]) {
-		r = strip_brackets(argv[0]);
-		if (!r || !strlist_add(&m->rcpts, r))
-			m->error = "out of memory noting recipients";
-		free(r);
+	ok = c->proto.nr_rcpt ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+	if (!m || m->error || !argv[0])
+		return ok;
+	r = strip_brackets(argv[0]);
+	if (!r) {
+		m->error = "out of memory noting recipients";
+		return ok;
 	}
-	return c->proto.nr_rcpt ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+	if (m->outbound && c->cfg->encrypt_any) {
+		mode = smp_policy_for(c->cfg->encrypt_policy, r);
+		if (c->cfg->encrypt_split_recipients && !c->proto.nr_rcpt &&
+		    split_recipient(ctx, c, m, r, mode)) {
+			free(r);
+			return SMFIS_TEMPFAIL;
+		}
+		m->may_encrypt |= mode != SMP_ENC_OFF;
+		m->any_required |= mode == SMP_ENC_REQUIRED;
+	}
+	if (!strlist_add(&m->rcpts, r))
+		m->error = "out of memory noting recipients";
+	free(r);
+	return ok;
 }
 
 /* Keeps the headers the keyring steps read. False: out of memory. */
@@ -408,7 +498,8 @@ static sfsistat cb_eoh(SMFICTX *ctx)
 		return SMFIS_CONTINUE;
 	if (!m)
 		return c->proto.nr_eoh ? SMFIS_NOREPLY : SMFIS_CONTINUE;
-	m->want_body = m->is_smp || may_hold_pgp_keys(c->cfg, m);
+	m->want_encrypt = m->may_encrypt && !m->is_smp;
+	m->want_body = m->is_smp || may_hold_pgp_keys(c->cfg, m) || m->want_encrypt;
 	if (!m->want_body)
 		buf_drop(m); /* nothing more is needed of this message */
 	else if (!m->too_large && !m->error && !buf_append(m, "\r\n", 2))
@@ -468,16 +559,236 @@ static void keywork_in_init(struct smp_keywork_in *in, const struct connctx *c,
 	in->nautocrypt = m->autocrypt.n;
 }
 
-/* End of a non-SMP message: only the other key sources may have work. */
+/* required_action: 550 5.7.1 (reject) or 450 4.7.1 (tempfail). */
+static sfsistat encrypt_refuse(SMFICTX *ctx, const struct connctx *c,
+			       const char *why)
+{
+	char text[600];
+
+	snprintf(text, sizeof(text), "smp-milter: encryption required, %s", why);
+	for (char *p = text; *p; p++)
+		if (*p == '%') /* libmilter reads '%' as a format character */
+			*p = '?';
+	if (c->cfg->encrypt_required_action == SMP_CONF_REQUIRED_TEMPFAIL) {
+		smfi_setreply(ctx, "450", "4.7.1", text);
+		return SMFIS_TEMPFAIL;
+	}
+	smfi_setreply(ctx, "550", "5.7.1", text);
+	return SMFIS_REJECT;
+}
+
+/* Encryption failed (gpg, keyring, unusable key, MTA): tempfail, or with
+ * on_error = accept and no required recipient, pass in plain. */
+static sfsistat encrypt_failed(SMFICTX *ctx, const struct connctx *c,
+			       const struct msgctx *m, const char *what)
+{
+	bool accept = c->cfg->on_error == SMP_ON_ERROR_ACCEPT && !m->any_required;
+
+	smp_log(LOG_ERR, "%s: encryption failed: %s; action=%s", queue_id(ctx), what,
+		accept ? "pass" : "tempfail");
+	if (accept)
+		return SMFIS_CONTINUE;
+	smfi_setreply(ctx, "451", "4.3.0",
+		      "smp-milter: temporary failure encrypting the message");
+	return SMFIS_TEMPFAIL;
+}
+
+/*
+ * Octets per smfi_replacebody call: 64 KiB, or SMP_MILTER_BODY_CHUNK from
+ * the environment (a test hook: miltertest reads every end-of-message
+ * request into a 1024-octet stack buffer, so the test runner asks for
+ * chunks it can take).
+ */
+static size_t body_chunk = REPLACEBODY_CHUNK;
+static pthread_once_t body_chunk_once = PTHREAD_ONCE_INIT;
+
+static void body_chunk_init(void)
+{
+	const char *v = getenv("SMP_MILTER_BODY_CHUNK");
+	char *end;
+	unsigned long n;
+
+	if (!v || !*v)
+		return;
+	n = strtoul(v, &end, 10);
+	if (!*end && n >= 64 && n <= REPLACEBODY_CHUNK)
+		body_chunk = n;
+}
+
+/* The header edits in their order, then the new body in chunks: Postfix
+ * takes no header change after a body replacement. */
+static bool apply_encrypted(SMFICTX *ctx, const struct connctx *c,
+			    const struct smp_encrypted *e)
+{
+	for (size_t i = 0; i < e->nedits; i++) {
+		const struct smp_hdr_edit *h = &e->edits[i];
+		char *v = NULL;
+		int rc;
+
+		if (h->value && asprintf(&v, "%s%s", c->proto.leadspc ? " " : "",
+					 h->value) < 0)
+			return false;
+		switch (h->op) {
+		case SMP_HDR_DELETE:
+			rc = smfi_chgheader(ctx, h->name, (int)h->index, NULL);
+			break;
+		case SMP_HDR_CHANGE:
+			rc = smfi_chgheader(ctx, h->name, (int)h->index, v);
+			break;
+		default:
+			rc = smfi_addheader(ctx, h->name, v);
+			break;
+		}
+		free(v);
+		if (rc != MI_SUCCESS)
+			return false;
+	}
+	pthread_once(&body_chunk_once, body_chunk_init);
+	for (size_t off = 0; off < e->body_len; off += body_chunk) {
+		size_t n = e->body_len - off;
+		if (n > body_chunk)
+			n = body_chunk;
+		if (smfi_replacebody(ctx, (unsigned char *)e->body + off, (int)n) !=
+		    MI_SUCCESS)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Outbound encryption of a buffered non-SMP message (SPEC 5): decide,
+ * then refuse, pass, or encrypt and apply. desc receives the log's
+ * encrypt= value.
+ */
+static sfsistat eom_encrypt(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
+			    char *desc, size_t desclen)
+{
+	const struct smp_config *cfg = c->cfg;
+	struct smp_decision d;
+	struct smp_encrypted e;
+	struct smp_encrypt_opts o;
+	struct smp_keyslot *slot = NULL;
+	struct smp_gpg *g;
+	const char **fprs = NULL;
+	size_t nf = 0;
+	char err[512], *list = NULL;
+	sfsistat rc = SMFIS_CONTINUE;
+	int st;
+
+	memset(&d, 0, sizeof(d));
+	memset(&e, 0, sizeof(e));
+	if (m->too_large || !m->buf) {
+		snprintf(desc, desclen, "%s(too-large)",
+			 m->any_required ? "refused" : "plain");
+		smp_log(LOG_NOTICE, "%s: over limits.max_message_bytes: not encrypted",
+			queue_id(ctx));
+		return m->any_required
+			       ? encrypt_refuse(ctx, c, "but the message is too large "
+							"to encrypt")
+			       : SMFIS_CONTINUE;
+	}
+	smp_encrypt_opts_init(&o);
+	o.protect_subject = cfg->encrypt_protect_subject;
+	o.match = cfg->check.match;
+	o.limits = &cfg->check.limits;
+	/* never re-encrypt: no keyring, no gpg for these */
+	st = smp_encrypt_check(m->buf, m->len, &o);
+	if (smp_encrypt_is_skip(st)) {
+		snprintf(desc, desclen, "skipped(%s)", smp_encrypt_status_name(st));
+		return SMFIS_CONTINUE;
+	}
+	slot = smp_keypool_get(cfg, err, sizeof(err));
+	if (!slot)
+		goto failed;
+	if (smp_policy_decide(cfg->encrypt_policy, slot->kr,
+			      (const char *const *)m->rcpts.v, m->rcpts.n, 0, &d) < 0) {
+		snprintf(err, sizeof(err), "keyring: %s", smp_keyring_errmsg(slot->kr));
+		goto failed;
+	}
+	switch (d.action) {
+	case SMP_ACTION_PLAIN:
+		snprintf(desc, desclen, "plain");
+		goto out;
+	case SMP_ACTION_REFUSE: {
+		char *why = smp_decision_blocking(&d, true, 400);
+		list = smp_decision_blocking(&d, false, 400);
+		if (!why || !list) {
+			free(why);
+			snprintf(err, sizeof(err), "out of memory");
+			goto failed;
+		}
+		snprintf(desc, desclen, "refused(%s)", why);
+		free(why);
+		snprintf(err, sizeof(err), "no usable key for: %s", list);
+		rc = encrypt_refuse(ctx, c, err);
+		goto out;
+	}
+	case SMP_ACTION_ENCRYPT:
+		break;
+	}
+	if (!c->proto.chgbody) {
+		snprintf(err, sizeof(err), "the MTA does not allow body changes");
+		goto failed;
+	}
+	g = smp_keyslot_gpg(slot, cfg, err, sizeof(err));
+	if (!g)
+		goto failed;
+	fprs = calloc(d.nfprs + cfg->encrypt_archive_keys.n + 1, sizeof(*fprs));
+	if (!fprs) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto failed;
+	}
+	for (size_t i = 0; i < d.nfprs; i++)
+		fprs[nf++] = d.fprs[i];
+	for (size_t i = 0; i < cfg->encrypt_archive_keys.n; i++)
+		fprs[nf++] = cfg->encrypt_archive_keys.v[i];
+	err[0] = '\0';
+	st = smp_encrypt_message(g, slot->kr, m->buf, m->len, fprs, nf, &o, &e, err,
+				 sizeof(err));
+	smp_keypool_put(slot);
+	slot = NULL;
+	if (smp_encrypt_is_skip(st)) {
+		snprintf(desc, desclen, "skipped(%s)", smp_encrypt_status_name(st));
+		goto out;
+	}
+	if (st != SMP_ENCRYPT_OK) {
+		char what[600];
+		snprintf(what, sizeof(what), "%s: %s", smp_encrypt_status_name(st), err);
+		snprintf(desc, desclen, "failed(%s)", what);
+		rc = encrypt_failed(ctx, c, m, what);
+		goto out;
+	}
+	if (!apply_encrypted(ctx, c, &e)) {
+		snprintf(err, sizeof(err), "cannot change the message at the MTA");
+		goto failed;
+	}
+	snprintf(desc, desclen, "pgp-mime(keys=%zu)", nf);
+	goto out;
+failed:
+	snprintf(desc, desclen, "failed(%s)", err);
+	rc = encrypt_failed(ctx, c, m, err);
+out:
+	if (slot)
+		smp_keypool_put(slot);
+	free(fprs);
+	free(list);
+	smp_decision_clear(&d);
+	smp_encrypted_clear(&e);
+	return rc;
+}
+
+/* End of a non-SMP message: the other key sources may have work, and
+ * outbound mail may be encrypted. */
 static sfsistat eom_plain(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 			  const char *dir, unsigned forged)
 {
 	struct smp_keywork_in in;
 	struct smp_keywork_out kw;
-	char err[512];
+	char err[512], enc[768] = "";
+	sfsistat rc = SMFIS_CONTINUE;
 
 	keywork_in_init(&in, c, m);
-	if (m->want_body && !m->too_large && m->buf) {
+	if (m->want_body && !m->too_large && m->buf && may_hold_pgp_keys(c->cfg, m)) {
 		in.msg = m->buf;
 		in.msglen = m->len;
 	}
@@ -486,10 +797,16 @@ static sfsistat eom_plain(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 		return internal_error(ctx, c, err);
 	if (!in.nautocrypt && !in.msg)
 		kw.harvest_ran = false;
-	smp_log(LOG_INFO, "%s: direction=%s smp=no forged=%u%s%s action=pass ms=%ld",
+	if (m->want_encrypt)
+		rc = eom_encrypt(ctx, c, m, enc, sizeof(enc));
+	smp_log(LOG_INFO, "%s: direction=%s smp=no forged=%u%s%s%s%s action=%s ms=%ld",
 		queue_id(ctx), dir, forged, kw.harvest_ran ? " harvest=" : "",
-		kw.harvest_ran ? kw.detail : "", elapsed_ms(&m->start));
-	return SMFIS_CONTINUE;
+		kw.harvest_ran ? kw.detail : "", enc[0] ? " encrypt=" : "", enc,
+		rc == SMFIS_REJECT     ? "reject"
+		: rc == SMFIS_TEMPFAIL ? "tempfail"
+				       : "pass",
+		elapsed_ms(&m->start));
+	return rc;
 }
 
 static sfsistat cb_eom(SMFICTX *ctx)
@@ -586,10 +903,11 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		}
 	}
 	smp_log(LOG_INFO,
-		"%s: direction=%s smp=%s verdict=\"%s\" forged=%u%s%s action=%s ms=%ld",
+		"%s: direction=%s smp=%s verdict=\"%s\" forged=%u%s%s%s action=%s ms=%ld",
 		queue_id(ctx), dir, invalid ? "invalid" : "valid", verdict + 1, forged,
 		kw.harvest_ran ? " harvest=" : "", kw.harvest_ran ? kw.detail : "",
-		action, elapsed_ms(&m->start));
+		m->may_encrypt ? " encrypt=skipped(smp)" : "", action,
+		elapsed_ms(&m->start));
 out:
 	smp_result_clear(&r);
 	msg_free(c->msg);
@@ -618,7 +936,7 @@ static sfsistat cb_close(SMFICTX *ctx)
 struct smfiDesc smp_milter_desc = {
 	.xxfi_name = SMP_MILTER_NAME,
 	.xxfi_version = SMFI_VERSION,
-	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE,
+	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE | SMFIF_CHGBODY,
 	.xxfi_connect = cb_connect,
 	.xxfi_envfrom = cb_envfrom,
 	.xxfi_envrcpt = cb_envrcpt,

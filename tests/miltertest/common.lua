@@ -54,7 +54,13 @@ function smp.send_message(conn, text, qid, auth)
 		mt.macro(conn, SMFIC_MAIL, "i", qid or "TESTQID")
 	end
 	if mt.mailfrom(conn, smp.sender) ~= nil then smp.fail("MAIL failed") end
-	if mt.rcptto(conn, smp.rcpt) ~= nil then smp.fail("RCPT failed") end
+	-- smp.rcpts (a list), when set, replaces smp.rcpt; the reply to each
+	-- RCPT is kept in smp.rcpt_replies
+	smp.rcpt_replies = {}
+	for _, r in ipairs(smp.rcpts or {smp.rcpt}) do
+		if mt.rcptto(conn, r) ~= nil then smp.fail("RCPT failed") end
+		table.insert(smp.rcpt_replies, mt.getreply(conn))
+	end
 	-- unfold into (name, value) keeping continuation lines
 	local name, value = nil, nil
 	local function flush()
@@ -125,4 +131,20 @@ end
 -- Postfix, negotiates SMFIP_HDR_LEADSPC, so the value keeps its leading space.
 function smp.status_inserted(conn, verdict)
 	return mt.eom_check(conn, MT_HDRINSERT, "X-SMP-Status", " " .. verdict)
+end
+
+-- The outbound client address (inside the default outbound.networks).
+smp.outbound_ip = "127.0.0.1"
+
+-- Was the message encrypted at end of message (SPEC 5)? Body replaced,
+-- Content-Type removed and added anew, X-SMP-Encrypted: pgp-mime added.
+function smp.expect_encrypted(conn)
+	smp.expect(mt.eom_check(conn, MT_BODYCHANGE), "body replaced")
+	smp.expect(mt.eom_check(conn, MT_HDRDELETE, "Content-Type"), "Content-Type removed")
+	smp.expect(mt.eom_check(conn, MT_HDRADD, "Content-Type"), "Content-Type added")
+	smp.expect(mt.eom_check(conn, MT_HDRADD, "X-SMP-Encrypted", " pgp-mime"),
+		"X-SMP-Encrypted: pgp-mime added")
+	local ct = mt.getheader(conn, "Content-Type", 0)
+	smp.expect(ct ~= nil and ct:find("multipart/encrypted", 1, true) ~= nil,
+		"Content-Type multipart/encrypted, got " .. tostring(ct))
 end

@@ -167,6 +167,110 @@ static void test_errors_name_file_and_line(void **state)
 	expect_error("socket = \"inet6:0@::1\"\n", "socket");
 }
 
+static void test_encrypt_defaults(void **state)
+{
+	char err[512];
+	struct smp_config *c = load("", err, sizeof(err));
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(c->encrypt_default, SMP_ENC_OFF);
+	assert_false(c->encrypt_protect_subject);
+	assert_int_equal(c->encrypt_required_action, SMP_CONF_REQUIRED_REJECT);
+	assert_false(c->encrypt_split_recipients);
+	assert_int_equal(c->encrypt_archive_keys.n, 0);
+	assert_non_null(c->encrypt_policy);
+	assert_int_equal(smp_policy_nrules(c->encrypt_policy), 0);
+	assert_false(c->encrypt_any);
+	assert_int_equal(smp_policy_for(c->encrypt_policy, "bob@example.net"), SMP_ENC_OFF);
+	smp_config_free(c);
+	c = smp_config_defaults();
+	assert_non_null(c);
+	assert_false(c->encrypt_any);
+	smp_config_free(c);
+}
+
+static void test_encrypt_values(void **state)
+{
+	char err[512];
+	struct smp_config *c = load(
+		"encrypt {\n"
+		"  default = opportunistic\n"
+		"  protect_subject = yes\n"
+		"  required_action = tempfail\n"
+		"  split_recipients = true\n"
+		"  archive_keys = {\"0123456789abcdef0123456789ABCDEF01234567\"}\n"
+		"  policy \"example.net\" {\n    encrypt = required\n  }\n"
+		"  policy \".corp.example\" { encrypt = required }\n"
+		"  policy \"bob@example.net\" { encrypt = off }\n"
+		"}\n", err, sizeof(err));
+	(void)state;
+	if (!c)
+		fail_msg("%s", err);
+	assert_int_equal(c->encrypt_default, SMP_ENC_OPPORTUNISTIC);
+	assert_true(c->encrypt_protect_subject);
+	assert_int_equal(c->encrypt_required_action, SMP_CONF_REQUIRED_TEMPFAIL);
+	assert_true(c->encrypt_split_recipients);
+	assert_int_equal(c->encrypt_archive_keys.n, 1);
+	assert_string_equal(c->encrypt_archive_keys.v[0],
+			    "0123456789ABCDEF0123456789ABCDEF01234567");
+	assert_true(c->encrypt_any);
+	assert_int_equal(smp_policy_nrules(c->encrypt_policy), 3);
+	assert_int_equal(smp_policy_for(c->encrypt_policy, "carol@example.net"),
+			 SMP_ENC_REQUIRED);
+	assert_int_equal(smp_policy_for(c->encrypt_policy, "bob@EXAMPLE.NET"), SMP_ENC_OFF);
+	assert_int_equal(smp_policy_for(c->encrypt_policy, "x@mx.corp.example"),
+			 SMP_ENC_REQUIRED);
+	assert_int_equal(smp_policy_for(c->encrypt_policy, "x@other.example"),
+			 SMP_ENC_OPPORTUNISTIC);
+	smp_config_free(c);
+
+	/* default off, but a rule that is not off: encryption may apply */
+	c = load("encrypt {\n policy \"example.org\" { encrypt = opportunistic }\n}\n",
+		 err, sizeof(err));
+	assert_non_null(c);
+	assert_true(c->encrypt_any);
+	smp_config_free(c);
+	/* only off rules: nothing to do */
+	c = load("encrypt {\n policy \"example.org\" { encrypt = off }\n}\n",
+		 err, sizeof(err));
+	assert_non_null(c);
+	assert_false(c->encrypt_any);
+	smp_config_free(c);
+}
+
+static void test_encrypt_errors(void **state)
+{
+	char want[300];
+	(void)state;
+	snprintf(want, sizeof(want), "%s/t.conf:2: default: 'sometimes'", dir);
+	expect_error("encrypt {\n default = sometimes\n}\n", want);
+	snprintf(want, sizeof(want), "%s/t.conf:3: required_action: 'bounce'", dir);
+	expect_error("encrypt {\n\n required_action = bounce\n}\n", want);
+	snprintf(want, sizeof(want), "%s/t.conf:2: archive_keys: 'ABCD'", dir);
+	expect_error("encrypt {\n archive_keys = {\"ABCD\"}\n}\n", want);
+	expect_error("encrypt {\n archive_keys = {\"0123456789abcdef0123456789ABCDEF0123456g\"}\n}\n",
+		     "archive_keys");
+	expect_error("encrypt {\n protect_subject = maybe\n}\n", "protect_subject");
+	snprintf(want, sizeof(want), "%s/t.conf:3: encrypt: 'always'", dir);
+	expect_error("encrypt {\n policy \"a.example\" {\n  encrypt = always\n }\n}\n", want);
+	snprintf(want, sizeof(want), "%s/t.conf:3: policy \"a.example\": no encrypt", dir);
+	expect_error("encrypt {\n policy \"a.example\" {\n }\n}\n", want);
+	expect_error("encrypt {\n policy \"not a domain\" { encrypt = required }\n}\n",
+		     "policy \"not a domain\": not a domain");
+	expect_error("encrypt {\n policy \"@\" { encrypt = required }\n}\n",
+		     "policy \"@\"");
+	expect_error("encrypt {\n policy \"bob@\" { encrypt = required }\n}\n",
+		     "policy \"bob@\"");
+	/* the same domain twice, spelt differently */
+	snprintf(want, sizeof(want),
+		 "%s/t.conf:3: policy \"A.Example\": a second rule for the same", dir);
+	expect_error("encrypt {\n policy \"a.example\" { encrypt = off }\n"
+		     " policy \"A.Example\" { encrypt = required }\n}\n", want);
+	/* the same title twice */
+	expect_error("encrypt {\n policy \"a.example\" { encrypt = off }\n"
+		     " policy \"a.example\" { encrypt = required }\n}\n", "a.example");
+}
+
 static void test_socket_specs(void **state)
 {
 	(void)state;
@@ -199,6 +303,9 @@ int main(void)
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_outbound_networks),
 		cmocka_unit_test(test_errors_name_file_and_line),
+		cmocka_unit_test(test_encrypt_defaults),
+		cmocka_unit_test(test_encrypt_values),
+		cmocka_unit_test(test_encrypt_errors),
 		cmocka_unit_test(test_socket_specs),
 		cmocka_unit_test(test_missing_file),
 	};
