@@ -11,6 +11,9 @@
 #   pf_milter_start CONF_EXTRA...    build/bin/smp-milter -f on a unix socket
 #   pf_milter_kill9 / pf_milter_stop
 #   pf_smpctl ARGS...                build/bin/smpctl -c <the milter's config>
+#   pf_milter_reload EXTRA... / pf_milter_reload_gnupg HOME EXTRA...
+#                                    rewrite the config, SIGHUP, wait
+#   pf_sink_count / pf_sink_file / pf_sink_files DIR PATTERN   sink dumps
 #
 # The milter's keyring database and GnuPG home live under $PF_TMP/milter
 # too (keyring.db, gnupg/), never in /var/lib/smp-milter.
@@ -423,6 +426,25 @@ pf_milter_reload() {
 	kill -HUP "$PF_MILTER_PID" 2>/dev/null || return 1
 	# shellcheck disable=SC2016
 	pf_wait 10 eval '[ "$(grep -c "configuration reloaded" "$PF_MILTER_LOG")" -gt '"$before"' ]'
+}
+
+# pf_milter_reload_gnupg HOME [EXTRA_CONFIG_LINES]: like pf_milter_reload,
+# with gnupg_home = HOME instead of $PF_MILTER_GNUPG (e.g. a path that is a
+# file, to break it); pf_milter_reload switches back to the usual home.
+pf_milter_reload_gnupg() {
+	local before home=$1
+	shift
+	before=$(grep -c 'configuration reloaded' "$PF_MILTER_LOG")
+	pf_milter_config "$@"
+	sed -i "s|^gnupg_home = .*|gnupg_home = \"$home\"|" "$PF_MILTER_CONF"
+	kill -HUP "$PF_MILTER_PID" 2>/dev/null || return 1
+	# shellcheck disable=SC2016
+	pf_wait 10 eval '[ "$(grep -c "configuration reloaded" "$PF_MILTER_LOG")" -gt '"$before"' ]'
+}
+
+# pf_sink_files DIR PATTERN: every dump file holding PATTERN, one a line.
+pf_sink_files() {
+	find "$1" -type f -name 'msg.*' -print0 | xargs -0 -r grep -l -F -e "$2" -- | sort
 }
 
 pf_milter_kill9() {

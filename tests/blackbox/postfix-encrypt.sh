@@ -1,0 +1,1 @@
+../postfix/encrypt.sh
