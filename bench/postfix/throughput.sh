@@ -1,34 +1,44 @@
 #!/bin/bash
 # shellcheck disable=SC2154 # SINK_*/SMTPD_PORT_* are set by lib.sh (printf -v)
 # bench/postfix/throughput.sh - Postfix end-to-end throughput with smp-milter
-# vs a pass-through milter vs no milter, measured in one run, and
-# smp-milter's resident memory with 100 concurrent SMTP sessions.
+# vs a pass-through milter vs no milter vs smp-milter with outbound
+# encryption on, measured in one run, and smp-milter's resident memory with
+# 100 concurrent SMTP sessions.
 #
 #   B=build PASSMILTER=build/bench/passmilter bash bench/postfix/throughput.sh
 #   (or: make bench-postfix; root only)
 #
-# Three throwaway Postfix instances on 127.0.0.1 (tests/postfix/lib.sh), the
+# Four throwaway Postfix instances on 127.0.0.1 (tests/postfix/lib.sh), the
 # same config except smtpd_milters: "none", "pass" (bench/postfix/passmilter
-# on a unix socket) and "smp" (smp-milter on a unix socket, on_invalid=tag,
-# log_level=info to a file). All relay to one smtp-sink (no dump files).
+# on a unix socket), "smp" (smp-milter on a unix socket, on_invalid=tag,
+# log_level=info to a file; encryption off, the default) and "enc" (a second
+# smp-milter, the same config plus encrypt { default = opportunistic }, with
+# its own keyring and GnuPG home under $PF_TMP/milter-enc, into which
+# fixtures/keys/bob.pub.asc is imported with smpctl keys import). Mail from
+# 127.0.0.1 is outbound (outbound.networks default) and every message goes
+# to bob@example.net, so "enc" encrypts the plain half of the mix (PGP/MIME,
+# one gpg run each) and passes the SMP half untouched (never re-encrypted).
+# All relay to one smtp-sink (no dump files).
 # Per run, 4 smtp-source processes x 5 sessions = 20 concurrent SMTP sessions
 # send MESSAGES messages: 1/4 plain text, 1/4 plain with a PDF attachment,
 # 1/4 valid SMP (attachment form), 1/4 invalid SMP (bad armor); each message
 # on its own SMTP session (smtp-source's default). Throughput = MESSAGES /
 # (time from the first connection until the instance's queue is empty, i.e.
 # every message was delivered to the sink). ROUNDS rounds, each running the
-# three configurations in a rotated order; medians are reported.
+# four configurations in a rotated order; medians are reported, and the
+# ratio enc/smp (what turning encryption on costs end to end).
 # Numbers are printed, never asserted.
 #
 # Tunables: BENCH_POSTFIX_MESSAGES (default 1500 per run),
-# BENCH_POSTFIX_ROUNDS (5), BENCH_POSTFIX_MEM_MESSAGES (4000).
+# BENCH_POSTFIX_ROUNDS (3; it was 5 before "enc" was added: the run stays
+# bounded), BENCH_POSTFIX_MEM_MESSAGES (4000).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 # shellcheck source=tests/postfix/lib.sh
 . tests/postfix/lib.sh
 
 MESSAGES=${BENCH_POSTFIX_MESSAGES:-1500}
-ROUNDS=${BENCH_POSTFIX_ROUNDS:-5}
+ROUNDS=${BENCH_POSTFIX_ROUNDS:-3}
 MEM_MESSAGES=${BENCH_POSTFIX_MEM_MESSAGES:-4000}
 PASSMILTER=${PASSMILTER:-$B/bench/passmilter}
 RUN_LIMIT=180 # seconds, upper bound of one run
@@ -38,6 +48,7 @@ if [ "$(id -u)" != 0 ]; then
 	exit 0
 fi
 [ -x "$PASSMILTER" ] || pf_die "$PASSMILTER not built (make $B/bench/passmilter)"
+[ -x "$PF_SMPCTL_BIN" ] || pf_die "$PF_SMPCTL_BIN not built (make $PF_SMPCTL_BIN)"
 pf_init smp-bench
 
 # ------------------------------------------------------------- the mix
@@ -75,13 +86,45 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 SMP_RSS_START=$(rss_kb "$SMP_PID")
 PASS_RSS_START=$(rss_kb "$PASS_PID")
 
+# The second smp-milter, with encryption on (its own keyring and GnuPG home).
+ENC_DIR=$PF_TMP/milter-enc
+ENC_SOCK=$ENC_DIR/smp-milter.sock
+ENC_CONF=$ENC_DIR/smp-milter.conf
+ENC_LOG=$ENC_DIR/smp-milter.log
+mkdir -p "$ENC_DIR"
+cat >"$ENC_CONF" <<EOF
+# smp-milter with outbound encryption for bench/postfix/throughput.sh
+socket = "unix:$ENC_SOCK"
+socket_mode = "0666"
+user = ""
+group = ""
+pidfile = ""
+log_level = "info"
+on_invalid = "tag"
+keyring {
+  path = "$ENC_DIR/keyring.db"
+}
+gnupg_home = "$ENC_DIR/gnupg"
+encrypt {
+  default = opportunistic
+}
+EOF
+"$PF_SMPCTL_BIN" -c "$ENC_CONF" keys import fixtures/keys/bob.pub.asc >>"$ENC_LOG" 2>&1 ||
+	pf_die "smpctl keys import fixtures/keys/bob.pub.asc failed (see $ENC_LOG)"
+"$PF_MILTER_BIN" -f -c "$ENC_CONF" >>"$ENC_LOG" 2>&1 &
+ENC_PID=$!
+PF_PIDS+=("$ENC_PID")
+pf_wait 20 pf_sock_ready "$ENC_SOCK" || pf_die "smp-milter (encryption) did not create $ENC_SOCK"
+
 PF_SMTPD_MILTERS='' pf_instance_create none "$RELAY"
 PF_SMTPD_MILTERS="unix:$PASS_SOCK" pf_instance_create pass "$RELAY"
 PF_SMTPD_MILTERS="unix:$PF_MILTER_SOCK" pf_instance_create smp "$RELAY"
-for i in none pass smp; do pf_instance_start "$i"; done
+PF_SMTPD_MILTERS="unix:$ENC_SOCK" pf_instance_create enc "$RELAY"
+for i in none pass smp enc; do pf_instance_start "$i"; done
 declare -A MPID=([none]="")
 MPID[pass]=$PASS_PID
 MPID[smp]=$SMP_PID
+MPID[enc]=$ENC_PID
 
 sent_count() { grep -c 'status=sent' "$PF_TMP/$1/log/maillog" 2>/dev/null; }
 bad_count() { grep -cE 'status=(deferred|bounced)|milter-reject' "$PF_TMP/$1/log/maillog" 2>/dev/null; }
@@ -142,16 +185,23 @@ echo "== Postfix end-to-end throughput (smp-milter vs pass-through milter vs no 
 echo "   $MESSAGES messages per run, 20 concurrent SMTP sessions (4 x smtp-source -s 5),"
 echo "   one message per session; mix: $(for f in "${MIX[@]}"; do basename "$f"; done | tr '\n' ' ')"
 echo "   milters on unix sockets; $(nproc) CPUs; Postfix $(postconf -dh mail_version)"
+echo "   enc: smp-milter with encrypt { default = opportunistic } and bob's key imported;"
+echo "   recipient bob@example.net: the plain half of the mix is encrypted, the SMP half passes as is"
 
-# warm-up: spawn each instance's daemons
-for i in none pass smp; do run "$i" 200 >/dev/null; done
+# pgp_count: messages the encrypting milter has encrypted so far.
+pgp_count() { grep -c 'encrypt=pgp-mime' "$ENC_LOG" 2>/dev/null; }
+
+# warm-up: spawn each instance's daemons (and the encrypting milter's
+# keyring connections and pooled gpgme contexts)
+for i in none pass smp enc; do run "$i" 200 >/dev/null; done
+ENC_BEFORE=$(pgp_count)
 
 declare -A E2E SMTP CPU
-configs=(none pass smp)
-printf '   %-6s %-26s %-26s %-26s\n' round "none" "pass" "smp"
+configs=(none pass smp enc)
+printf '   %-6s %-26s %-26s %-26s %-26s\n' round "none" "pass" "smp" "enc"
 for r in $(seq 1 "$ROUNDS"); do
 	line=$(printf '   %-6s' "$r")
-	order=("${configs[@]:$(((r - 1) % 3))}" "${configs[@]:0:$(((r - 1) % 3))}")
+	order=("${configs[@]:$(((r - 1) % ${#configs[@]}))}" "${configs[@]:0:$(((r - 1) % ${#configs[@]}))}")
 	declare -A cell=()
 	for c in "${order[@]}"; do
 		read -r e s d b rc cpu < <(run "$c" "$MESSAGES")
@@ -181,6 +231,14 @@ echo "   load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work o
 awk -v n="${MED[none]}" -v p="${MED[pass]}" -v s="${MED[smp]}" 'BEGIN {
 	printf "   ratio smp/pass = %.3f (goal >= 0.9: %s)\n", s / p, (s / p >= 0.9 ? "met" : "NOT met")
 	printf "   ratio smp/none = %.3f, pass/none = %.3f\n", s / n, p / n }'
+ENC_DONE=$(($(pgp_count) - ENC_BEFORE))
+ENC_FAILED=$(grep -c 'encryption failed' "$ENC_LOG" 2>/dev/null)
+# shellcheck disable=SC2086
+printf '   enc (encryption on): median %s msgs/s, milter CPU per message %s us (gpg processes not included);\n' \
+	"${MED[enc]}" "$(printf '%s\n' ${CPU[enc]} | median)"
+printf '   %d of %d messages encrypted (pgp-mime), %d encryption failures\n' \
+	"$ENC_DONE" $((ROUNDS * MESSAGES)) "${ENC_FAILED:-0}"
+awk -v s="${MED[smp]}" -v e="${MED[enc]}" 'BEGIN { printf "   ratio enc/smp = %.3f (what turning encryption on costs end to end)\n", e / s }'
 
 # ------------------------------------------------------------- memory
 # 100 concurrent SMTP sessions that stay open (smtp-source -d), so 100 milter
