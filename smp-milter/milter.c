@@ -693,6 +693,13 @@ static sfsistat eom_encrypt(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 	o.limits = &cfg->check.limits;
 	/* never re-encrypt: no keyring, no gpg for these */
 	st = smp_encrypt_check(m->buf, m->len, &o);
+	if (st == SMP_ENCRYPT_SKIP_INLINE && m->any_required) {
+		/* text may travel around the armored block: never re-encrypted,
+		 * never sent in plain to a required recipient either */
+		snprintf(desc, desclen, "refused(inline-pgp)");
+		return encrypt_refuse(ctx, c, "but an inline PGP message is not "
+					      "encrypted again");
+	}
 	if (smp_encrypt_is_skip(st)) {
 		snprintf(desc, desclen, "skipped(%s)", smp_encrypt_status_name(st));
 		return SMFIS_CONTINUE;
@@ -901,6 +908,13 @@ static sfsistat cb_eom(SMFICTX *ctx)
 			rc = SMFIS_TEMPFAIL;
 			break;
 		}
+	}
+	/* SMP mail is never re-encrypted, but an invalid one may be plain
+	 * text: it never goes out that way to a required recipient (SPEC 5). */
+	if (r.reasons && m->outbound && m->any_required && rc == SMFIS_CONTINUE) {
+		action = "refuse-required";
+		rc = encrypt_refuse(ctx, c, "but an invalid SMP message is not "
+					    "encrypted");
 	}
 	smp_log(LOG_INFO,
 		"%s: direction=%s smp=%s verdict=\"%s\" forged=%u%s%s%s action=%s ms=%ld",
