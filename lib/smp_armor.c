@@ -5,6 +5,7 @@
  * decoded here in one pass.
  */
 #include "smp_armor.h"
+#include "smp_b64.h"
 
 #include <glib.h>
 #include <pthread.h>
@@ -43,27 +44,14 @@ uint32_t smp_crc24(const unsigned char *p, size_t n)
 	return crc;
 }
 
-/* 0..63 for alphabet characters, 64 for '=', 0xFF for anything else. */
-static const unsigned char b64_value[256] = {
-#define X 0xFF
-	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  62, X,  X,  X,  63,
-	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, X,  X,  X,  64, X,  X,
-	X,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,
-	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, X,  X,  X,  X,  X,
-	X,  26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
-	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, X,  X,  X,  X,  X,
-	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-#undef X
-};
+/* 0..63 for alphabet characters, 64 for '=', 0xFF for anything else
+ * (the alphabet itself is smp_b64.c's table). */
+static unsigned b64_value(unsigned char c)
+{
+	if (c == '=')
+		return 64;
+	return smp_b64_val[c] < 0 ? 0xFF : (unsigned)smp_b64_val[c];
+}
 
 /* A line of the input: [start, end) without the line break and without
  * trailing white space; next is where the following line starts. */
@@ -182,7 +170,7 @@ static enum smp_armor_status b64_line(struct b64_state *s,
 				      const struct armor_line *l)
 {
 	for (const char *p = l->start; p < l->end; p++) {
-		unsigned v = b64_value[(unsigned char)*p];
+		unsigned v = b64_value((unsigned char)*p);
 		if (v == 0xFF)
 			return SMP_ARMOR_EBASE64;
 		s->nchars++;
@@ -238,7 +226,7 @@ static bool crc_line_value(const struct armor_line *l, uint32_t *crc)
 	if (line_len(l) != 5)
 		return false;
 	for (int i = 1; i < 5; i++) {
-		unsigned c = b64_value[(unsigned char)l->start[i]];
+		unsigned c = b64_value((unsigned char)l->start[i]);
 		if (c > 63)
 			return false;
 		v = (v << 6) | c;

@@ -6,7 +6,8 @@
 #include <emmintrin.h>
 #endif
 
-static const signed char b64_val[256] = {
+/* 0..63 for the base64 alphabet, -1 for anything else ('=' too). */
+const signed char smp_b64_val[256] = {
 #define X -1
 	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
 	X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
@@ -30,7 +31,7 @@ static const signed char b64_val[256] = {
 static bool valid_scalar(const unsigned char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (b64_val[p[i]] < 0)
+		if (smp_b64_val[p[i]] < 0)
 			return false;
 	return true;
 }
@@ -143,7 +144,7 @@ bool smp_b64_read(const struct smp_b64 *b, size_t off, unsigned char *out,
 		unsigned char o[3];
 
 		for (int j = 0; j < 4; j++) {
-			signed char c = b64_val[char_at(b, q * 4 + (size_t)j)];
+			signed char c = smp_b64_val[char_at(b, q * 4 + (size_t)j)];
 			v = (v << 6) | (unsigned)(c < 0 ? 0 : c); /* '=' is 0 */
 		}
 		o[0] = (unsigned char)(v >> 16);

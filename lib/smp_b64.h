@@ -15,6 +15,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* 0..63 for the base64 alphabet, -1 for anything else ('=' too). */
+extern const signed char smp_b64_val[256];
+
 struct smp_b64 {
 	const char *text;
 	size_t line;     /* base64 characters per full line (a multiple of 4) */
