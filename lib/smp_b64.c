@@ -37,8 +37,9 @@ static bool valid_scalar(const unsigned char *p, size_t n)
 }
 
 #ifdef __SSE2__
-/* All 16 octets in [A-Za-z0-9+/]? (signed compares: octets >= 0x80 fail) */
-static bool valid16(const unsigned char *p)
+/* All 16 octets in [A-Za-z0-9+/]? (signed compares: octets >= 0x80 fail)
+ * Inlined: it runs once per 16 octets of a 1 MB part. */
+static inline __attribute__((always_inline)) bool valid16(const unsigned char *p)
 {
 	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
 #define IN(lo, hi) _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8((char)((lo) - 1))), \
