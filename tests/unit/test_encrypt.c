@@ -54,26 +54,6 @@ pid_t fork(void)
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-	FILE *f = fopen(path, "rb");
-	unsigned char *p = NULL;
-	size_t cap = 0, len = 0, r;
-
-	assert_non_null(f);
-	do {
-		if (len + 65536 > cap) {
-			cap = (len + 65536) * 2;
-			p = realloc(p, cap);
-			assert_non_null(p);
-		}
-		r = fread(p + len, 1, cap - len, f);
-		len += r;
-	} while (r > 0);
-	fclose(f);
-	*n = len;
-	return p;
-}
 
 static void spit(const char *path, const void *p, size_t n)
 {

@@ -326,4 +326,30 @@ static inline void t_filter_from_env(void)
 		cmocka_set_test_filter(f);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* A whole file, malloc'd (fails the test when it cannot be read).     */
+
+static inline unsigned char *slurp(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *p = NULL;
+	size_t cap = 0, len = 0, r;
+
+	if (!f)
+		fail_msg("cannot open %s", path);
+	do {
+		if (len + 65536 > cap) {
+			cap = (len + 65536) * 2;
+			p = realloc(p, cap);
+			assert_non_null(p);
+		}
+		r = fread(p + len, 1, cap - len, f);
+		len += r;
+	} while (r > 0);
+	fclose(f);
+	*n = len;
+	return p;
+}
+
 #endif
