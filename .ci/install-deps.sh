@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="build-essential pkg-config gnupg
-libgmime-3.0-dev libgpgme-dev libmilter-dev libconfuse-dev libcmocka-dev
+libgmime-3.0-dev libgpgme-dev librnp-dev sq libmilter-dev libconfuse-dev libcmocka-dev
 libsqlite3-dev libpq-dev libjansson-dev
 clang libclang-rt-14-dev jq
 postfix swaks iproute2 procps miltertest valgrind systemd python3"
