@@ -4,7 +4,8 @@
 #
 #   fuzz TARGET: N execs in S s, 0 crashes
 #
-#   fuzz/run-fuzz.sh TARGET SECONDS      TARGET: armor, packets, message or all
+#   fuzz/run-fuzz.sh TARGET SECONDS      TARGET: armor, packets, message,
+#                                        keyinspect or all
 #
 # The binaries come from $B/fuzz/ (B defaults to build; `make fuzz-build`
 # builds them). The run corpus fuzz/corpus-run/TARGET/ (not committed) is
@@ -14,10 +15,10 @@
 # libFuzzer log is printed, and the exit status is 1.
 set -u
 
-FUZZ_TARGETS="armor packets message"
+FUZZ_TARGETS="armor packets message keyinspect"
 
 usage() {
-	echo "usage: $0 armor|packets|message|all SECONDS" >&2
+	echo "usage: $0 armor|packets|message|keyinspect|all SECONDS" >&2
 	exit 64
 }
 [ $# -eq 2 ] || usage
@@ -33,6 +34,7 @@ fuzz_max_len() {
 	armor) echo 65536 ;;
 	packets) echo 65536 ;;
 	message) echo 65536 ;;
+	keyinspect) echo 65536 ;;
 	esac
 }
 

@@ -3,23 +3,26 @@
 # fuzz/corpus/TARGET/ and the test fixtures (fixtures/messages/*.eml,
 # fixtures/keys/*). Run from anywhere; writes only below OUTDIR.
 #
-#   fuzz/seed-corpus.sh TARGET OUTDIR     TARGET: armor, packets or message
+#   fuzz/seed-corpus.sh TARGET OUTDIR     TARGET: armor, packets, message or
+#                                         keyinspect
 #
 # armor:   committed seeds, fixtures/keys/*.asc, every armored block found in
 #          the fixture keys and messages
 # packets: committed seeds, binary fixture keys, the dearmored blocks, and the
 #          base64 MIME parts of the fixture messages that decode to OpenPGP
 # message: committed seeds, fixtures/messages/*.eml
+# keyinspect: committed seeds, every fixture key file (binary and armored,
+#          public and secret)
 set -eu
 
 usage() {
-	echo "usage: $0 armor|packets|message OUTDIR" >&2
+	echo "usage: $0 armor|packets|message|keyinspect OUTDIR" >&2
 	exit 64
 }
 [ $# -eq 2 ] || usage
 target=$1
 out=$2
-case $target in armor | packets | message) ;; *) usage ;; esac
+case $target in armor | packets | message | keyinspect) ;; *) usage ;; esac
 
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
@@ -101,6 +104,10 @@ copy_seeds "fuzz/corpus/$target" ""
 case $target in
 message)
 	copy_seeds fixtures/messages fix-
+	;;
+keyinspect)
+	copy_seeds fixtures/keys fix-
+	rm -f "$out/fix-README"
 	;;
 armor)
 	for f in fixtures/keys/*.asc; do
