@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "smp_address.h"
 #include "smp_keyring_backend.h"
 
 static const char *const state_names[] = {
@@ -223,6 +224,28 @@ static char *addr_norm(struct smp_keyring *kr, const char *in)
 	a = smp_address_normalize(in);
 	if (!a)
 		smp_kr_error(kr, "'%.300s' is not a usable mail address", in);
+	return a;
+}
+
+/* An address to store a binding for: normalised, and one mail address as
+ * smp_address_check() (smp_address.h) says, so no caller can bind a key to
+ * anything else. Lookups stay with addr_norm(): what was stored can always
+ * be found, changed and deleted. */
+static char *addr_norm_strict(struct smp_keyring *kr, const char *in)
+{
+	char q[SMP_QUOTE_ARG_SIZE];
+	enum smp_address_status st;
+	char *a = addr_norm(kr, in);
+
+	if (!a)
+		return NULL;
+	st = smp_address_check(a);
+	if (st != SMP_ADDR_OK) {
+		smp_kr_error(kr, "cannot store a binding for %s: not a mail address: %s",
+			     smp_quote_arg(q, sizeof(q), in), smp_address_strerror(st));
+		free(a);
+		return NULL;
+	}
 	return a;
 }
 
@@ -457,7 +480,7 @@ int smp_keyring_binding_put(struct smp_keyring *kr, const struct smp_binding *b)
 	c = *b;
 	if (fpr_norm(kr, b->fpr, c.fpr) != 0)
 		return -1;
-	c.address = addr_norm(kr, b->address);
+	c.address = addr_norm_strict(kr, b->address);
 	if (!c.address)
 		return -1;
 	if (c.last_seen == 0)
