@@ -71,13 +71,107 @@ check "delete ADDRESS removes the binding" test $? = 67
 S keys delete "$bob"
 check "delete FPR removes the key" test "$(S stats --json | jq .keys)" = 1
 S keys show xyz >/dev/null 2>"$TMP/err"
-check "show of something that is neither address nor fingerprint exits 65" test $? = 65 -a "$(grep -c "'xyz' is not" "$TMP/err")" = 1
+check "show of something that is neither address nor fingerprint exits 65" test $? = 65 -a "$(grep -c "'xyz' is neither a mail address nor a key fingerprint" "$TMP/err")" = 1
 S keys pin alice@example.org 1234 >/dev/null 2>&1
 check "pin with a malformed fingerprint exits 65" test $? = 65
 S keys frobnicate >/dev/null 2>&1
 check "an unknown keys subcommand exits 64" test $? = 64
 S keys pin only-one-argument >/dev/null 2>&1
 check "a missing argument exits 64" test $? = 64
+
+# Address syntax (smpctl(8) ADDRESSES): every ADDRESS argument passes one
+# check; anything else exits 65 with one sentence quoting it, stores nothing,
+# and no raw control octet reaches the terminal.
+nbind() { S keys list --json | jq '.bindings | length'; }
+# clean_err RC WANT: RC is WANT, and $TMP/err is one line of printable ASCII
+# (no control octet, no octet >= 0x80)
+clean_err() {
+	[ "$1" = "$2" ] && [ "$(wc -l <"$TMP/err")" = 1 ] &&
+		! tr -d '\n' <"$TMP/err" | LC_ALL=C grep -q '[^ -~]'
+}
+before=$(nbind)
+S keys pin "a'; DROP TABLE keys;--@x.org" "$alice" >/dev/null 2>"$TMP/err"
+rc=$?
+check "pin of the SQL string exits 65 with one clean line" clean_err $rc 65
+check "... saying why, the argument quoted" grep -qF "keys pin: 'a\\'; DROP TABLE keys;--@x.org' is not a mail address: it holds white space" "$TMP/err"
+check "... and stores nothing" test "$(nbind)" = "$before" -a "$(S keys list | grep -c DROP)" = 0
+for bad in 'a b@x.org' 'a;b@x.org' 'a@x;y.org' '"a b"@x.org' '<a@x.org>' 'a..b@x.org' 'a@-x.org' '@x.org' 'a@'; do
+	S keys pin "$bad" "$alice" >/dev/null 2>"$TMP/err"
+	rc=$?
+	check "pin '$bad' exits 65 with one clean line, nothing stored" \
+		test $rc = 65 -a "$(nbind)" = "$before" -a "$(grep -c 'is not a mail address' "$TMP/err")" = 1
+done
+S keys pin $'a\x1b[31m@x.org' "$alice" >/dev/null 2>"$TMP/err"
+rc=$?
+check "pin with an ESC in the address exits 65 with one clean line" clean_err $rc 65
+check "... the ESC shown as \\x1b, nothing stored" \
+	test "$(grep -cF "'a\\x1b[31m@x.org'" "$TMP/err")" = 1 -a "$(nbind)" = "$before"
+S keys show $'al\x01ice@example.org' >/dev/null 2>"$TMP/err"
+check "show with a control octet exits 65 with one clean line" clean_err $? 65
+S keys show $'\x1b]0;pwned\x07' >/dev/null 2>"$TMP/err"
+check "show of a terminal escape (no @) exits 65 with one clean line" clean_err $? 65
+big=$(head -c 102400 /dev/zero | tr '\0' x)
+S keys show "$big@x.org" >/dev/null 2>"$TMP/err"
+check "show of a 100 kB address exits 65 (not 78) with one clean line" clean_err $? 65
+check "... short: 80 octets shown, the length named" \
+	test "$(wc -c <"$TMP/err")" -lt 400 -a "$(grep -c '(102406 octets)' "$TMP/err")" = 1
+S keys block "$big" >/dev/null 2>"$TMP/err"
+check "block of a 100 kB non-fingerprint exits 65, short" test $? = 65 -a "$(wc -c <"$TMP/err")" -lt 400
+S keys pin "$big@x.org" "$alice" >/dev/null 2>&1
+check "pin of a 100 kB address exits 65, nothing stored" test $? = 65 -a "$(nbind)" = "$before"
+S keys pin "$(head -c 243 /dev/zero | tr '\0' l)@example.org" "$alice" >/dev/null 2>"$TMP/err"
+check "a 255-octet address is refused (65): longer than 254 octets" \
+	test $? = 65 -a "$(grep -c 'longer than 254 octets' "$TMP/err")" = 1
+S keys delete 'a;b@x.org' >/dev/null 2>&1
+check "delete of a malformed address exits 65" test $? = 65
+S keys export 'a b@x.org' >/dev/null 2>&1
+check "export of a malformed address exits 65" test $? = 65
+S keys history "$alice" >/dev/null 2>"$TMP/err"
+check "history takes an address only: a fingerprint exits 65" \
+	test $? = 65 -a "$(grep -c "it has no '@'" "$TMP/err")" = 1
+S keys block alice@example.org >/dev/null 2>"$TMP/err"
+check "block takes a fingerprint only: an address exits 65" \
+	test $? = 65 -a "$(grep -c 'is not a key fingerprint' "$TMP/err")" = 1
+S keys import $K/carol.pub.asc --address 'carol@example.com;' >/dev/null 2>"$TMP/err"
+check "import --address with a malformed address exits 65, nothing stored" \
+	test $? = 65 -a "$(nbind)" = "$before" -a "$(S stats --json | jq .keys)" = 1
+S keys show alice@example.org --address alice@example.org >/dev/null 2>&1
+check "--address with another command than import is a usage error (64)" test $? = 64
+S keys $'\x1b[2Jfrob' >/dev/null 2>"$TMP/err"
+check "an unknown subcommand with an ESC exits 64 with one clean line" clean_err $? 64
+S keys list --state $'\x07bell' >/dev/null 2>"$TMP/err"
+check "an unknown state with a BEL exits 64 with one clean line" clean_err $? 64
+"$B/bin/smpctl" -c "$TMP/no"$'\x1b[31m'"such.conf" keys list >/dev/null 2>"$TMP/err"
+check "a config path with an ESC exits 78 with one clean line" clean_err $? 78
+check "... the path shown escaped" grep -qF 'no\x1b[31msuch.conf' "$TMP/err"
+# what the check accepts
+for good in '"john..doe"@example.org' "o'reilly@example.org" $'j\xc3\xb6rg@example.org' \
+	"$(head -c 65 /dev/zero | tr '\0' l)@example.org" 'x@[192.0.2.1]'; do
+	S keys pin "$good" "$alice" >/dev/null 2>&1
+	rc=$?
+	check "pin '$good' is accepted and found again" \
+		test $rc = 0 -a "$(S keys show "$good" --json | jq -r '.bindings[0].state')" = pinned
+done
+S keys pin 'Dora@EXAMPLE.org' "$alice" && S keys show dora@example.org >/dev/null 2>&1
+check "the local part is exact: Dora@ is not dora@ (67)" test $? = 67
+check "... and the domain is lowered: Dora@example.org is listed" \
+	test "$(S keys list | grep -c '^Dora@example.org ')" = 1
+
+# keys import pins only user IDs whose email is a mail address
+G=$TMP/gen
+mkdir -m 700 "$G"
+GNUPGHOME=$G gpg --batch --quiet --passphrase '' --quick-gen-key 'Joe <joe;x@example.org>' ed25519 cert,sign never 2>/dev/null
+jfpr=$(GNUPGHOME=$G gpg --batch --with-colons --list-keys 2>/dev/null | awk -F: '$1 == "fpr" {print $10; exit}')
+GNUPGHOME=$G gpg --batch --quiet --quick-add-uid "$jfpr" 'Joe <joe@example.org>' 2>/dev/null
+GNUPGHOME=$G gpg --batch --armor --export "$jfpr" >"$TMP/joe.asc" 2>/dev/null
+GNUPGHOME=$G gpgconf --kill gpg-agent 2>/dev/null
+out=$(S keys import "$TMP/joe.asc" 2>"$TMP/err")
+rc=$?
+check "import of a key with a malformed user ID email pins only the good one" \
+	test $rc = 0 -a "$out" = "$TMP/joe.asc: 1 key, 1 address pinned" -a "$(S keys list | grep -c '^joe')" = 1
+check "... and warns once, naming the malformed email quoted" clean_err 0 0
+check "... as 'joe;x@example.org'" grep -qF "user ID email 'joe;x@example.org' is not a mail address" "$TMP/err"
+
 printf 'keyring {\n  path = "/nonexistent-dir-%s/k.db"\n}\n' "$$" >"$TMP/bad.conf"
 "$B/bin/smpctl" -c "$TMP/bad.conf" keys list >/dev/null 2>"$TMP/err"
 check "an unusable database exits 78 naming it" test $? = 78 -a "$(grep -c nonexistent-dir "$TMP/err")" = 1
