@@ -3,7 +3,8 @@
 #   B=build tests/run-tests.sh [--no-fuzz]
 # Unit tests are cmocka binaries under $B/tests; black-box tests are
 # tests/blackbox/*.sh printing TAP-style "ok"/"not ok" lines; fuzz targets
-# run for FUZZ_CHECK_SECONDS each on the fixture corpus.
+# run for FUZZ_CHECK_SECONDS each on the fixture corpus; the fault scenarios
+# tests/faults/*.sh (real Postfix) print the same TAP lines.
 set -u
 cd "$(dirname "$0")/.."
 B=${B:-build}
@@ -51,6 +52,28 @@ for t in tests/blackbox/*.sh; do
 	[ "$f" -gt 0 ] && failures+=("$name: $f failed")
 	if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then
 		note_fail "$name: exited $rc"
+	fi
+done
+
+# Fault scenarios (tests/faults/README.md): real Postfix instances, TAP
+# lines like the black-box tests, each under a timeout. FAULT_SCENARIOS
+# picks some ("" for none).
+for f in ${FAULT_SCENARIOS-reload kill9 lock}; do
+	t=tests/faults/$f.sh
+	[ -f "$t" ] || continue
+	echo "== faults/$f"
+	out=$(B="$B" timeout -k 15 "${FAULTS_TIMEOUT:-240}" bash "$t" 2>&1)
+	rc=$?
+	printf '%s\n' "$out"
+	p=$(printf '%s\n' "$out" | grep -c '^ok ')
+	f_=$(printf '%s\n' "$out" | grep -c '^not ok ')
+	passed=$((passed + p))
+	failed=$((failed + f_))
+	[ "$f_" -gt 0 ] && failures+=("faults/$f: $f_ failed")
+	if [ $rc = 124 ] || [ $rc = 137 ]; then
+		note_fail "faults/$f: timed out after ${FAULTS_TIMEOUT:-240} s"
+	elif [ $rc -ne 0 ] && [ "$f_" -eq 0 ]; then
+		note_fail "faults/$f: exited $rc"
 	fi
 done
 
