@@ -1416,7 +1416,7 @@ out:
 /* ------------------------------------------------------------------ */
 /* The message                                                          */
 
-/* The report lines, in part order, and one event each. */
+/* The report lines, in part order, and one event each but "seen". */
 static int report_lines(struct hv *h)
 {
 	struct smp_harvest_report *rep = h->rep;
@@ -1443,6 +1443,11 @@ static int report_lines(struct hv *h)
 		if (h->sender && !(l->address = strdup(h->sender)))
 			return oom(h);
 		rep->count[l->outcome]++;
+		/* "seen" changes nothing but the binding's counters
+		 * (times_seen, last_seen): no event, or the history would
+		 * grow by a row per message per known key */
+		if (l->outcome == SMP_HV_SEEN)
+			continue;
 		if (l->reason != SMP_HR_NONE)
 			snprintf(detail, sizeof(detail), "%s; source=%s",
 				 reason_tokens[l->reason],

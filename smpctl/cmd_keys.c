@@ -464,13 +464,24 @@ static int do_delete(struct smp_keyring *kr, const struct args *a)
 static int cmd_history(struct smp_keyring *kr, const struct args *a)
 {
 	struct smp_event *e = NULL;
-	size_t n = 0;
-	char at[32];
+	struct smp_binding *b = NULL;
+	size_t n = 0, nb = 0;
+	char at[32], first[32];
+	char *norm = smp_address_normalize(a->pos[0]);
 
-	if (smp_keyring_events_for(kr, a->pos[0], &e, &n) < 0)
+	if (smp_keyring_events_for(kr, a->pos[0], &e, &n) < 0) {
+		free(norm);
 		return db_error(kr, "cannot read the history");
+	}
+	/* "seen" is no event: how often and when last, from the bindings */
+	if (norm && smp_keyring_bindings_for(kr, norm, &b, &nb) < 0) {
+		free(norm);
+		smp_events_free(e, n);
+		return db_error(kr, "cannot read the history");
+	}
+	free(norm);
 	if (a->json) {
-		json_t *arr = json_array();
+		json_t *arr = json_array(), *barr = json_array();
 		for (size_t i = 0; i < n; i++)
 			json_array_append_new(
 				arr, json_pack("{s:I, s:o, s:s?, s:s, s:s, s:s?, s:s?}", "id",
@@ -478,7 +489,10 @@ static int cmd_history(struct smp_keyring *kr, const struct args *a)
 					       "address", e[i].address, "fingerprint",
 					       e[i].fpr, "event", e[i].event, "detail",
 					       e[i].detail, "message_id", e[i].message_id));
-		print_json(json_pack("{s:s, s:o}", "address", a->pos[0], "events", arr));
+		for (size_t i = 0; i < nb; i++)
+			json_array_append_new(barr, binding_json(&b[i]));
+		print_json(json_pack("{s:s, s:o, s:o}", "address", a->pos[0], "events", arr,
+				     "bindings", barr));
 	} else {
 		for (size_t i = 0; i < n; i++) {
 			fmt_time(e[i].at, at, sizeof(at));
@@ -487,7 +501,17 @@ static int cmd_history(struct smp_keyring *kr, const struct args *a)
 			       e[i].message_id ? " " : "",
 			       e[i].message_id ? e[i].message_id : "");
 		}
+		for (size_t i = 0; i < nb; i++) {
+			fmt_time(b[i].last_seen, at, sizeof(at));
+			fmt_time(b[i].first_seen, first, sizeof(first));
+			printf("%s %-10s %-40s %u time%s since %s, now %s%s%s\n", at, "seen",
+			       b[i].fpr, b[i].times_seen, b[i].times_seen == 1 ? "" : "s",
+			       first, smp_bind_state_name(b[i].state),
+			       b[i].message_id ? " " : "",
+			       b[i].message_id ? b[i].message_id : "");
+		}
 	}
+	smp_bindings_free(b, nb);
 	smp_events_free(e, n);
 	return 0;
 }
@@ -752,11 +776,43 @@ static int check_arg(const char *cmd, const char *q, bool want_address, bool wan
 	return EX_DATAERR;
 }
 
+/* keys prune: keyring.events_keep and replay.window, now. */
+static int cmd_prune(struct smp_keyring *kr, const struct args *a)
+{
+	const struct smp_config *cfg = smpctl_config();
+	struct smp_keyring_pruned p;
+	char ev[32], rp[32];
+
+	if (smp_keyring_prune(kr, 0, (int64_t)cfg->keyring_events_keep * 86400,
+			      cfg->replay_window, &p) < 0)
+		return db_error(kr, "cannot prune the keyring");
+	if (a->json) {
+		print_json(json_pack("{s:I, s:I, s:o, s:I, s:o, s:I}", "events",
+				     (json_int_t)p.events, "events_keep_days",
+				     (json_int_t)cfg->keyring_events_keep, "events_before",
+				     time_json(p.events_before), "replay_entries",
+				     (json_int_t)p.replay_entries, "replay_before",
+				     time_json(p.replay_before), "replay_window",
+				     (json_int_t)cfg->replay_window));
+		return 0;
+	}
+	fmt_time(p.events_before, ev, sizeof(ev));
+	fmt_time(p.replay_before, rp, sizeof(rp));
+	if (cfg->keyring_events_keep > 0)
+		printf("events: %lu removed (recorded before %s; events_keep = %ld days)\n",
+		       p.events, ev, cfg->keyring_events_keep);
+	else
+		printf("events: none removed (events_keep = 0 keeps every event)\n");
+	printf("replay log: %lu entr%s removed (first seen before %s; replay.window = %ld s)\n",
+	       p.replay_entries, p.replay_entries == 1 ? "y" : "ies", rp, cfg->replay_window);
+	return 0;
+}
+
 static const char keys_usage[] =
 	"smpctl keys list [--state S] [--json] | show ADDRESS|FPR [--json] | "
 	"export ADDRESS|FPR | pin ADDRESS FPR | block FPR | unblock FPR | "
 	"delete ADDRESS|FPR | history ADDRESS [--json] | import FILE [--address A] | "
-	"rebuild";
+	"rebuild | prune [--json]";
 
 int smpctl_cmd_keys(int argc, char **argv)
 {
@@ -776,6 +832,7 @@ int smpctl_cmd_keys(int argc, char **argv)
 		{"history", 1, false, false, cmd_history},
 		{"import", 1, false, false, cmd_import},
 		{"rebuild", 0, false, false, cmd_rebuild},
+		{"prune", 0, false, false, cmd_prune},
 	};
 	struct smp_keyring *kr;
 	struct args a;

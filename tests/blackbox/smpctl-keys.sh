@@ -59,9 +59,43 @@ S keys pin bob@example.net "$bob" && st=$(S keys show bob@example.net --json | j
 check "pin: the binding is pinned" test "$st" = pinned
 h=$(S keys history bob@example.net --json | jq -r '[.events[].event] | join(",")')
 check "history lists imported and pinned in order" test "$h" = "imported,pinned"
+j=$(S keys history bob@example.net --json)
+check "history --json carries the binding's times seen and last seen" jqt \
+	'.bindings[0].times_seen == 1 and (.bindings[0].last_seen | test("^[0-9-]+T[0-9:]+Z$"))' <<<"$j"
+check "history ends with the binding's seen line (times and last seen)" \
+	bash -c "S() { \"$B/bin/smpctl\" -c \"$TMP/c.conf\" \"\$@\"; }; S keys history bob@example.net | tail -1 | grep -Eq '^[0-9T:-]+Z seen +$bob 1 time since [0-9T:-]+Z, now pinned'"
 j=$(S stats --json)
 check "stats --json counts keys, addresses and states" jqt \
 	'.keys == 2 and .addresses == 2 and .bindings.pinned == 2' <<<"$j"
+# keys prune: events recorded before now - events_keep go, newer ones stay
+# (3 written as if long ago, then one now: prune always keeps the newest)
+python3 - "$TMP/k.db" <<'PY'
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+db.executemany("INSERT INTO events (at, address, fpr, event, detail) "
+               "VALUES (?, 'old@example.org', '', 'harvested', 'long ago')",
+               [(1000000000,), (1000000001,), (1000000002,)])
+db.execute("INSERT INTO events (at, address, fpr, event, detail) "
+           "VALUES (?, 'new@example.org', '', 'harvested', 'now')",
+           (int(time.time()),))
+db.commit()
+PY
+ev0=$(S stats --json | jq .events)
+out=$(S keys prune)
+check "prune removes the 3 old events and says so" test $? = 0 -a \
+	"$(head -1 <<<"$out" | sed 's/before [0-9T:-]*Z/before T/')" = "events: 3 removed (recorded before T; events_keep = 400 days)"
+check "prune reports the replay log too" grep -Eq '^replay log: 0 entries removed \(first seen before [0-9T:-]+Z; replay.window = 604800 s\)$' <<<"$out"
+check "the pruned address has no history left" test -z "$(S keys history old@example.org)"
+check "newer events stay; one events-pruned record is added" \
+	test "$(S stats --json | jq .events)" = $((ev0 - 3 + 1)) -a "$(S keys history bob@example.net --json | jq -r '[.events[].event] | join(",")')" = "imported,pinned" -a "$(S keys history new@example.org --json | jq '.events | length')" = 1
+j=$(S keys prune --json)
+check "prune --json: nothing left to remove" jqt \
+	'.events == 0 and .replay_entries == 0 and .events_keep_days == 400 and (.events_before | test("Z$")) and .replay_window == 604800' <<<"$j"
+printf 'keyring {\n  path = "%s/k.db"\n  events_keep = 0\n}\ngnupg_home = "%s/gnupg"\n' "$TMP" "$TMP" >"$TMP/keep.conf"
+out=$("$B/bin/smpctl" -c "$TMP/keep.conf" keys prune | head -1)
+check "events_keep = 0 keeps every event" test "$out" = "events: none removed (events_keep = 0 keeps every event)"
+S keys prune extra >/dev/null 2>&1
+check "prune takes no argument (exit 64)" test $? = 64
 out=$(S keys rebuild)
 check "rebuild re-imports both keys into the GnuPG cache" test "$out" = "$TMP/gnupg: 2 keys imported from the keyring"
 check "the rebuilt cache holds alice's key" \
