@@ -4,7 +4,7 @@
 #
 #   fuzz TARGET: N execs in S s, 0 crashes
 #
-#   fuzz/run-fuzz.sh TARGET SECONDS      TARGET: armor, packets, message or all
+#   fuzz/run-fuzz.sh TARGET SECONDS      TARGET: armor, packets, message, address or all
 #
 # The binaries come from $B/fuzz/ (B defaults to build; `make fuzz-build`
 # builds them). The run corpus fuzz/corpus-run/TARGET/ (not committed) is
@@ -14,10 +14,10 @@
 # libFuzzer log is printed, and the exit status is 1.
 set -u
 
-FUZZ_TARGETS="armor packets message"
+FUZZ_TARGETS="armor packets message address"
 
 usage() {
-	echo "usage: $0 armor|packets|message|all SECONDS" >&2
+	echo "usage: $0 armor|packets|message|address|all SECONDS" >&2
 	exit 64
 }
 [ $# -eq 2 ] || usage
@@ -33,6 +33,7 @@ fuzz_max_len() {
 	armor) echo 65536 ;;
 	packets) echo 65536 ;;
 	message) echo 65536 ;;
+	address) echo 1024 ;;
 	esac
 }
 

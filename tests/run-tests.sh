@@ -78,7 +78,7 @@ for f in ${FAULT_SCENARIOS-reload kill9 lock}; do
 done
 
 if [ $FUZZ = 1 ]; then
-	for target in armor packets message; do
+	for target in armor packets message address; do
 		echo "== fuzz $target (${FUZZ_CHECK_SECONDS:-30} s)"
 		if B="$B" ./fuzz/run-fuzz.sh "$target" "${FUZZ_CHECK_SECONDS:-30}"; then
 			passed=$((passed + 1))
