@@ -5,7 +5,7 @@
 #   fuzz TARGET: N execs in S s, 0 crashes
 #
 #   fuzz/run-fuzz.sh TARGET SECONDS      TARGET: armor, packets, message,
-#                                        keyinspect or all
+#                                        address, keyinspect or all
 #
 # The binaries come from $B/fuzz/ (B defaults to build; `make fuzz-build`
 # builds them). The run corpus fuzz/corpus-run/TARGET/ (not committed) is
@@ -15,10 +15,10 @@
 # libFuzzer log is printed, and the exit status is 1.
 set -u
 
-FUZZ_TARGETS="armor packets message keyinspect"
+FUZZ_TARGETS="armor packets message address keyinspect"
 
 usage() {
-	echo "usage: $0 armor|packets|message|keyinspect|all SECONDS" >&2
+	echo "usage: $0 armor|packets|message|address|keyinspect|all SECONDS" >&2
 	exit 64
 }
 [ $# -eq 2 ] || usage
@@ -34,6 +34,7 @@ fuzz_max_len() {
 	armor) echo 65536 ;;
 	packets) echo 65536 ;;
 	message) echo 65536 ;;
+	address) echo 1024 ;;
 	keyinspect) echo 65536 ;;
 	esac
 }

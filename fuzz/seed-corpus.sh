@@ -3,8 +3,8 @@
 # fuzz/corpus/TARGET/ and the test fixtures (fixtures/messages/*.eml,
 # fixtures/keys/*). Run from anywhere; writes only below OUTDIR.
 #
-#   fuzz/seed-corpus.sh TARGET OUTDIR     TARGET: armor, packets, message or
-#                                         keyinspect
+#   fuzz/seed-corpus.sh TARGET OUTDIR     TARGET: armor, packets, message,
+#                                         address or keyinspect
 #
 # armor:   committed seeds, fixtures/keys/*.asc, every armored block found in
 #          the fixture keys and messages
@@ -16,13 +16,13 @@
 set -eu
 
 usage() {
-	echo "usage: $0 armor|packets|message|keyinspect OUTDIR" >&2
+	echo "usage: $0 armor|packets|message|address|keyinspect OUTDIR" >&2
 	exit 64
 }
 [ $# -eq 2 ] || usage
 target=$1
 out=$2
-case $target in armor | packets | message | keyinspect) ;; *) usage ;; esac
+case $target in armor | packets | message | address | keyinspect) ;; *) usage ;; esac
 
 cd "$(dirname "$0")/.."
 mkdir -p "$out"

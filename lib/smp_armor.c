@@ -156,15 +156,27 @@ static bool has_colon(const struct armor_line *l)
 	return memchr(l->start, ':', line_len(l)) != NULL;
 }
 
-/* Base64 decoder state carried across lines. */
+/* Base64 decoder state carried across lines. With out == NULL the
+ * octets are only counted and checksummed (smp_armor_parse). */
 struct b64_state {
 	unsigned char *out;
 	size_t len, cap;
+	uint32_t crc;   /* CRC-24 of the octets so far */
 	uint32_t acc;
 	unsigned nacc;  /* sextets in acc */
 	unsigned npad;  /* '=' seen */
 	size_t nchars;  /* alphabet characters + padding */
 };
+
+/* Emits one decoded octet; the caller checked the bound. */
+static void b64_put(struct b64_state *s, unsigned char c)
+{
+	s->crc = ((s->crc << 8) ^ crc24_table[((s->crc >> 16) ^ c) & 0xFF]) &
+		 0xFFFFFF;
+	if (s->out)
+		s->out[s->len] = c;
+	s->len++;
+}
 
 static enum smp_armor_status b64_line(struct b64_state *s,
 				      const struct armor_line *l)
@@ -189,9 +201,9 @@ static enum smp_armor_status b64_line(struct b64_state *s,
 		if (++s->nacc == 4) {
 			if (s->len + 3 > s->cap)
 				return SMP_ARMOR_ETOOBIG;
-			s->out[s->len++] = (unsigned char)(s->acc >> 16);
-			s->out[s->len++] = (unsigned char)(s->acc >> 8);
-			s->out[s->len++] = (unsigned char)s->acc;
+			b64_put(s, (unsigned char)(s->acc >> 16));
+			b64_put(s, (unsigned char)(s->acc >> 8));
+			b64_put(s, (unsigned char)s->acc);
 			s->acc = 0;
 			s->nacc = 0;
 		}
@@ -210,10 +222,10 @@ static enum smp_armor_status b64_finish(struct b64_state *s)
 	if (s->len + (n - 1) > s->cap)
 		return SMP_ARMOR_ETOOBIG;
 	if (n == 2) {
-		s->out[s->len++] = (unsigned char)(s->acc >> 4);
+		b64_put(s, (unsigned char)(s->acc >> 4));
 	} else {
-		s->out[s->len++] = (unsigned char)(s->acc >> 10);
-		s->out[s->len++] = (unsigned char)(s->acc >> 2);
+		b64_put(s, (unsigned char)(s->acc >> 10));
+		b64_put(s, (unsigned char)(s->acc >> 2));
 	}
 	s->nacc = 0;
 	return SMP_ARMOR_OK;
@@ -235,8 +247,11 @@ static bool crc_line_value(const struct armor_line *l, uint32_t *crc)
 	return true;
 }
 
-enum smp_armor_status smp_armor_decode(const char *text, size_t len,
-				       size_t max_out, struct smp_armor *out)
+/* smp_armor_decode (keep: the octets are stored, at most max_out) and
+ * smp_armor_parse (nothing stored, no bound). */
+static enum smp_armor_status armor_read(const char *text, size_t len,
+					size_t max_out, bool keep,
+					struct smp_armor *out)
 {
 	const char *lim = text + len, *p;
 	const char *lab, *elab;
@@ -248,6 +263,8 @@ enum smp_armor_status smp_armor_decode(const char *text, size_t len,
 	bool have_crc = false;
 
 	memset(out, 0, sizeof(*out));
+	pthread_once(&crc24_once, crc24_table_init);
+	s.crc = 0xB704CE;
 	if (!smp_armor_find(text, len, &off))
 		return SMP_ARMOR_ENOBEGIN;
 	out->begin_off = off;
@@ -282,11 +299,13 @@ enum smp_armor_status smp_armor_decode(const char *text, size_t len,
 
 	/* Output can't exceed 3/4 of the remaining text. */
 	s.cap = (size_t)(lim - p) / 4 * 3 + 3;
-	if (s.cap > max_out)
-		s.cap = max_out;
-	s.out = malloc(s.cap ? s.cap : 1);
-	if (!s.out)
-		return SMP_ARMOR_ENOMEM;
+	if (keep) {
+		if (s.cap > max_out)
+			s.cap = max_out;
+		s.out = malloc(s.cap ? s.cap : 1);
+		if (!s.out)
+			return SMP_ARMOR_ENOMEM;
+	}
 
 	st = SMP_ARMOR_ENOEND;
 	while (line_next(p, lim, &l)) {
@@ -334,7 +353,7 @@ enum smp_armor_status smp_armor_decode(const char *text, size_t len,
 		st = SMP_ARMOR_EEMPTY;
 		goto fail;
 	}
-	if (have_crc && smp_crc24(s.out, s.len) != crc) {
+	if (have_crc && s.crc != crc) {
 		st = SMP_ARMOR_ECRC;
 		goto fail;
 	}
@@ -346,6 +365,61 @@ enum smp_armor_status smp_armor_decode(const char *text, size_t len,
 fail:
 	free(s.out);
 	return st;
+}
+
+enum smp_armor_status smp_armor_decode(const char *text, size_t len,
+				       size_t max_out, struct smp_armor *out)
+{
+	return armor_read(text, len, max_out, true, out);
+}
+
+enum smp_armor_status smp_armor_parse(const char *text, size_t len,
+				      struct smp_armor *out)
+{
+	return armor_read(text, len, 0, false, out);
+}
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+void smp_armor_scan_rest(const char *text, size_t len, size_t off,
+			 struct smp_armor_rest *rest)
+{
+	const size_t blen = sizeof(ARMOR_BEGIN) - 1;
+	size_t p = off < len ? off : len;
+
+	memset(rest, 0, sizeof(*rest));
+	while (p < len) {
+		const char *nl;
+		struct smp_armor b;
+
+		if (is_space(text[p])) {
+			p++;
+			continue;
+		}
+		/* A BEGIN line counts only at the start of a line. */
+		if ((p == 0 || text[p - 1] == '\n') && len - p >= blen &&
+		    memcmp(text + p, ARMOR_BEGIN, blen) == 0) {
+			enum smp_armor_status st =
+				smp_armor_parse(text + p, len - p, &b);
+			rest->blocks[b.type]++;
+			if (st == SMP_ARMOR_OK) {
+				p += b.end_off;
+				continue;
+			}
+			/* Where a broken block ends is unknown: go on
+			 * after its BEGIN line, looking for more blocks. */
+			rest->broken++;
+		} else {
+			rest->text = true;
+		}
+		nl = memchr(text + p, '\n', len - p);
+		if (!nl)
+			break;
+		p = (size_t)(nl + 1 - text);
+	}
 }
 
 void smp_armor_free(struct smp_armor *a)

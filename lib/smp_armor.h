@@ -14,6 +14,7 @@ enum smp_armor_type {
 	SMP_ARMOR_SIGNATURE,    /* PGP SIGNATURE */
 	SMP_ARMOR_SIGNED,       /* PGP SIGNED MESSAGE (cleartext signature) */
 };
+#define SMP_ARMOR_NTYPES (SMP_ARMOR_SIGNED + 1)
 
 enum smp_armor_status {
 	SMP_ARMOR_OK = 0,
@@ -46,10 +47,40 @@ bool smp_armor_find(const char *text, size_t len, size_t *off);
 /*
  * Decodes the first armored block in text[0..len). Lines may end in LF or
  * CRLF. Decoded output larger than max_out gives SMP_ARMOR_ETOOBIG. On
- * success out->data must be released with smp_armor_free().
+ * success out->data must be released with smp_armor_free(). On failure
+ * out->data is NULL; begin_off and type are still set once a BEGIN line
+ * was found (type SMP_ARMOR_UNKNOWN when its label is unreadable).
+ * Nothing after the END line is looked at: see smp_armor_scan_rest().
  */
 enum smp_armor_status smp_armor_decode(const char *text, size_t len,
 				       size_t max_out, struct smp_armor *out);
+
+/*
+ * The same checks as smp_armor_decode() without keeping the octets: no
+ * allocation, no size bound, out->data stays NULL and out->len is the
+ * decoded length. For finding whether and where a block ends.
+ */
+enum smp_armor_status smp_armor_parse(const char *text, size_t len,
+				      struct smp_armor *out);
+
+/* What follows an armored block (smp_armor_scan_rest). */
+struct smp_armor_rest {
+	/* further blocks, well-formed or not, by the label of their BEGIN
+	 * line (SMP_ARMOR_UNKNOWN also for an unreadable label) */
+	unsigned blocks[SMP_ARMOR_NTYPES];
+	unsigned broken;  /* how many of them have malformed armor */
+	bool text;        /* anything else but white space (SP, HT, CR, LF) */
+};
+
+/*
+ * Accounts for text[off..len), usually what follows a block (off = its
+ * end_off): every further line starting "-----BEGIN PGP " is parsed as a
+ * block (smp_armor_parse) and counted, white space is skipped, any other
+ * octet sets rest->text. After a malformed block the scan goes on with the
+ * line after its BEGIN line.
+ */
+void smp_armor_scan_rest(const char *text, size_t len, size_t off,
+			 struct smp_armor_rest *rest);
 
 void smp_armor_free(struct smp_armor *a);
 

@@ -18,6 +18,8 @@
 #include <strings.h>
 #include <syslog.h>
 
+#include "smp_keyring.h"
+
 /* libconfuse reports errors through a callback without a user pointer;
  * loading is rare (start, SIGHUP, smpctl), so one guarded buffer will do. */
 static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -360,6 +362,24 @@ static int positive_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
 	return -1;
 }
 
+/* keyring.events_keep: days of event history kept, 0 (keep every event)
+ * or 1 to SMP_EVENTS_KEEP_MAX (a hundred years). */
+#define SMP_EVENTS_KEEP_MAX 36500
+
+static int events_keep_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	char *end;
+	long long n = strtoll(v, &end, 10);
+
+	if (*v && !*end && n >= 0 && n <= SMP_EVENTS_KEEP_MAX) {
+		*(long *)r = (long)n;
+		return 0;
+	}
+	cfg_error(cfg, "%s: '%s' is not a number of days from 0 (keep every "
+		  "event) to %d", cfg_opt_name(opt), v, SMP_EVENTS_KEEP_MAX);
+	return -1;
+}
+
 #define STR(s) #s
 #define XSTR(s) STR(s)
 
@@ -389,6 +409,8 @@ static cfg_opt_t keyring_opts[] = {
 	CFG_STR_CB("backend", "sqlite", CFGF_NONE, backend_cb),
 	CFG_STR_CB("path", "/var/lib/smp-milter/data/keyring.db", CFGF_NONE, abspath_cb),
 	CFG_STR("conninfo", "", CFGF_NONE),
+	CFG_INT_CB("events_keep", SMP_KEYRING_EVENTS_KEEP_DAYS, CFGF_NONE,
+		   events_keep_cb),
 	CFG_END()};
 
 static cfg_opt_t harvest_opts[] = {
@@ -547,6 +569,7 @@ static struct smp_config *from_cfg(cfg_t *cfg, const char *path)
 		c->harvest_autocrypt |= k == 1;
 		c->harvest_pgp_keys |= k == 2;
 	}
+	c->keyring_events_keep = cfg_getint(kr, "events_keep");
 	c->harvest_outbound = cfg_getbool(hv, "outbound");
 	/* skip_domains defaults to our own domains (outbound.domains) */
 	if (strlist_from(cfg_size(hv, "skip_domains") ? hv : out,

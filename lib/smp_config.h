@@ -66,6 +66,7 @@ struct smp_config {
 	char *keyring_backend;           /* "sqlite" (or "postgresql") */
 	char *keyring_path;              /* sqlite database file */
 	char *keyring_conninfo;          /* postgresql conninfo */
+	long keyring_events_keep;        /* days of event history; 0 = all */
 	char *gnupg_home;
 
 	/* harvest { } */

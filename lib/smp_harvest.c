@@ -1,5 +1,6 @@
 /* smp_harvest.c - the harvest rules of SPEC.md 4, applied through the
  * keyring store in one transaction per message. See smp_harvest.h. */
+#include "smp_address.h"
 #include "smp_harvest.h"
 
 #include <errno.h>
@@ -531,6 +532,10 @@ static enum smp_harvest_reason message_reason(struct hv *h)
 	bool same;
 
 	if (!h->sender || ctx->nfrom != 1 || !ctx->from || !ctx->from[0])
+		return SMP_HR_SENDER_MISMATCH;
+	/* the keyring binds only what smp_address_check() takes: a sender
+	 * it refuses is refused here, not met as a keyring error later */
+	if (smp_address_check(h->sender) != SMP_ADDR_OK)
 		return SMP_HR_SENDER_MISMATCH;
 	from = smp_address_normalize(ctx->from[0]);
 	same = from && strcmp(from, h->sender) == 0;
@@ -1416,7 +1421,7 @@ out:
 /* ------------------------------------------------------------------ */
 /* The message                                                          */
 
-/* The report lines, in part order, and one event each. */
+/* The report lines, in part order, and one event each but "seen". */
 static int report_lines(struct hv *h)
 {
 	struct smp_harvest_report *rep = h->rep;
@@ -1443,6 +1448,11 @@ static int report_lines(struct hv *h)
 		if (h->sender && !(l->address = strdup(h->sender)))
 			return oom(h);
 		rep->count[l->outcome]++;
+		/* "seen" changes nothing but the binding's counters
+		 * (times_seen, last_seen): no event, or the history would
+		 * grow by a row per message per known key */
+		if (l->outcome == SMP_HV_SEEN)
+			continue;
 		if (l->reason != SMP_HR_NONE)
 			snprintf(detail, sizeof(detail), "%s; source=%s",
 				 reason_tokens[l->reason],

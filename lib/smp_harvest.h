@@ -71,6 +71,9 @@
  *              the stored and the new key; the binding's last_seen,
  *              times_seen, msg_date, message_id, client_addr are updated
  *   seen       same fingerprint, nothing new: only the binding's counters
+ *              (times_seen, last_seen, msg_date, message_id, client_addr)
+ *              change, and no event is recorded (every other line of the
+ *              report is one event in the history)
  *   conflict   on_conflict = flag: a different key for an address that has
  *              an active (or conflict) binding: the new binding and the
  *              old ones go to state conflict; no encryption to the address

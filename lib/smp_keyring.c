@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "smp_address.h"
 #include "smp_keyring_backend.h"
 
 static const char *const state_names[] = {
@@ -223,6 +224,28 @@ static char *addr_norm(struct smp_keyring *kr, const char *in)
 	a = smp_address_normalize(in);
 	if (!a)
 		smp_kr_error(kr, "'%.300s' is not a usable mail address", in);
+	return a;
+}
+
+/* An address to store a binding for: normalised, and one mail address as
+ * smp_address_check() (smp_address.h) says, so no caller can bind a key to
+ * anything else. Lookups stay with addr_norm(): what was stored can always
+ * be found, changed and deleted. */
+static char *addr_norm_strict(struct smp_keyring *kr, const char *in)
+{
+	char q[SMP_QUOTE_ARG_SIZE];
+	enum smp_address_status st;
+	char *a = addr_norm(kr, in);
+
+	if (!a)
+		return NULL;
+	st = smp_address_check(a);
+	if (st != SMP_ADDR_OK) {
+		smp_kr_error(kr, "cannot store a binding for %s: not a mail address: %s",
+			     smp_quote_arg(q, sizeof(q), in), smp_address_strerror(st));
+		free(a);
+		return NULL;
+	}
 	return a;
 }
 
@@ -457,7 +480,7 @@ int smp_keyring_binding_put(struct smp_keyring *kr, const struct smp_binding *b)
 	c = *b;
 	if (fpr_norm(kr, b->fpr, c.fpr) != 0)
 		return -1;
-	c.address = addr_norm(kr, b->address);
+	c.address = addr_norm_strict(kr, b->address);
 	if (!c.address)
 		return -1;
 	if (c.last_seen == 0)
@@ -646,6 +669,58 @@ int smp_keyring_replay_prune(struct smp_keyring *kr, int64_t now,
 		return smp_kr_error(kr, "negative replay window %lld",
 				    (long long)window);
 	return kr->ops->replay_prune(kr, now, window);
+}
+
+void smp_kr_pruned_detail(char *buf, size_t size, unsigned long events,
+			  int64_t before)
+{
+	time_t t = (time_t)before;
+	struct tm tm;
+	char when[32] = "?";
+
+	if (gmtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(buf, size, "%lu event%s before %s", events,
+		 events == 1 ? "" : "s", when);
+}
+
+/* now - span, or INT64_MIN where that would wrap (span >= 0). */
+static int64_t before_of(int64_t now, int64_t span)
+{
+	return now < INT64_MIN + span ? INT64_MIN : now - span;
+}
+
+int smp_keyring_prune(struct smp_keyring *kr, int64_t now, int64_t events_keep,
+		      int64_t replay_window, struct smp_keyring_pruned *out)
+{
+	struct smp_keyring_pruned p;
+	int64_t ev_before, rp_before;
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	if (out)
+		*out = p;
+	if (!kr)
+		return -1;
+	if (events_keep < 0 ||
+	    (events_keep > 0 && events_keep < SMP_KEYRING_EVENTS_KEEP_MIN))
+		return smp_kr_error(kr, "cannot prune the event history: "
+				    "events_keep of %lld seconds is less "
+				    "than a day", (long long)events_keep);
+	if (now == 0)
+		now = now_s();
+	ev_before = events_keep ? before_of(now, events_keep) : INT64_MIN;
+	rp_before = replay_window >= 0 ? before_of(now, replay_window)
+				       : INT64_MIN;
+	rc = kr->ops->prune(kr, now, ev_before, rp_before, &p.events,
+			    &p.replay_entries);
+	if (rc != 0)
+		return rc;
+	p.events_before = events_keep ? ev_before : 0;
+	p.replay_before = replay_window >= 0 ? rp_before : 0;
+	if (out)
+		*out = p;
+	return 0;
 }
 
 int smp_keyring_stats(struct smp_keyring *kr, struct smp_keyring_stats *st)

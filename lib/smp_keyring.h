@@ -36,6 +36,12 @@
 /* Events the keyring records by itself; all others come from callers. */
 #define SMP_EVENT_KEY_DELETED "key-deleted"
 #define SMP_EVENT_BINDING_DELETED "binding-deleted"
+#define SMP_EVENT_EVENTS_PRUNED "events-pruned"
+
+/* keyring.events_keep: the default, and the least smp_keyring_prune
+ * takes (the schema refuses to delete younger events), in seconds. */
+#define SMP_KEYRING_EVENTS_KEEP_DAYS 400
+#define SMP_KEYRING_EVENTS_KEEP_MIN 86400
 
 enum smp_bind_state {
 	SMP_BIND_ACTIVE = 0,
@@ -99,6 +105,14 @@ struct smp_keyring_stats {
 	unsigned long keys, addresses;
 	unsigned long bindings[SMP_BIND_REVOKED + 1]; /* per state */
 	unsigned long events, replay_entries;
+};
+
+/* What smp_keyring_prune removed. */
+struct smp_keyring_pruned {
+	unsigned long events;          /* event rows */
+	unsigned long replay_entries;  /* replay log entries */
+	int64_t events_before;         /* the cutoffs applied (unix time); */
+	int64_t replay_before;         /* events_before 0: events kept */
 };
 
 struct smp_keyring;
@@ -165,9 +179,12 @@ int smp_keyring_binding_delete(struct smp_keyring *kr, const char *address,
 void smp_binding_clear(struct smp_binding *b);
 void smp_bindings_free(struct smp_binding *b, size_t n);
 
-/* The append-only history (the schema refuses UPDATE and DELETE on it).
- * add: at = 0 means now; id is assigned by the database. Lists are in
- * the order the events were added. events_of_key: the events naming fpr. */
+/* The append-only history: the schema refuses every UPDATE, and every
+ * DELETE of an event less than SMP_KEYRING_EVENTS_KEEP_MIN seconds old (by
+ * the database's clock); rows leave only through smp_keyring_prune, oldest
+ * first. add: at = 0 means now; id is assigned by the database. Lists are
+ * in the order the events were added. events_of_key: the events naming
+ * fpr. */
 int smp_keyring_event_add(struct smp_keyring *kr, const struct smp_event *e);
 int smp_keyring_events_for(struct smp_keyring *kr, const char *address,
 			   struct smp_event **out, size_t *n);
@@ -191,6 +208,25 @@ int smp_keyring_replay_check(struct smp_keyring *kr, const char *digest,
 			     bool *seen);
 int smp_keyring_replay_prune(struct smp_keyring *kr, int64_t now,
 			     int64_t window);
+
+/*
+ * Applies keyring.events_keep and replay.window (smpctl keys prune, and the
+ * daemon at most hourly), in one write transaction:
+ * - the events recorded before now - events_keep are deleted (one indexed
+ *   DELETE), except the newest event of all (largest id), which always
+ *   stays so that no id is ever handed out twice; events_keep = 0 keeps
+ *   every event; 0 < events_keep < SMP_KEYRING_EVENTS_KEEP_MIN is an
+ *   error. When any were deleted, one
+ *   SMP_EVENT_EVENTS_PRUNED event (no address; detail "N events before
+ *   <UTC time>") records it, at now;
+ * - the replay entries first seen before now - replay_window are deleted
+ *   (as smp_keyring_replay_prune); replay_window < 0 leaves them alone.
+ * now = 0: the current time. *out (may be NULL) gets the counts and the
+ * cutoffs. Inside an open smp_keyring_begin() it is part of that
+ * transaction.
+ */
+int smp_keyring_prune(struct smp_keyring *kr, int64_t now, int64_t events_keep,
+		      int64_t replay_window, struct smp_keyring_pruned *out);
 
 int smp_keyring_stats(struct smp_keyring *kr, struct smp_keyring_stats *st);
 

@@ -66,6 +66,13 @@ struct smp_keyring_ops {
 			    const char *recipient, int64_t now, int64_t window,
 			    bool *seen);
 	int (*replay_prune)(struct smp_keyring *kr, int64_t now, int64_t window);
+	/* smp_keyring_prune: deletes events with at < events_before and
+	 * replay entries with seen < replay_before (INT64_MIN: that table is
+	 * left alone), records SMP_EVENT_EVENTS_PRUNED at now (detail from
+	 * smp_kr_pruned_detail) when events went, and counts both. */
+	int (*prune)(struct smp_keyring *kr, int64_t now, int64_t events_before,
+		     int64_t replay_before, unsigned long *events,
+		     unsigned long *replay_entries);
 
 	int (*stats)(struct smp_keyring *kr, struct smp_keyring_stats *st);
 };
@@ -76,5 +83,10 @@ extern const struct smp_keyring_ops smp_keyring_sqlite_ops;
  * "return smp_kr_error(...)". */
 int smp_kr_error(struct smp_keyring *kr, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* The detail of an SMP_EVENT_EVENTS_PRUNED event: "N events before
+ * 2026-11-22T08:12:04Z". */
+void smp_kr_pruned_detail(char *buf, size_t size, unsigned long events,
+			  int64_t before);
 
 #endif

@@ -22,10 +22,15 @@
  *   ORDER BY ... COLLATE "C" to list in the same order.
  * What differs, and so lives in the per-backend part of a migration:
  * - events.id: SQLite "INTEGER PRIMARY KEY" (the rowid: assigned on
- *   insert, and increasing because rows are never deleted); PostgreSQL
+ *   insert as one more than the largest id; never reused because prune,
+ *   the only way rows go, never deletes the row with the largest id);
+ *   PostgreSQL
  *   "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY".
  * - append-only events: SQLite triggers with RAISE(ABORT); PostgreSQL a
- *   trigger function that raises an exception (and REVOKE UPDATE, DELETE).
+ *   trigger function that raises an exception (and REVOKE UPDATE). Both
+ *   refuse every UPDATE, and a DELETE of any row less than
+ *   SMP_KR_EVENTS_MIN_AGE seconds old by the database's own clock (from
+ *   version 2; version 1 refused every DELETE): only prune removes rows.
  * - transactions: SQLite "BEGIN IMMEDIATE" for writers (in the module);
  *   PostgreSQL "BEGIN" plus SELECT ... FOR UPDATE where it reads first.
  * - pragmas (WAL, synchronous, foreign_keys, busy timeout) are SQLite's.
@@ -41,7 +46,7 @@
 
 #include "smp_keyring.h"
 
-#define SMP_KR_SCHEMA_VERSION 1
+#define SMP_KR_SCHEMA_VERSION 2
 
 /* ---------------------------------------------------------------------- */
 /* Version 1                                                              */
@@ -113,6 +118,29 @@
 	"CREATE TRIGGER events_no_delete BEFORE DELETE ON events "            \
 	"BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
 
+/* ---------------------------------------------------------------------- */
+/* Version 2: pruning the event history (keyring.events_keep)             */
+
+/* The youngest an event may be and still be deleted, in seconds: the
+ * append-only trigger refuses to delete anything newer, whatever a caller
+ * asks for (smp_keyring_prune refuses a shorter events_keep up front). */
+#define SMP_KR_EVENTS_MIN_AGE 86400
+#define SMP_KR_EVENTS_MIN_AGE_SQL "86400"
+
+/* prune's "DELETE FROM events WHERE at < ?" walks this index. */
+#define SMP_KR_V2_PORTABLE "CREATE INDEX events_at ON events (at);"
+
+/* UPDATE stays refused; DELETE only of rows older than the minimum age.
+ * PostgreSQL: the trigger function raises when TG_OP = 'UPDATE' or
+ * OLD.at >= extract(epoch from now()) - SMP_KR_EVENTS_MIN_AGE. */
+#define SMP_KR_V2_SQLITE                                                      \
+	"DROP TRIGGER events_no_delete;"                                      \
+	"CREATE TRIGGER events_no_delete BEFORE DELETE ON events "            \
+	"WHEN OLD.at >= CAST(strftime('%s', 'now') AS INTEGER) - "            \
+	SMP_KR_EVENTS_MIN_AGE_SQL " "                                         \
+	"BEGIN SELECT RAISE(ABORT, 'events are append-only: only events "     \
+	"older than a day can be pruned'); END;"
+
 struct smp_kr_migration {
 	int version;
 	const char *portable;   /* run by every backend */
@@ -121,6 +149,7 @@ struct smp_kr_migration {
 
 static const struct smp_kr_migration smp_kr_migrations[] = {
 	{1, SMP_KR_V1_PORTABLE, SMP_KR_V1_SQLITE},
+	{2, SMP_KR_V2_PORTABLE, SMP_KR_V2_SQLITE},
 };
 
 #define SMP_KR_N_MIGRATIONS \
@@ -150,6 +179,7 @@ enum smp_kr_q {
 	SMP_KR_Q_EVENT_ADD,
 	SMP_KR_Q_EVENTS_FOR,
 	SMP_KR_Q_EVENTS_OF_KEY,
+	SMP_KR_Q_EVENTS_PRUNE,
 	SMP_KR_Q_REPLAY_CHECK,
 	SMP_KR_Q_REPLAY_PRUNE,
 	SMP_KR_Q_STATS_KEYS,
@@ -246,6 +276,12 @@ static const char *const smp_kr_sql[SMP_KR_Q__COUNT] = {
 	[SMP_KR_Q_EVENTS_OF_KEY] =
 		"SELECT " SMP_KR_EVENT_COLS " FROM events WHERE fpr = ? "
 		"ORDER BY id",
+	/* one indexed DELETE (events_at); the trigger refuses young rows.
+	 * The newest row (largest id) always stays, so that the largest id
+	 * never goes down and SQLite never hands out an id again. */
+	[SMP_KR_Q_EVENTS_PRUNE] =
+		"DELETE FROM events WHERE at < ? "
+		"AND id < (SELECT MAX(id) FROM events)",
 
 	/* One statement, so atomic: inserts a new pair, or restarts an
 	 * expired one (seen < ?4 = now - window); a pair seen within the

@@ -839,6 +839,76 @@ out:
 	return wend(s, own, ret, "cannot prune the replay log");
 }
 
+/* Deletes with one cutoff parameter; *n gets the rows deleted. */
+static int delete_before(struct ksq *s, unsigned q, int64_t before,
+			 unsigned long *n)
+{
+	sqlite3_stmt *st = prep(s, q);
+	int rc = SQLITE_OK;
+
+	if (!st)
+		return sqlite3_errcode(s->db);
+	if (!b_i64(st, 1, before) || (rc = run(st)) != SQLITE_OK) {
+		if (rc == SQLITE_OK)
+			rc = sqlite3_errcode(s->db);
+		return rc;   /* not reset: fail() needs the message */
+	}
+	*n = (unsigned long)sqlite3_changes(s->db);
+	release(st);
+	return SQLITE_OK;
+}
+
+static int ksq_prune(struct smp_keyring *kr, int64_t now, int64_t events_before,
+		     int64_t replay_before, unsigned long *events,
+		     unsigned long *replay_entries)
+{
+	struct ksq *s = K(kr);
+	sqlite3_stmt *st;
+	char detail[96];
+	bool own;
+	int ret = -1;
+
+	*events = *replay_entries = 0;
+	if (wbegin(s, &own, "cannot prune %s", s->path) != 0)
+		return -1;
+	if (events_before != INT64_MIN &&
+	    delete_before(s, SMP_KR_Q_EVENTS_PRUNE, events_before,
+			  events) != SQLITE_OK) {
+		fail(s, "cannot prune the event history in %s", s->path);
+		goto out;
+	}
+	if (*events > 0) {
+		/* the pruning itself stays on record (no address, no key) */
+		smp_kr_pruned_detail(detail, sizeof(detail), *events,
+				     events_before);
+		st = prep(s, SMP_KR_Q_EVENT_ADD);
+		if (!st || !b_i64(st, 1, now) || !b_text(st, 2, NULL) ||
+		    !b_text(st, 3, "") ||
+		    !b_text(st, 4, SMP_EVENT_EVENTS_PRUNED) ||
+		    !b_text(st, 5, detail) || !b_text(st, 6, NULL) ||
+		    run(st) != SQLITE_OK) {
+			fail(s, "cannot record event %s",
+			     SMP_EVENT_EVENTS_PRUNED);
+			release(st);
+			goto out;
+		}
+		release(st);
+	}
+	if (replay_before != INT64_MIN &&
+	    delete_before(s, SMP_KR_Q_REPLAY_PRUNE, replay_before,
+			  replay_entries) != SQLITE_OK) {
+		fail(s, "cannot prune the replay log in %s", s->path);
+		goto out;
+	}
+	ret = 0;
+out:
+	release(s->st[SMP_KR_Q_EVENTS_PRUNE]);
+	release(s->st[SMP_KR_Q_REPLAY_PRUNE]);
+	if (ret != 0)
+		*events = *replay_entries = 0;
+	return wend(s, own, ret, "cannot prune %s", s->path);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Statistics                                                             */
 
@@ -1131,5 +1201,6 @@ const struct smp_keyring_ops smp_keyring_sqlite_ops = {
 	.events_of_key = ksq_events_of_key,
 	.replay_check = ksq_replay_check,
 	.replay_prune = ksq_replay_prune,
+	.prune = ksq_prune,
 	.stats = ksq_stats,
 };

@@ -324,8 +324,12 @@ static void check_message(struct smp_pkt_iter *itp, struct smp_msg_info *info)
 		}
 	}
 	if (st != SMP_PKT_END) {
-		/* Data whose very first octet is no packet is not OpenPGP. */
-		if (st == SMP_PKT_EHEADER && !seen_first && it.off == 0)
+		/* Data whose very first octet is no packet header (bit 7
+		 * clear) is not OpenPGP. A header with the reserved tag 0 is
+		 * OpenPGP framing gone wrong: bad-packets, like any other
+		 * broken header. */
+		if (st == SMP_PKT_EHEADER && !seen_first && it.off == 0 &&
+		    !(octet(&it, 0) & 0x80))
 			info->reasons |= SMP_R_NOT_ENCRYPTED;
 		else
 			info->reasons |= SMP_R_BAD_PACKETS;

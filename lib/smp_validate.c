@@ -47,45 +47,143 @@ static bool starts_armor(const unsigned char *p, size_t n)
 	return n - i >= 15 && memcmp(p + i, "-----BEGIN PGP ", 15) == 0;
 }
 
-/* Checks one encrypted-data payload (binary, or text holding armor).
+/*
+ * Accounts for what surrounds the first armored block of t[0..n), as
+ * smp_armor_decode() left *a with status st: rest->blocks counts the
+ * further blocks, rest->text says there is non-white content before the
+ * block (the inline form passes the text from the BEGIN line on) or after
+ * it when !text_ok (text_ok: the inline form's explanation text).
+ */
+static void scan_around(const char *t, size_t n, enum smp_armor_status st,
+			const struct smp_armor *a, bool text_ok,
+			struct smp_armor_rest *rest)
+{
+	struct smp_armor b;
+	size_t off;
+
+	memset(rest, 0, sizeof(*rest));
+	if (st == SMP_ARMOR_ENOBEGIN)
+		return; /* no block at all: the caller has a reason already */
+	if (st == SMP_ARMOR_OK) {
+		off = a->end_off;
+	} else if (st == SMP_ARMOR_ETOOBIG &&
+		   smp_armor_parse(t, n, &b) == SMP_ARMOR_OK) {
+		off = b.end_off; /* well-formed, only too large to keep */
+	} else {
+		/* Where the block ends is unknown: the scan goes on from the
+		 * line after its BEGIN line (the block has its reason). */
+		const char *nl = memchr(t + a->begin_off, '\n', n - a->begin_off);
+		off = nl ? (size_t)(nl + 1 - t) : n;
+		text_ok = true;
+	}
+	smp_armor_scan_rest(t, n, off, rest);
+	if (st == SMP_ARMOR_OK && a->type == SMP_ARMOR_SIGNED) {
+		/* A cleartext-signed message (not-encrypted anyway): its text
+		 * and the signature block closing it belong to it. */
+		text_ok = true;
+		if (rest->blocks[SMP_ARMOR_SIGNATURE] > 0)
+			rest->blocks[SMP_ARMOR_SIGNATURE]--;
+	}
+	if (text_ok)
+		rest->text = false;
+	if (skip_ws((const unsigned char *)t, a->begin_off) < a->begin_off)
+		rest->text = true;
+}
+
+/* Further blocks other than those labelled type. */
+static unsigned blocks_except(const struct smp_armor_rest *rest,
+			      enum smp_armor_type type)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < SMP_ARMOR_NTYPES; i++)
+		if (i != type)
+			n += rest->blocks[i];
+	return n;
+}
+
+/* The data's reasons for what surrounds its block: a further PGP MESSAGE
+ * block is one more encrypted data; any other further block, a malformed
+ * one or stray content is broken armor; a private key block is also
+ * secret key material. */
+static unsigned data_rest_reasons(const struct smp_armor_rest *rest)
+{
+	unsigned reasons = 0;
+
+	if (rest->blocks[SMP_ARMOR_MESSAGE] > 0)
+		reasons |= SMP_R_MULTIPLE_DATA;
+	if (blocks_except(rest, SMP_ARMOR_MESSAGE) > 0 || rest->broken > 0 ||
+	    rest->text)
+		reasons |= SMP_R_BAD_ARMOR;
+	if (rest->blocks[SMP_ARMOR_PRIVATE_KEY] > 0)
+		reasons |= SMP_R_SECRET_KEY;
+	return reasons;
+}
+
+/* A key part's: a private key block is secret-key, anything else bad-key. */
+static unsigned key_rest_reasons(const struct smp_armor_rest *rest)
+{
+	unsigned reasons = 0;
+
+	if (blocks_except(rest, SMP_ARMOR_PRIVATE_KEY) > 0 || rest->broken > 0 ||
+	    rest->text)
+		reasons |= SMP_R_BAD_KEY;
+	if (rest->blocks[SMP_ARMOR_PRIVATE_KEY] > 0)
+		reasons |= SMP_R_SECRET_KEY;
+	return reasons;
+}
+
+/* Checks one encrypted-data payload (binary, or text holding armor); the
+ * inline form passes the body from the BEGIN line on, with text_ok.
  * Fills *info; returns reason bits. -1: out of memory. */
 static int check_data(const unsigned char *p, size_t n, size_t max_out,
-		      struct smp_msg_info *info, enum smp_encoding *enc)
+		      bool text_ok, struct smp_msg_info *info,
+		      enum smp_encoding *enc)
 {
+	struct smp_armor_rest rest;
 	struct smp_armor a;
 	enum smp_armor_status st;
 	unsigned reasons = 0;
+	size_t at;
 
 	memset(info, 0, sizeof(*info));
 	if (!starts_armor(p, n)) {
 		*enc = SMP_ENC_BINARY;
-		if (!smp_pkt_looks_binary(p, n))
+		if (smp_pkt_looks_binary(p, n)) {
+			smp_packets_check_message(p, n, info);
+			return (int)(info->reasons |
+				     (info->secret_key ? SMP_R_SECRET_KEY : 0));
+		}
+		/* Text: not OpenPGP, unless an armored block follows the
+		 * text (scan_around() then calls the text bad armor). */
+		if (!smp_armor_find((const char *)p, n, &at))
 			return SMP_R_NOT_ENCRYPTED;
-		smp_packets_check_message(p, n, info);
-		return (int)(info->reasons |
-			     (info->secret_key ? SMP_R_SECRET_KEY : 0));
 	}
 	*enc = SMP_ENC_ARMORED;
 	st = smp_armor_decode((const char *)p, n, max_out, &a);
 	if (st == SMP_ARMOR_ENOMEM)
 		return -1;
-	if (st == SMP_ARMOR_ETOOBIG)
-		return SMP_R_TOO_LARGE;
-	if (st != SMP_ARMOR_OK)
-		return SMP_R_BAD_ARMOR;
-	switch (a.type) {
-	case SMP_ARMOR_MESSAGE:
-		smp_packets_check_message(a.data, a.len, info);
-		reasons = info->reasons | (info->secret_key ? SMP_R_SECRET_KEY : 0);
-		break;
-	case SMP_ARMOR_PRIVATE_KEY:
-		reasons = SMP_R_NOT_ENCRYPTED | SMP_R_SECRET_KEY;
-		break;
-	default:
-		reasons = SMP_R_NOT_ENCRYPTED;
+	if (st == SMP_ARMOR_ETOOBIG) {
+		reasons = SMP_R_TOO_LARGE;
+	} else if (st != SMP_ARMOR_OK) {
+		reasons = SMP_R_BAD_ARMOR;
+	} else {
+		switch (a.type) {
+		case SMP_ARMOR_MESSAGE:
+			smp_packets_check_message(a.data, a.len, info);
+			reasons = info->reasons |
+				  (info->secret_key ? SMP_R_SECRET_KEY : 0);
+			break;
+		case SMP_ARMOR_PRIVATE_KEY:
+			reasons = SMP_R_NOT_ENCRYPTED | SMP_R_SECRET_KEY;
+			break;
+		default:
+			reasons = SMP_R_NOT_ENCRYPTED;
+		}
 	}
 	smp_armor_free(&a);
-	return (int)reasons;
+	scan_around((const char *)p, n, st, &a, text_ok, &rest);
+	return (int)(reasons | data_rest_reasons(&rest));
 }
 
 /* Checks one public-key-N part; appends it to r->keys. */
@@ -94,6 +192,7 @@ static int check_key(GMimeObject *obj, const char *name,
 {
 	struct smp_content cc, *c = &cc;
 	struct smp_key_part *k, *keys;
+	unsigned rest_reasons = 0;
 	int reasons = 0;
 
 	keys = realloc(r->keys, (r->nkeys + 1) * sizeof(*keys));
@@ -115,6 +214,13 @@ static int check_key(GMimeObject *obj, const char *name,
 			smp_armor_decode((const char *)c->data, c->len,
 					 l->max_key_bytes, &a);
 		k->encoding = SMP_ENC_ARMORED;
+		if (st != SMP_ARMOR_ENOMEM) {
+			/* The part holds the one key block and nothing else */
+			struct smp_armor_rest rest;
+			scan_around((const char *)c->data, c->len, st, &a, false,
+				    &rest);
+			rest_reasons = key_rest_reasons(&rest);
+		}
 		if (st == SMP_ARMOR_ENOMEM) {
 			reasons = -1;
 		} else if (st == SMP_ARMOR_ETOOBIG) {
@@ -164,6 +270,13 @@ static int check_key(GMimeObject *obj, const char *name,
 		break;
 	}
 out:
+	if (reasons >= 0 && rest_reasons) {
+		reasons |= (int)rest_reasons;
+		if (rest_reasons & SMP_R_SECRET_KEY)
+			k->kind = SMP_KEY_SECRET;
+		else if (k->kind == SMP_KEY_PUBLIC)
+			k->kind = SMP_KEY_BAD;
+	}
 	if (k->kind != SMP_KEY_PUBLIC) {
 		free(k->data);
 		k->data = NULL;
@@ -222,12 +335,10 @@ static int check_data_b64(GMimeObject *obj, struct smp_msg_info *info,
 		return -2;
 	k = b.out_len < sizeof(peek) ? b.out_len : sizeof(peek);
 	smp_b64_read(&b, 0, peek, k);
-	if (starts_armor(peek, k))
-		return -2; /* armor in base64: decode it in full */
+	if (!smp_pkt_looks_binary(peek, k))
+		return -2; /* text, armor in base64: decode it in full */
 	memset(info, 0, sizeof(*info));
 	*size = b.out_len;
-	if (!smp_pkt_looks_binary(peek, k))
-		return SMP_R_NOT_ENCRYPTED;
 	smp_packets_check_message_b64(&b, info);
 	return (int)(info->reasons | (info->secret_key ? SMP_R_SECRET_KEY : 0));
 }
@@ -244,7 +355,7 @@ static int check_data_part(GMimeObject *obj, const struct smp_limits *l,
 		return rc;
 	}
 	smp_content_get(obj, &c);
-	rc = check_data(c.data, c.len, l->max_message_bytes, info, enc);
+	rc = check_data(c.data, c.len, l->max_message_bytes, false, info, enc);
 	*size = c.len;
 	smp_content_release(&c);
 	return rc;
@@ -316,12 +427,12 @@ static int check_parts(const struct smp_mime *m, const struct smp_check_opts *o,
 		if (blocks > 0 && ndata > 0) {
 			r->reasons |= SMP_R_MULTIPLE_DATA;
 		} else if (blocks > 0) {
+			/* Text around the block is the explanation; further
+			 * armored blocks are judged by scan_around(). */
 			enum smp_encoding enc;
 			r->form = SMP_FORM_INLINE;
-			if (blocks > 1)
-				r->reasons |= SMP_R_MULTIPLE_DATA;
 			rc = check_data(text.data + at, text.len - at,
-					l->max_message_bytes, &r->msg, &enc);
+					l->max_message_bytes, true, &r->msg, &enc);
 			if (rc < 0)
 				goto fail;
 			r->reasons |= (unsigned)rc;

@@ -6,6 +6,7 @@
 
 struct held {
 	struct smp_config *cfg;
+	unsigned long gen; /* generation: 1, 2, ... one per smp_conf_set */
 	unsigned refs;
 	struct held *next; /* retired configs still referenced */
 };
@@ -13,6 +14,7 @@ struct held {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct held *current;
 static struct held *retired;
+static unsigned long generation;
 
 static void drop_locked(struct held *h)
 {
@@ -40,6 +42,7 @@ void smp_conf_set(struct smp_config *c)
 	h->cfg = c;
 	h->refs = 1; /* the "current" reference */
 	pthread_mutex_lock(&lock);
+	h->gen = ++generation;
 	if (current) {
 		current->next = retired;
 		retired = current;
@@ -49,7 +52,7 @@ void smp_conf_set(struct smp_config *c)
 	pthread_mutex_unlock(&lock);
 }
 
-struct smp_config *smp_conf_get(void)
+struct smp_config *smp_conf_get_gen(unsigned long *gen)
 {
 	struct smp_config *c = NULL;
 
@@ -58,8 +61,25 @@ struct smp_config *smp_conf_get(void)
 		current->refs++;
 		c = current->cfg;
 	}
+	if (gen)
+		*gen = current ? current->gen : 0;
 	pthread_mutex_unlock(&lock);
 	return c;
+}
+
+struct smp_config *smp_conf_get(void)
+{
+	return smp_conf_get_gen(NULL);
+}
+
+unsigned long smp_conf_generation(void)
+{
+	unsigned long g;
+
+	pthread_mutex_lock(&lock);
+	g = current ? current->gen : 0;
+	pthread_mutex_unlock(&lock);
+	return g;
 }
 
 void smp_conf_put(struct smp_config *c)

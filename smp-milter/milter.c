@@ -57,6 +57,12 @@ struct forged {
 };
 
 struct msgctx {
+	/* the configuration current at MAIL and its generation; at end of
+	 * message the current one is adopted (msg_adopt_current) */
+	struct smp_config *cfg;
+	unsigned long gen;
+	bool auth;            /* {auth_authen} was set at MAIL */
+	char *subject_raw;    /* the first Subject (detection again on reload) */
 	char *buf;            /* headers (+ body when SMP) as received */
 	size_t len, cap;
 	bool have_subject;
@@ -88,12 +94,12 @@ struct msgctx {
 };
 
 struct connctx {
-	struct smp_config *cfg;   /* one config for the whole connection */
+	struct smp_config *cfg;   /* the config the connection negotiated
+				   * with; each message holds its own */
 	struct proto proto;
 	struct sockaddr_storage addr;
 	bool have_addr;
-	bool daemon_outbound;
-	bool net_outbound;
+	char *daemon_name;        /* {daemon_name} at connect, or NULL */
 	char client[64];          /* client address as text, "" if unknown */
 	struct msgctx *msg;
 };
@@ -137,6 +143,9 @@ static void msg_free(struct msgctx *m)
 {
 	if (!m)
 		return;
+	if (m->cfg)
+		smp_conf_put(m->cfg);
+	free(m->subject_raw);
 	free(m->env_from);
 	strlist_free(&m->rcpts);
 	free(m->from_raw);
@@ -159,6 +168,7 @@ static void conn_free(struct connctx *c)
 	msg_free(c->msg);
 	if (c->cfg)
 		smp_conf_put(c->cfg);
+	free(c->daemon_name);
 	free(c);
 }
 
@@ -197,8 +207,12 @@ static long elapsed_ms(const struct timespec *start)
 /* on_error: what an internal failure answers. */
 static sfsistat internal_error(SMFICTX *ctx, struct connctx *c, const char *what)
 {
-	/* a message for a required recipient never passes unencrypted */
-	bool accept = c && c->cfg && c->cfg->on_error == SMP_ON_ERROR_ACCEPT &&
+	/* a message for a required recipient never passes unencrypted; a
+	 * message follows the config it holds, a connection its own */
+	const struct smp_config *cfg = c && c->msg && c->msg->cfg ? c->msg->cfg
+				     : c                          ? c->cfg
+								  : NULL;
+	bool accept = cfg && cfg->on_error == SMP_ON_ERROR_ACCEPT &&
 		      !(c->msg && c->msg->any_required);
 
 	smp_log(LOG_ERR, "%s: internal error: %s; action=%s", queue_id(ctx), what,
@@ -286,11 +300,24 @@ static sfsistat cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
 				  ? (const void *)&((const struct sockaddr_in *)(const void *)addr)->sin_addr
 				  : (const void *)&((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr,
 			  c->client, sizeof(c->client));
-		c->net_outbound = smp_config_outbound_addr(c->cfg, addr);
 	}
-	c->daemon_outbound =
-		smp_config_outbound_daemon(c->cfg, smfi_getsymval(ctx, "{daemon_name}"));
+	{
+		const char *dn = smfi_getsymval(ctx, "{daemon_name}");
+		if (dn && !(c->daemon_name = strdup(dn)))
+			return internal_error(ctx, c, "out of memory at connect");
+	}
 	return ok;
+}
+
+/* Outbound (SPEC 3) under cfg: authenticated, or a client address in
+ * outbound.networks, or an MTA daemon in outbound.daemons. */
+static bool msg_outbound(const struct connctx *c, const struct smp_config *cfg,
+			 bool auth)
+{
+	return auth ||
+	       (c->have_addr &&
+		smp_config_outbound_addr(cfg, (const struct sockaddr *)&c->addr)) ||
+	       smp_config_outbound_daemon(cfg, c->daemon_name);
 }
 
 static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
@@ -305,8 +332,14 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	if (!c->msg || !(c->msg->env_from = strip_brackets(argv[0] ? argv[0] : "")))
 		return internal_error(ctx, c, "out of memory at MAIL");
 	clock_gettime(CLOCK_MONOTONIC, &c->msg->start);
+	/* the config current now decides until end of message, where a newer
+	 * one is adopted or the message tempfailed (msg_adopt_current) */
+	c->msg->cfg = smp_conf_get_gen(&c->msg->gen);
+	if (!c->msg->cfg)
+		return internal_error(ctx, c, "no configuration at MAIL");
 	auth = smfi_getsymval(ctx, "{auth_authen}");
-	c->msg->outbound = (auth && *auth) || c->net_outbound || c->daemon_outbound;
+	c->msg->auth = auth && *auth;
+	c->msg->outbound = msg_outbound(c, c->msg->cfg, c->msg->auth);
 	return c->proto.nr_mail ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
@@ -316,15 +349,14 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
  * (452 4.5.3) is set. A keyring failure here splits nothing: the decision
  * at end of message meets it again and acts on it.
  */
-static bool split_recipient(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
-			    const char *rcpt, enum smp_encrypt_mode mode)
+static bool split_recipient(SMFICTX *ctx, struct msgctx *m, const char *rcpt, enum smp_encrypt_mode mode)
 {
 	struct smp_rcpt_decision d;
 	enum smp_rcpt_class cls = SMP_RCPT_PLAIN;
 	char err[256];
 
 	if (mode != SMP_ENC_OFF) {
-		struct smp_keyslot *slot = smp_keypool_get(c->cfg, err, sizeof(err));
+		struct smp_keyslot *slot = smp_keypool_get(m->cfg, err, sizeof(err));
 		int rc;
 
 		if (!slot) {
@@ -332,7 +364,7 @@ static bool split_recipient(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 			return false;
 		}
 		memset(&d, 0, sizeof(d));
-		rc = smp_policy_recipient(c->cfg->encrypt_policy, slot->kr, rcpt, 0, &d);
+		rc = smp_policy_recipient(m->cfg->encrypt_policy, slot->kr, rcpt, 0, &d);
 		if (rc < 0)
 			smp_log(LOG_WARNING, "%s: split_recipients: keyring: %s",
 				queue_id(ctx), smp_keyring_errmsg(slot->kr));
@@ -376,10 +408,10 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 		m->error = "out of memory noting recipients";
 		return ok;
 	}
-	if (m->outbound && c->cfg->encrypt_any) {
-		mode = smp_policy_for(c->cfg->encrypt_policy, r);
-		if (c->cfg->encrypt_split_recipients && !c->proto.nr_rcpt &&
-		    split_recipient(ctx, c, m, r, mode)) {
+	if (m->outbound && m->cfg->encrypt_any) {
+		mode = smp_policy_for(m->cfg->encrypt_policy, r);
+		if (m->cfg->encrypt_split_recipients && !c->proto.nr_rcpt &&
+		    split_recipient(ctx, m, r, mode)) {
 			free(r);
 			return SMFIS_TEMPFAIL;
 		}
@@ -451,18 +483,20 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 		return ok; /* header replies may be off: report at eom */
 	if (!strncasecmp(name, HDR_PREFIX, strlen(HDR_PREFIX)) && !note_forged(m, name))
 		m->error = "out of memory noting X-SMP headers";
-	if (!note_header(c->cfg, m, name, value))
+	if (!note_header(m->cfg, m, name, value))
 		m->error = "out of memory noting headers";
 	if (!m->have_subject && !strcasecmp(name, "Subject")) {
 		m->have_subject = true;
-		m->is_smp = smp_detect_subject(value, c->cfg->check.match);
+		m->is_smp = smp_detect_subject(value, m->cfg->check.match);
+		if (!(m->subject_raw = strdup(value)))
+			m->error = "out of memory noting the Subject";
 	}
 	nlen = strlen(name);
 	vlen = strlen(value);
 	m->total += nlen + vlen + 4;
 	if (m->too_large)
 		return ok;
-	if (m->total > c->cfg->check.limits.max_message_bytes) {
+	if (m->total > m->cfg->check.limits.max_message_bytes) {
 		m->too_large = true;
 		buf_drop(m);
 		return ok;
@@ -499,7 +533,7 @@ static sfsistat cb_eoh(SMFICTX *ctx)
 	if (!m)
 		return c->proto.nr_eoh ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 	m->want_encrypt = m->may_encrypt && !m->is_smp;
-	m->want_body = m->is_smp || may_hold_pgp_keys(c->cfg, m) || m->want_encrypt;
+	m->want_body = m->is_smp || may_hold_pgp_keys(m->cfg, m) || m->want_encrypt;
 	if (!m->want_body)
 		buf_drop(m); /* nothing more is needed of this message */
 	else if (!m->too_large && !m->error && !buf_append(m, "\r\n", 2))
@@ -519,7 +553,7 @@ static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 	m->total += len;
 	if (!m->want_body || m->too_large)
 		return c->proto.skip ? SMFIS_SKIP : SMFIS_CONTINUE;
-	if (m->total > c->cfg->check.limits.max_message_bytes) {
+	if (m->total > m->cfg->check.limits.max_message_bytes) {
 		m->too_large = true;
 		buf_drop(m);
 		return c->proto.skip ? SMFIS_SKIP : SMFIS_CONTINUE;
@@ -543,7 +577,7 @@ static void keywork_in_init(struct smp_keywork_in *in, const struct connctx *c,
 			    const struct msgctx *m)
 {
 	memset(in, 0, sizeof(*in));
-	in->cfg = c->cfg;
+	in->cfg = m->cfg;
 	in->env_from = m->env_from;
 	in->rcpts = (const char *const *)m->rcpts.v;
 	in->nrcpts = m->rcpts.n;
@@ -560,7 +594,7 @@ static void keywork_in_init(struct smp_keywork_in *in, const struct connctx *c,
 }
 
 /* required_action: 550 5.7.1 (reject) or 450 4.7.1 (tempfail). */
-static sfsistat encrypt_refuse(SMFICTX *ctx, const struct connctx *c,
+static sfsistat encrypt_refuse(SMFICTX *ctx, const struct msgctx *m,
 			       const char *why)
 {
 	char text[600];
@@ -569,7 +603,7 @@ static sfsistat encrypt_refuse(SMFICTX *ctx, const struct connctx *c,
 	for (char *p = text; *p; p++)
 		if (*p == '%') /* libmilter reads '%' as a format character */
 			*p = '?';
-	if (c->cfg->encrypt_required_action == SMP_CONF_REQUIRED_TEMPFAIL) {
+	if (m->cfg->encrypt_required_action == SMP_CONF_REQUIRED_TEMPFAIL) {
 		smfi_setreply(ctx, "450", "4.7.1", text);
 		return SMFIS_TEMPFAIL;
 	}
@@ -579,10 +613,10 @@ static sfsistat encrypt_refuse(SMFICTX *ctx, const struct connctx *c,
 
 /* Encryption failed (gpg, keyring, unusable key, MTA): tempfail, or with
  * on_error = accept and no required recipient, pass in plain. */
-static sfsistat encrypt_failed(SMFICTX *ctx, const struct connctx *c,
-			       const struct msgctx *m, const char *what)
+static sfsistat encrypt_failed(SMFICTX *ctx, const struct msgctx *m,
+			       const char *what)
 {
-	bool accept = c->cfg->on_error == SMP_ON_ERROR_ACCEPT && !m->any_required;
+	bool accept = m->cfg->on_error == SMP_ON_ERROR_ACCEPT && !m->any_required;
 
 	smp_log(LOG_ERR, "%s: encryption failed: %s; action=%s", queue_id(ctx), what,
 		accept ? "pass" : "tempfail");
@@ -592,6 +626,10 @@ static sfsistat encrypt_failed(SMFICTX *ctx, const struct connctx *c,
 		      "smp-milter: temporary failure encrypting the message");
 	return SMFIS_TEMPFAIL;
 }
+
+static bool reload_wants_encryption(const struct connctx *c,
+				    const struct msgctx *m);
+static sfsistat decide_again(SMFICTX *ctx, const char *why);
 
 /*
  * Octets per smfi_replacebody call: 64 KiB, or SMP_MILTER_BODY_CHUNK from
@@ -663,7 +701,7 @@ static bool apply_encrypted(SMFICTX *ctx, const struct connctx *c,
 static sfsistat eom_encrypt(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 			    char *desc, size_t desclen)
 {
-	const struct smp_config *cfg = c->cfg;
+	const struct smp_config *cfg = m->cfg;
 	struct smp_decision d;
 	struct smp_encrypted e;
 	struct smp_encrypt_opts o;
@@ -683,7 +721,7 @@ static sfsistat eom_encrypt(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 		smp_log(LOG_NOTICE, "%s: over limits.max_message_bytes: not encrypted",
 			queue_id(ctx));
 		return m->any_required
-			       ? encrypt_refuse(ctx, c, "but the message is too large "
+			       ? encrypt_refuse(ctx, m, "but the message is too large "
 							"to encrypt")
 			       : SMFIS_CONTINUE;
 	}
@@ -697,7 +735,7 @@ static sfsistat eom_encrypt(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 		/* text may travel around the armored block: never re-encrypted,
 		 * never sent in plain to a required recipient either */
 		snprintf(desc, desclen, "refused(inline-pgp)");
-		return encrypt_refuse(ctx, c, "but an inline PGP message is not "
+		return encrypt_refuse(ctx, m, "but an inline PGP message is not "
 					      "encrypted again");
 	}
 	if (smp_encrypt_is_skip(st)) {
@@ -712,6 +750,18 @@ static sfsistat eom_encrypt(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 		snprintf(err, sizeof(err), "keyring: %s", smp_keyring_errmsg(slot->kr));
 		goto failed;
 	}
+	/* split_recipients promised one class per transaction at RCPT time;
+	 * if the decision now sees another, the message is sent again */
+	for (size_t i = 0; m->have_class && i < d.n; i++)
+		if (d.rcpts[i].cls != m->first_class) {
+			snprintf(desc, desclen, "tempfail(class-changed)");
+			snprintf(err, sizeof(err), "split_recipients: %s is now of "
+				 "class %s, the transaction's is %s",
+				 d.rcpts[i].address, smp_rcpt_class_name(d.rcpts[i].cls),
+				 smp_rcpt_class_name(m->first_class));
+			rc = decide_again(ctx, err);
+			goto out;
+		}
 	switch (d.action) {
 	case SMP_ACTION_PLAIN:
 		snprintf(desc, desclen, "plain");
@@ -727,7 +777,7 @@ static sfsistat eom_encrypt(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 		snprintf(desc, desclen, "refused(%s)", why);
 		free(why);
 		snprintf(err, sizeof(err), "no usable key for: %s", list);
-		rc = encrypt_refuse(ctx, c, err);
+		rc = encrypt_refuse(ctx, m, err);
 		goto out;
 	}
 	case SMP_ACTION_ENCRYPT:
@@ -762,7 +812,7 @@ static sfsistat eom_encrypt(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 		char what[600];
 		snprintf(what, sizeof(what), "%s: %s", smp_encrypt_status_name(st), err);
 		snprintf(desc, desclen, "failed(%s)", what);
-		rc = encrypt_failed(ctx, c, m, what);
+		rc = encrypt_failed(ctx, m, what);
 		goto out;
 	}
 	if (!apply_encrypted(ctx, c, &e)) {
@@ -773,7 +823,7 @@ static sfsistat eom_encrypt(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 	goto out;
 failed:
 	snprintf(desc, desclen, "failed(%s)", err);
-	rc = encrypt_failed(ctx, c, m, err);
+	rc = encrypt_failed(ctx, m, err);
 out:
 	if (slot)
 		smp_keypool_put(slot);
@@ -795,7 +845,7 @@ static sfsistat eom_plain(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 	sfsistat rc = SMFIS_CONTINUE;
 
 	keywork_in_init(&in, c, m);
-	if (m->want_body && !m->too_large && m->buf && may_hold_pgp_keys(c->cfg, m)) {
+	if (m->want_body && !m->too_large && m->buf && may_hold_pgp_keys(m->cfg, m)) {
 		in.msg = m->buf;
 		in.msglen = m->len;
 	}
@@ -806,6 +856,12 @@ static sfsistat eom_plain(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 		kw.harvest_ran = false;
 	if (m->want_encrypt)
 		rc = eom_encrypt(ctx, c, m, enc, sizeof(enc));
+	if (rc == SMFIS_CONTINUE && strncmp(enc, "pgp-mime", 8) &&
+	    reload_wants_encryption(c, m)) {
+		snprintf(enc, sizeof(enc), "tempfail(reloaded)");
+		rc = decide_again(ctx, "configuration reloaded while the message "
+				       "was decided");
+	}
 	smp_log(LOG_INFO, "%s: direction=%s smp=no forged=%u%s%s%s%s action=%s ms=%ld",
 		queue_id(ctx), dir, forged, kw.harvest_ran ? " harvest=" : "",
 		kw.harvest_ran ? kw.detail : "", enc[0] ? " encrypt=" : "", enc,
@@ -814,6 +870,93 @@ static sfsistat eom_plain(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 				       : "pass",
 		elapsed_ms(&m->start));
 	return rc;
+}
+
+/*
+ * SPEC 3, Reload: a message is decided by the configuration current when
+ * it is decided, whatever SMTP session it came on. When a reload happened
+ * since MAIL, the current config is adopted if what was gathered under the
+ * old one is enough for it: a body that was skipped cannot be validated or
+ * encrypted now. Otherwise the message is tempfailed and the client sends
+ * it again, under the new config. Recipients split at RCPT time are
+ * checked against the decision in eom_encrypt (split_disagrees).
+ * True: the message goes on with m->cfg current. False: *why is set.
+ */
+static bool msg_adopt_current(SMFICTX *ctx, const struct connctx *c,
+			      struct msgctx *m, const char **why)
+{
+	struct smp_config *cur;
+	unsigned long gen;
+	bool outbound, may_encrypt = false, any_required = false, is_smp;
+
+	if (smp_conf_generation() == m->gen)
+		return true;
+	cur = smp_conf_get_gen(&gen);
+	if (!cur) {
+		*why = "no configuration";
+		return false;
+	}
+	outbound = msg_outbound(c, cur, m->auth);
+	if (outbound && cur->encrypt_any)
+		for (size_t i = 0; i < m->rcpts.n; i++) {
+			enum smp_encrypt_mode mode =
+				smp_policy_for(cur->encrypt_policy, m->rcpts.v[i]);
+			may_encrypt |= mode != SMP_ENC_OFF;
+			any_required |= mode == SMP_ENC_REQUIRED;
+		}
+	is_smp = m->subject_raw && smp_detect_subject(m->subject_raw, cur->check.match);
+	if ((is_smp || may_encrypt) && !m->want_body) {
+		m->any_required |= any_required; /* on_error never accepts it */
+		smp_conf_put(cur);
+		*why = "configuration reloaded during the transaction; the new one "
+		       "needs the body, which was not kept";
+		return false;
+	}
+	smp_log(LOG_INFO, "%s: configuration reloaded since MAIL: decided with "
+		"generation %lu (was %lu)", queue_id(ctx), gen, m->gen);
+	smp_conf_put(m->cfg);
+	m->cfg = cur;
+	m->gen = gen;
+	m->outbound = outbound;
+	m->may_encrypt = may_encrypt;
+	m->any_required = any_required;
+	m->is_smp = is_smp;
+	m->want_encrypt = may_encrypt && !is_smp;
+	return true;
+}
+
+/*
+ * A reload while this message was being decided: true when the config
+ * now current could want it encrypted, so that it does not pass in plain
+ * after the reload was logged.
+ */
+static bool reload_wants_encryption(const struct connctx *c, const struct msgctx *m)
+{
+	struct smp_config *cur;
+	bool want = false;
+
+	if (smp_conf_generation() == m->gen)
+		return false;
+	cur = smp_conf_get();
+	if (!cur)
+		return true;
+	if (msg_outbound(c, cur, m->auth) && cur->encrypt_any)
+		for (size_t i = 0; i < m->rcpts.n && !want; i++)
+			want = smp_policy_for(cur->encrypt_policy, m->rcpts.v[i]) !=
+			       SMP_ENC_OFF;
+	smp_conf_put(cur);
+	return want;
+}
+
+/* 451 4.3.0 for a message that must be decided again (a reload or a
+ * keyring change between RCPT and end of message). */
+static sfsistat decide_again(SMFICTX *ctx, const char *why)
+{
+	smp_log(LOG_NOTICE, "%s: %s; action=tempfail", queue_id(ctx), why);
+	smfi_setreply(ctx, "451", "4.3.0",
+		      "smp-milter: policy changed during the transaction, "
+		      "try again");
+	return SMFIS_TEMPFAIL;
 }
 
 static sfsistat cb_eom(SMFICTX *ctx)
@@ -835,6 +978,13 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		rc = internal_error(ctx, c, m->error);
 		goto out;
 	}
+	{
+		const char *why = NULL;
+		if (!msg_adopt_current(ctx, c, m, &why)) {
+			rc = decide_again(ctx, why);
+			goto out;
+		}
+	}
 	dir = m->outbound ? "outbound" : "inbound";
 	for (unsigned i = 0; i < m->nforged; i++)
 		forged += (unsigned)m->forged[i].count;
@@ -849,7 +999,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	if (m->too_large) {
 		r.is_smp = true;
 		r.reasons = SMP_R_TOO_LARGE;
-	} else if (smp_validate_buffer(m->buf, m->len, &c->cfg->check, &r) < 0) {
+	} else if (smp_validate_buffer(m->buf, m->len, &m->cfg->check, &r) < 0) {
 		rc = internal_error(ctx, c, strerror(errno));
 		goto out;
 	}
@@ -873,7 +1023,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
 					 kw.refused);
 	if (kw.replay)
 		snprintf(verdict + vlen, sizeof(verdict) - vlen, "; replay=yes");
-	invalid = r.reasons || (kw.replay && c->cfg->replay_action == SMP_CONF_REPLAY_INVALID);
+	invalid = r.reasons || (kw.replay && m->cfg->replay_action == SMP_CONF_REPLAY_INVALID);
 	if (smfi_insheader(ctx, 0, HDR_STATUS, verdict + !c->proto.leadspc) !=
 	    MI_SUCCESS) {
 		rc = internal_error(ctx, c, "cannot add the X-SMP-Status header");
@@ -881,12 +1031,12 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	}
 	action = "tag";
 	if (invalid) {
-		switch (c->cfg->on_invalid) {
+		switch (m->cfg->on_invalid) {
 		case SMP_ON_INVALID_TAG:
 			break;
 		case SMP_ON_INVALID_QUARANTINE:
 			action = "quarantine";
-			if (smfi_quarantine(ctx, c->cfg->quarantine_reason) != MI_SUCCESS) {
+			if (smfi_quarantine(ctx, m->cfg->quarantine_reason) != MI_SUCCESS) {
 				rc = internal_error(ctx, c, "cannot quarantine");
 				goto out;
 			}
@@ -913,8 +1063,12 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	 * text: it never goes out that way to a required recipient (SPEC 5). */
 	if (r.reasons && m->outbound && m->any_required && rc == SMFIS_CONTINUE) {
 		action = "refuse-required";
-		rc = encrypt_refuse(ctx, c, "but an invalid SMP message is not "
+		rc = encrypt_refuse(ctx, m, "but an invalid SMP message is not "
 					    "encrypted");
+	} else if (r.reasons && rc == SMFIS_CONTINUE && reload_wants_encryption(c, m)) {
+		action = "tempfail";
+		rc = decide_again(ctx, "configuration reloaded while the message "
+				       "was decided");
 	}
 	smp_log(LOG_INFO,
 		"%s: direction=%s smp=%s verdict=\"%s\" forged=%u%s%s%s action=%s ms=%ld",

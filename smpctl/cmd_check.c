@@ -84,9 +84,11 @@ static json_t *result_json(const char *file, const struct smp_result *r,
 			   const char *verdict)
 {
 	json_t *doc = json_object(), *reasons = json_array(),
-	       *keys = json_array(), *recips = json_array();
+	       *keys = json_array(), *recips = json_array(),
+	       *name = json_string(file);
 
-	json_object_set_new(doc, "file", json_string(file));
+	/* a file name that is not UTF-8 is no JSON string: shown quoted */
+	json_object_set_new(doc, "file", name ? name : json_string(smpctl_quote(file)));
 	json_object_set_new(doc, "smp", json_boolean(r->is_smp));
 	json_object_set_new(doc, "valid", json_boolean(r->is_smp && !r->reasons));
 	json_object_set_new(doc, "verdict", json_string(verdict));
@@ -151,14 +153,14 @@ int smpctl_cmd_check(int argc, char **argv)
 		if (!strcmp(argv[i], "--json")) {
 			json = true;
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			smpctl_error("check: unknown option '%s'; usage: smpctl "
+			smpctl_error("check: unknown option %s; usage: smpctl "
 				     "check [FILE|-] [--json]",
-				     argv[i]);
+				     smpctl_quote(argv[i]));
 			return EX_USAGE;
 		} else if (file) {
-			smpctl_error("check: more than one FILE given ('%s' and "
-				     "'%s'); usage: smpctl check [FILE|-] [--json]",
-				     file, argv[i]);
+			smpctl_error("check: more than one FILE given (%s and "
+				     "%s); usage: smpctl check [FILE|-] [--json]",
+				     smpctl_quote(file), smpctl_quote(argv[i]));
 			return EX_USAGE;
 		} else {
 			file = argv[i];

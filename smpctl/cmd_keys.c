@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "smp_address.h"
 #include "smp_armor.h"
 #include "smp_config.h"
 #include "smp_gpg.h"
@@ -123,14 +124,15 @@ static int parse_args(int argc, char **argv, bool allow_state, int maxpos,
 		} else if (allow_state && !strcmp(argv[i], "--state") && i + 1 < argc) {
 			a->state = smp_bind_state_parse(argv[++i]);
 			if (a->state < 0) {
-				smpctl_error("unknown state '%s' (active, conflict, pinned, "
-					     "blocked, revoked)", argv[i]);
+				smpctl_error("unknown state %s (active, conflict, pinned, "
+					     "blocked, revoked)", smpctl_quote(argv[i]));
 				return EX_USAGE;
 			}
 		} else if (!strcmp(argv[i], "--address") && i + 1 < argc) {
 			a->address_opt = argv[++i];
 		} else if (argv[i][0] == '-' && argv[i][1]) {
-			smpctl_error("unknown option '%s'; usage: %s", argv[i], usage);
+			smpctl_error("unknown option %s; usage: %s", smpctl_quote(argv[i]),
+				     usage);
 			return EX_USAGE;
 		} else if (a->npos < maxpos) {
 			a->pos[a->npos++] = argv[i];
@@ -462,13 +464,24 @@ static int do_delete(struct smp_keyring *kr, const struct args *a)
 static int cmd_history(struct smp_keyring *kr, const struct args *a)
 {
 	struct smp_event *e = NULL;
-	size_t n = 0;
-	char at[32];
+	struct smp_binding *b = NULL;
+	size_t n = 0, nb = 0;
+	char at[32], first[32];
+	char *norm = smp_address_normalize(a->pos[0]);
 
-	if (smp_keyring_events_for(kr, a->pos[0], &e, &n) < 0)
+	if (smp_keyring_events_for(kr, a->pos[0], &e, &n) < 0) {
+		free(norm);
 		return db_error(kr, "cannot read the history");
+	}
+	/* "seen" is no event: how often and when last, from the bindings */
+	if (norm && smp_keyring_bindings_for(kr, norm, &b, &nb) < 0) {
+		free(norm);
+		smp_events_free(e, n);
+		return db_error(kr, "cannot read the history");
+	}
+	free(norm);
 	if (a->json) {
-		json_t *arr = json_array();
+		json_t *arr = json_array(), *barr = json_array();
 		for (size_t i = 0; i < n; i++)
 			json_array_append_new(
 				arr, json_pack("{s:I, s:o, s:s?, s:s, s:s, s:s?, s:s?}", "id",
@@ -476,7 +489,10 @@ static int cmd_history(struct smp_keyring *kr, const struct args *a)
 					       "address", e[i].address, "fingerprint",
 					       e[i].fpr, "event", e[i].event, "detail",
 					       e[i].detail, "message_id", e[i].message_id));
-		print_json(json_pack("{s:s, s:o}", "address", a->pos[0], "events", arr));
+		for (size_t i = 0; i < nb; i++)
+			json_array_append_new(barr, binding_json(&b[i]));
+		print_json(json_pack("{s:s, s:o, s:o}", "address", a->pos[0], "events", arr,
+				     "bindings", barr));
 	} else {
 		for (size_t i = 0; i < n; i++) {
 			fmt_time(e[i].at, at, sizeof(at));
@@ -485,7 +501,17 @@ static int cmd_history(struct smp_keyring *kr, const struct args *a)
 			       e[i].message_id ? " " : "",
 			       e[i].message_id ? e[i].message_id : "");
 		}
+		for (size_t i = 0; i < nb; i++) {
+			fmt_time(b[i].last_seen, at, sizeof(at));
+			fmt_time(b[i].first_seen, first, sizeof(first));
+			printf("%s %-10s %-40s %u time%s since %s, now %s%s%s\n", at, "seen",
+			       b[i].fpr, b[i].times_seen, b[i].times_seen == 1 ? "" : "s",
+			       first, smp_bind_state_name(b[i].state),
+			       b[i].message_id ? " " : "",
+			       b[i].message_id ? b[i].message_id : "");
+		}
 	}
+	smp_bindings_free(b, nb);
 	smp_events_free(e, n);
 	return 0;
 }
@@ -523,6 +549,7 @@ static int read_key_file(const char *path, unsigned char **out, size_t *outlen)
 	*out = malloc(len ? len : 1);
 	if (!*out) {
 		g_free(text);
+		smpctl_error("out of memory reading %s", path);
 		return EX_SOFTWARE;
 	}
 	memcpy(*out, text, len);
@@ -630,9 +657,19 @@ static int cmd_import(struct smp_keyring *kr, const struct args *a)
 		} else {
 			for (size_t u = 0; u < keys[i].nuids && rc == 0; u++) {
 				const char *email = keys[i].uids[u].email;
+				enum smp_address_status ast;
+
 				if (!email || !*email || keys[i].uids[u].revoked ||
 				    keys[i].uids[u].invalid)
 					continue;
+				ast = smp_address_check(email);
+				if (ast != SMP_ADDR_OK) {
+					smpctl_error("%s: key %s: user ID email %s is not a mail "
+						     "address (%s); not pinned", a->pos[0],
+						     keys[i].fpr, smpctl_quote(email),
+						     smp_address_strerror(ast));
+					continue;
+				}
 				rc = pin_address(kr, email, &k, SMP_SRC_ADMIN, "imported");
 				bound += rc == 0;
 			}
@@ -685,16 +722,16 @@ static int cmd_rebuild(struct smp_keyring *kr, const struct args *a)
 	return 0;
 }
 
-/* An address (has '@') or something shaped like a fingerprint (hex, maybe
- * spaced or 0x-prefixed)? Anything else is a usage mistake, not a
- * database error. */
-static bool query_ok(const char *q, bool want_address, bool want_fpr)
-{
-	size_t hex = 0;
+/* Longest fingerprint argument: "0x", 64 hex digits, spaces between. */
+#define FPR_ARG_MAX 160
 
-	if (strchr(q, '@'))
-		return want_address;
-	if (!want_fpr)
+/* Shaped like a fingerprint: 32, 40 or 64 hex digits, maybe spaced (as gpg
+ * prints them) or 0x-prefixed. Bounded: a huge argument is not read. */
+static bool fpr_arg_ok(const char *q)
+{
+	size_t hex = 0, len = strnlen(q, FPR_ARG_MAX + 1);
+
+	if (len > FPR_ARG_MAX)
 		return false;
 	if (q[0] == '0' && (q[1] == 'x' || q[1] == 'X'))
 		q += 2;
@@ -707,11 +744,75 @@ static bool query_ok(const char *q, bool want_address, bool want_fpr)
 	return hex == 32 || hex == 40 || hex == 64;
 }
 
+/*
+ * The ADDRESS, FPR or ADDRESS|FPR argument q of "keys cmd": an argument with
+ * an '@' must pass smp_address_check(), one without must be a fingerprint.
+ * Anything else is a data error (65, SPEC 6), reported as one sentence that
+ * quotes q safely; nothing reaches the keyring.
+ */
+static int check_arg(const char *cmd, const char *q, bool want_address, bool want_fpr)
+{
+	enum smp_address_status st;
+
+	if (want_address && strchr(q, '@')) {
+		st = smp_address_check(q);
+		if (st == SMP_ADDR_OK)
+			return 0;
+		smpctl_error("keys %s: %s is not a mail address: %s", cmd, smpctl_quote(q),
+			     smp_address_strerror(st));
+		return EX_DATAERR;
+	}
+	if (want_fpr && fpr_arg_ok(q))
+		return 0;
+	if (want_address && want_fpr)
+		smpctl_error("keys %s: %s is neither a mail address nor a key fingerprint "
+			     "(32, 40 or 64 hex digits)", cmd, smpctl_quote(q));
+	else if (want_fpr)
+		smpctl_error("keys %s: %s is not a key fingerprint (32, 40 or 64 hex "
+			     "digits)", cmd, smpctl_quote(q));
+	else
+		smpctl_error("keys %s: %s is not a mail address: %s", cmd, smpctl_quote(q),
+			     smp_address_strerror(smp_address_check(q)));
+	return EX_DATAERR;
+}
+
+/* keys prune: keyring.events_keep and replay.window, now. */
+static int cmd_prune(struct smp_keyring *kr, const struct args *a)
+{
+	const struct smp_config *cfg = smpctl_config();
+	struct smp_keyring_pruned p;
+	char ev[32], rp[32];
+
+	if (smp_keyring_prune(kr, 0, (int64_t)cfg->keyring_events_keep * 86400,
+			      cfg->replay_window, &p) < 0)
+		return db_error(kr, "cannot prune the keyring");
+	if (a->json) {
+		print_json(json_pack("{s:I, s:I, s:o, s:I, s:o, s:I}", "events",
+				     (json_int_t)p.events, "events_keep_days",
+				     (json_int_t)cfg->keyring_events_keep, "events_before",
+				     time_json(p.events_before), "replay_entries",
+				     (json_int_t)p.replay_entries, "replay_before",
+				     time_json(p.replay_before), "replay_window",
+				     (json_int_t)cfg->replay_window));
+		return 0;
+	}
+	fmt_time(p.events_before, ev, sizeof(ev));
+	fmt_time(p.replay_before, rp, sizeof(rp));
+	if (cfg->keyring_events_keep > 0)
+		printf("events: %lu removed (recorded before %s; events_keep = %ld days)\n",
+		       p.events, ev, cfg->keyring_events_keep);
+	else
+		printf("events: none removed (events_keep = 0 keeps every event)\n");
+	printf("replay log: %lu entr%s removed (first seen before %s; replay.window = %ld s)\n",
+	       p.replay_entries, p.replay_entries == 1 ? "y" : "ies", rp, cfg->replay_window);
+	return 0;
+}
+
 static const char keys_usage[] =
 	"smpctl keys list [--state S] [--json] | show ADDRESS|FPR [--json] | "
 	"export ADDRESS|FPR | pin ADDRESS FPR | block FPR | unblock FPR | "
 	"delete ADDRESS|FPR | history ADDRESS [--json] | import FILE [--address A] | "
-	"rebuild";
+	"rebuild | prune [--json]";
 
 int smpctl_cmd_keys(int argc, char **argv)
 {
@@ -731,6 +832,7 @@ int smpctl_cmd_keys(int argc, char **argv)
 		{"history", 1, false, false, cmd_history},
 		{"import", 1, false, false, cmd_import},
 		{"rebuild", 0, false, false, cmd_rebuild},
+		{"prune", 0, false, false, cmd_prune},
 	};
 	struct smp_keyring *kr;
 	struct args a;
@@ -752,18 +854,28 @@ int smpctl_cmd_keys(int argc, char **argv)
 				     subs[i].nargs, subs[i].nargs == 1 ? "" : "s", keys_usage);
 			return EX_USAGE;
 		}
+		if (a.address_opt && strcmp(subs[i].name, "import")) {
+			smpctl_error("keys %s takes no --address; usage: %s", subs[i].name,
+				     keys_usage);
+			return EX_USAGE;
+		}
+		if (a.address_opt) {
+			rc = check_arg(subs[i].name, a.address_opt, true, false);
+			if (rc)
+				return rc;
+		}
 		if (strcmp(subs[i].name, "import") && a.npos > 0) {
+			/* pin ADDRESS FPR; history ADDRESS; block, unblock FPR;
+			 * show, export, delete ADDRESS|FPR */
+			bool pin = !strcmp(subs[i].name, "pin");
 			bool addr = strcmp(subs[i].name, "block") && strcmp(subs[i].name, "unblock");
-			bool fpr = strcmp(subs[i].name, "history") && strcmp(subs[i].name, "pin");
-			if (!query_ok(a.pos[0], addr, fpr) ||
-			    (a.npos > 1 && !query_ok(a.pos[1], false, true))) {
-				smpctl_error("'%s' is not %s", a.npos > 1 && query_ok(a.pos[0], addr, fpr)
-								      ? a.pos[1] : a.pos[0],
-					     addr && fpr ? "an address or a fingerprint"
-					     : addr      ? "an address"
-							 : "a fingerprint");
-				return EX_DATAERR;
-			}
+			bool fpr = strcmp(subs[i].name, "history") && !pin;
+
+			rc = check_arg(subs[i].name, a.pos[0], addr, fpr);
+			if (rc == 0 && pin)
+				rc = check_arg(subs[i].name, a.pos[1], false, true);
+			if (rc)
+				return rc;
 		}
 		kr = open_keyring();
 		if (!kr)
@@ -773,7 +885,8 @@ int smpctl_cmd_keys(int argc, char **argv)
 		smp_keyring_close(kr);
 		return rc;
 	}
-	smpctl_error("unknown keys subcommand '%s'; usage: %s", argv[1], keys_usage);
+	smpctl_error("unknown keys subcommand %s; usage: %s", smpctl_quote(argv[1]),
+		     keys_usage);
 	return EX_USAGE;
 }
 
@@ -786,6 +899,10 @@ int smpctl_cmd_stats(int argc, char **argv)
 
 	if (rc)
 		return rc;
+	if (a.address_opt) {
+		smpctl_error("stats takes no --address; usage: smpctl stats [--json]");
+		return EX_USAGE;
+	}
 	kr = open_keyring();
 	if (!kr)
 		return EX_CONFIG;

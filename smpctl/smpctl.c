@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "smp_address.h"
 #include "smp_config.h"
 
 static const char *config_path;   /* -c */
@@ -13,13 +14,38 @@ static struct smp_config *config; /* loaded on first use */
 
 void smpctl_error(const char *fmt, ...)
 {
+	static const char hex[] = "0123456789abcdef";
+	char msg[SMPCTL_ERROR_MAX + 1];
 	va_list ap;
+	int n;
 
-	fputs(SMPCTL_NAME ": ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		snprintf(msg, sizeof(msg), "(cannot format the error message)");
+	fputs(SMPCTL_NAME ": ", stderr);
+	for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+		if (*p >= 0x20 && *p < 0x7F) {
+			fputc(*p, stderr);
+		} else {
+			fputs("\\x", stderr);
+			fputc(hex[*p >> 4], stderr);
+			fputc(hex[*p & 0xF], stderr);
+		}
+	}
+	if (n > 0 && (size_t)n >= sizeof(msg))
+		fputs("...", stderr);
 	fputc('\n', stderr);
+}
+
+const char *smpctl_quote(const char *arg)
+{
+	static char slot[SMPCTL_QUOTE_SLOTS][SMP_QUOTE_ARG_SIZE];
+	static unsigned next;
+	char *buf = slot[next++ % SMPCTL_QUOTE_SLOTS];
+
+	return smp_quote_arg(buf, SMP_QUOTE_ARG_SIZE, arg);
 }
 
 const struct smp_config *smpctl_config(void)
@@ -75,6 +101,7 @@ static int usage(FILE *f)
 	      "  keys delete ADDRESS|FPR | history ADDRESS [--json]\n"
 	      "  keys import FILE [--address A]   add a key, pinned (source admin)\n"
 	      "  keys rebuild                     regenerate the GnuPG cache\n"
+	      "  keys prune [--json]              apply events_keep and replay.window\n"
 	      "  stats [--json]                   keyring counts\n",
 	      f);
 	return f == stdout ? 0 : EX_USAGE;
@@ -92,7 +119,12 @@ int main(int argc, char **argv)
 			i += 2;
 			continue;
 		}
-		smpctl_error("unknown option '%s' (try 'smpctl --help')", argv[i]);
+		if (!strcmp(argv[i], "-c")) {
+			smpctl_error("-c needs a configuration file (try 'smpctl --help')");
+			return EX_USAGE;
+		}
+		smpctl_error("unknown option %s (try 'smpctl --help')",
+			     smpctl_quote(argv[i]));
 		return EX_USAGE;
 	}
 	if (i >= argc)
@@ -103,6 +135,6 @@ int main(int argc, char **argv)
 			smp_config_free(config);
 			return rc;
 		}
-	smpctl_error("unknown command '%s' (try 'smpctl --help')", argv[i]);
+	smpctl_error("unknown command %s (try 'smpctl --help')", smpctl_quote(argv[i]));
 	return EX_USAGE;
 }

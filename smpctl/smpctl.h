@@ -7,8 +7,24 @@
 
 #define SMPCTL_NAME "smpctl"
 
-/* Prints "smpctl: <message>" to stderr. */
+/*
+ * Prints "smpctl: <message>" and a newline to stderr, one line: every octet
+ * of the message that is not printable ASCII (a control character from an
+ * argument, a file name or a library message, a line break, UTF-8) is
+ * written as \xNN, so nothing reaches the terminal raw. Messages longer
+ * than SMPCTL_ERROR_MAX octets are cut and end in "...".
+ */
+#define SMPCTL_ERROR_MAX 2048
 void smpctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * An argument quoted for an error sentence (smp_quote_arg: 'text', other
+ * than printable ASCII as \xNN, cut after 80 octets). The result lives in
+ * one of SMPCTL_QUOTE_SLOTS static buffers used in turn, so up to that many
+ * may appear in one smpctl_error() call.
+ */
+#define SMPCTL_QUOTE_SLOTS 4
+const char *smpctl_quote(const char *arg);
 
 /* Exit codes of "smpctl check" besides the sysexits ones. */
 enum {

@@ -3,7 +3,8 @@
 #   B=build tests/run-tests.sh [--no-fuzz]
 # Unit tests are cmocka binaries under $B/tests; black-box tests are
 # tests/blackbox/*.sh printing TAP-style "ok"/"not ok" lines; fuzz targets
-# run for FUZZ_CHECK_SECONDS each on the fixture corpus.
+# run for FUZZ_CHECK_SECONDS each on the fixture corpus; the fault scenarios
+# tests/faults/*.sh (real Postfix) print the same TAP lines.
 set -u
 cd "$(dirname "$0")/.."
 B=${B:-build}
@@ -54,8 +55,30 @@ for t in tests/blackbox/*.sh; do
 	fi
 done
 
+# Fault scenarios (tests/faults/README.md): real Postfix instances, TAP
+# lines like the black-box tests, each under a timeout. FAULT_SCENARIOS
+# picks some ("" for none).
+for f in ${FAULT_SCENARIOS-reload kill9 lock}; do
+	t=tests/faults/$f.sh
+	[ -f "$t" ] || continue
+	echo "== faults/$f"
+	out=$(B="$B" timeout -k 15 "${FAULTS_TIMEOUT:-240}" bash "$t" 2>&1)
+	rc=$?
+	printf '%s\n' "$out"
+	p=$(printf '%s\n' "$out" | grep -c '^ok ')
+	f_=$(printf '%s\n' "$out" | grep -c '^not ok ')
+	passed=$((passed + p))
+	failed=$((failed + f_))
+	[ "$f_" -gt 0 ] && failures+=("faults/$f: $f_ failed")
+	if [ $rc = 124 ] || [ $rc = 137 ]; then
+		note_fail "faults/$f: timed out after ${FAULTS_TIMEOUT:-240} s"
+	elif [ $rc -ne 0 ] && [ "$f_" -eq 0 ]; then
+		note_fail "faults/$f: exited $rc"
+	fi
+done
+
 if [ $FUZZ = 1 ]; then
-	for target in armor packets message; do
+	for target in armor packets message address keyinspect; do
 		echo "== fuzz $target (${FUZZ_CHECK_SECONDS:-30} s)"
 		if B="$B" ./fuzz/run-fuzz.sh "$target" "${FUZZ_CHECK_SECONDS:-30}"; then
 			passed=$((passed + 1))

@@ -4,7 +4,9 @@
 # scenario's "-- config:" lines become the config, loaded with SIGHUP (so
 # reload is exercised throughout). "-- setup:" lines are shell commands run
 # after the reload and before the scenario (e.g. "$SMPCTL keys import ..."
-# to prepare its keyring); "-- check:" lines run after it. In config, setup
+# to prepare its keyring); "-- check:" lines run after it. "-- reload-config:"
+# lines are a second config the scenario loads mid-transaction by running
+# $MILTER_RELOAD (it returns once the daemon logged the reload). In config, setup
 # and check lines @TMP@ is the runner's temporary directory. "-- log:" lines are patterns the daemon's
 # log must show for that scenario. Also: config check exit codes, reload of a
 # bad config, privilege drop, clean stop on SIGTERM.
@@ -95,10 +97,25 @@ else
 	notok "daemon did not start"; cat "$TMP/milter.log"; exit 1
 fi
 reloads=0
+# $MILTER_RELOAD: load $TMP/milter.next.conf now, return once it is logged
+cat >"$TMP/reload.sh" <<RELOAD
+#!/bin/bash
+n=\$(grep -c "configuration reloaded" "$TMP/milter.log")
+cp "$TMP/milter.next.conf" "$TMP/milter.conf"
+kill -HUP $PID
+for ((i = 0; i < $WAIT * 10; i++)); do
+	[ "\$(grep -c "configuration reloaded" "$TMP/milter.log")" -gt "\$n" ] && exit 0
+	sleep 0.1
+done
+exit 1
+RELOAD
+chmod +x "$TMP/reload.sh"
+export MILTER_RELOAD="$TMP/reload.sh"
 run_scenario() { # run_scenario SCRIPT [extra config text]
 	local s=$1 name
 	name=$(basename "$s" .lua)
 	{ base_config; sed -n 's/^-- config: \{0,1\}//p' "$s" | sed "s|@TMP@|$TMP|g"; printf '%b' "${2:-}"; } >"$TMP/milter.conf"
+	{ base_config; sed -n 's/^-- reload-config: \{0,1\}//p' "$s" | sed "s|@TMP@|$TMP|g"; } >"$TMP/milter.next.conf"
 	kill -HUP "$PID"
 	reloads=$((reloads + 1))
 	if ! wait_log "configuration reloaded" "$reloads"; then
@@ -130,6 +147,8 @@ run_scenario() { # run_scenario SCRIPT [extra config text]
 	else
 		notok "$name: $out"
 	fi
+	# a scenario may have reloaded by itself ($MILTER_RELOAD)
+	reloads=$(grep -c "configuration reloaded" "$TMP/milter.log")
 }
 for s in tests/miltertest/*.lua; do
 	[ "$(basename "$s")" = common.lua ] && continue

@@ -104,6 +104,28 @@ rc=$?
 check "a missing file exits 66 naming it" test $rc = 66 -a "$(grep -c does-not-exist.eml "$TMP/err")" = 1
 "$SMPCTL" check "$TMP" >/dev/null 2>"$TMP/err"
 check "a directory exits 66" test $? = 66
+# no raw control octet from an argument reaches the terminal
+# clean_err RC WANT: RC is WANT, $TMP/err one line of printable ASCII
+clean_err() {
+	[ "$1" = "$2" ] && [ "$(wc -l <"$TMP/err")" = 1 ] &&
+		! tr -d '\n' <"$TMP/err" | LC_ALL=C grep -q '[^ -~]'
+}
+"$SMPCTL" check "$TMP/no"$'\x1b]0;title\x07\nsuch'.eml >/dev/null 2>"$TMP/err"
+check "a missing file named with ESC, BEL and LF exits 66 with one clean line" clean_err $? 66
+check "... the name shown escaped" grep -qF 'no\x1b]0;title\x07\x0asuch.eml' "$TMP/err"
+"$SMPCTL" check $'--\x1b[2J' "$v" >/dev/null 2>"$TMP/err"
+check "an unknown option with an ESC exits 64 with one clean line" clean_err $? 64
+"$SMPCTL" check "$v" $'\x1b[2J' >/dev/null 2>"$TMP/err"
+check "a second FILE with an ESC exits 64 with one clean line" clean_err $? 64
+"$SMPCTL" $'\x9b31m' >/dev/null 2>"$TMP/err"
+check "an unknown command with a C1 octet exits 64 with one clean line" clean_err $? 64
+check "... shown as \\x9b" grep -qF "'\x9b31m'" "$TMP/err"
+"$SMPCTL" -c >/dev/null 2>"$TMP/err"
+check "-c without a file exits 64 with one sentence" clean_err $? 64
+cp "$v" "$TMP/"$'x\xff.eml'
+j=$("$SMPCTL" check --json "$TMP/"$'x\xff.eml')
+check "--json with a file name that is not UTF-8 still names it (quoted)" \
+	jqt '.file | endswith("x\\xff.eml'"'"'")' <<<"$j"
 
 # 5. a message over the 25 MiB limit is too-large, read only that far
 {

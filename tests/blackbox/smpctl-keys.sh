@@ -59,9 +59,43 @@ S keys pin bob@example.net "$bob" && st=$(S keys show bob@example.net --json | j
 check "pin: the binding is pinned" test "$st" = pinned
 h=$(S keys history bob@example.net --json | jq -r '[.events[].event] | join(",")')
 check "history lists imported and pinned in order" test "$h" = "imported,pinned"
+j=$(S keys history bob@example.net --json)
+check "history --json carries the binding's times seen and last seen" jqt \
+	'.bindings[0].times_seen == 1 and (.bindings[0].last_seen | test("^[0-9-]+T[0-9:]+Z$"))' <<<"$j"
+check "history ends with the binding's seen line (times and last seen)" \
+	bash -c "S() { \"$B/bin/smpctl\" -c \"$TMP/c.conf\" \"\$@\"; }; S keys history bob@example.net | tail -1 | grep -Eq '^[0-9T:-]+Z seen +$bob 1 time since [0-9T:-]+Z, now pinned'"
 j=$(S stats --json)
 check "stats --json counts keys, addresses and states" jqt \
 	'.keys == 2 and .addresses == 2 and .bindings.pinned == 2' <<<"$j"
+# keys prune: events recorded before now - events_keep go, newer ones stay
+# (3 written as if long ago, then one now: prune always keeps the newest)
+python3 - "$TMP/k.db" <<'PY'
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+db.executemany("INSERT INTO events (at, address, fpr, event, detail) "
+               "VALUES (?, 'old@example.org', '', 'harvested', 'long ago')",
+               [(1000000000,), (1000000001,), (1000000002,)])
+db.execute("INSERT INTO events (at, address, fpr, event, detail) "
+           "VALUES (?, 'new@example.org', '', 'harvested', 'now')",
+           (int(time.time()),))
+db.commit()
+PY
+ev0=$(S stats --json | jq .events)
+out=$(S keys prune)
+check "prune removes the 3 old events and says so" test $? = 0 -a \
+	"$(head -1 <<<"$out" | sed 's/before [0-9T:-]*Z/before T/')" = "events: 3 removed (recorded before T; events_keep = 400 days)"
+check "prune reports the replay log too" grep -Eq '^replay log: 0 entries removed \(first seen before [0-9T:-]+Z; replay.window = 604800 s\)$' <<<"$out"
+check "the pruned address has no history left" test -z "$(S keys history old@example.org)"
+check "newer events stay; one events-pruned record is added" \
+	test "$(S stats --json | jq .events)" = $((ev0 - 3 + 1)) -a "$(S keys history bob@example.net --json | jq -r '[.events[].event] | join(",")')" = "imported,pinned" -a "$(S keys history new@example.org --json | jq '.events | length')" = 1
+j=$(S keys prune --json)
+check "prune --json: nothing left to remove" jqt \
+	'.events == 0 and .replay_entries == 0 and .events_keep_days == 400 and (.events_before | test("Z$")) and .replay_window == 604800' <<<"$j"
+printf 'keyring {\n  path = "%s/k.db"\n  events_keep = 0\n}\ngnupg_home = "%s/gnupg"\n' "$TMP" "$TMP" >"$TMP/keep.conf"
+out=$("$B/bin/smpctl" -c "$TMP/keep.conf" keys prune | head -1)
+check "events_keep = 0 keeps every event" test "$out" = "events: none removed (events_keep = 0 keeps every event)"
+S keys prune extra >/dev/null 2>&1
+check "prune takes no argument (exit 64)" test $? = 64
 out=$(S keys rebuild)
 check "rebuild re-imports both keys into the GnuPG cache" test "$out" = "$TMP/gnupg: 2 keys imported from the keyring"
 check "the rebuilt cache holds alice's key" \
@@ -71,13 +105,107 @@ check "delete ADDRESS removes the binding" test $? = 67
 S keys delete "$bob"
 check "delete FPR removes the key" test "$(S stats --json | jq .keys)" = 1
 S keys show xyz >/dev/null 2>"$TMP/err"
-check "show of something that is neither address nor fingerprint exits 65" test $? = 65 -a "$(grep -c "'xyz' is not" "$TMP/err")" = 1
+check "show of something that is neither address nor fingerprint exits 65" test $? = 65 -a "$(grep -c "'xyz' is neither a mail address nor a key fingerprint" "$TMP/err")" = 1
 S keys pin alice@example.org 1234 >/dev/null 2>&1
 check "pin with a malformed fingerprint exits 65" test $? = 65
 S keys frobnicate >/dev/null 2>&1
 check "an unknown keys subcommand exits 64" test $? = 64
 S keys pin only-one-argument >/dev/null 2>&1
 check "a missing argument exits 64" test $? = 64
+
+# Address syntax (smpctl(8) ADDRESSES): every ADDRESS argument passes one
+# check; anything else exits 65 with one sentence quoting it, stores nothing,
+# and no raw control octet reaches the terminal.
+nbind() { S keys list --json | jq '.bindings | length'; }
+# clean_err RC WANT: RC is WANT, and $TMP/err is one line of printable ASCII
+# (no control octet, no octet >= 0x80)
+clean_err() {
+	[ "$1" = "$2" ] && [ "$(wc -l <"$TMP/err")" = 1 ] &&
+		! tr -d '\n' <"$TMP/err" | LC_ALL=C grep -q '[^ -~]'
+}
+before=$(nbind)
+S keys pin "a'; DROP TABLE keys;--@x.org" "$alice" >/dev/null 2>"$TMP/err"
+rc=$?
+check "pin of the SQL string exits 65 with one clean line" clean_err $rc 65
+check "... saying why, the argument quoted" grep -qF "keys pin: 'a\\'; DROP TABLE keys;--@x.org' is not a mail address: it holds white space" "$TMP/err"
+check "... and stores nothing" test "$(nbind)" = "$before" -a "$(S keys list | grep -c DROP)" = 0
+for bad in 'a b@x.org' 'a;b@x.org' 'a@x;y.org' '"a b"@x.org' '<a@x.org>' 'a..b@x.org' 'a@-x.org' '@x.org' 'a@'; do
+	S keys pin "$bad" "$alice" >/dev/null 2>"$TMP/err"
+	rc=$?
+	check "pin '$bad' exits 65 with one clean line, nothing stored" \
+		test $rc = 65 -a "$(nbind)" = "$before" -a "$(grep -c 'is not a mail address' "$TMP/err")" = 1
+done
+S keys pin $'a\x1b[31m@x.org' "$alice" >/dev/null 2>"$TMP/err"
+rc=$?
+check "pin with an ESC in the address exits 65 with one clean line" clean_err $rc 65
+check "... the ESC shown as \\x1b, nothing stored" \
+	test "$(grep -cF "'a\\x1b[31m@x.org'" "$TMP/err")" = 1 -a "$(nbind)" = "$before"
+S keys show $'al\x01ice@example.org' >/dev/null 2>"$TMP/err"
+check "show with a control octet exits 65 with one clean line" clean_err $? 65
+S keys show $'\x1b]0;pwned\x07' >/dev/null 2>"$TMP/err"
+check "show of a terminal escape (no @) exits 65 with one clean line" clean_err $? 65
+big=$(head -c 102400 /dev/zero | tr '\0' x)
+S keys show "$big@x.org" >/dev/null 2>"$TMP/err"
+check "show of a 100 kB address exits 65 (not 78) with one clean line" clean_err $? 65
+check "... short: 80 octets shown, the length named" \
+	test "$(wc -c <"$TMP/err")" -lt 400 -a "$(grep -c '(102406 octets)' "$TMP/err")" = 1
+S keys block "$big" >/dev/null 2>"$TMP/err"
+check "block of a 100 kB non-fingerprint exits 65, short" test $? = 65 -a "$(wc -c <"$TMP/err")" -lt 400
+S keys pin "$big@x.org" "$alice" >/dev/null 2>&1
+check "pin of a 100 kB address exits 65, nothing stored" test $? = 65 -a "$(nbind)" = "$before"
+S keys pin "$(head -c 243 /dev/zero | tr '\0' l)@example.org" "$alice" >/dev/null 2>"$TMP/err"
+check "a 255-octet address is refused (65): longer than 254 octets" \
+	test $? = 65 -a "$(grep -c 'longer than 254 octets' "$TMP/err")" = 1
+S keys delete 'a;b@x.org' >/dev/null 2>&1
+check "delete of a malformed address exits 65" test $? = 65
+S keys export 'a b@x.org' >/dev/null 2>&1
+check "export of a malformed address exits 65" test $? = 65
+S keys history "$alice" >/dev/null 2>"$TMP/err"
+check "history takes an address only: a fingerprint exits 65" \
+	test $? = 65 -a "$(grep -c "it has no '@'" "$TMP/err")" = 1
+S keys block alice@example.org >/dev/null 2>"$TMP/err"
+check "block takes a fingerprint only: an address exits 65" \
+	test $? = 65 -a "$(grep -c 'is not a key fingerprint' "$TMP/err")" = 1
+S keys import $K/carol.pub.asc --address 'carol@example.com;' >/dev/null 2>"$TMP/err"
+check "import --address with a malformed address exits 65, nothing stored" \
+	test $? = 65 -a "$(nbind)" = "$before" -a "$(S stats --json | jq .keys)" = 1
+S keys show alice@example.org --address alice@example.org >/dev/null 2>&1
+check "--address with another command than import is a usage error (64)" test $? = 64
+S keys $'\x1b[2Jfrob' >/dev/null 2>"$TMP/err"
+check "an unknown subcommand with an ESC exits 64 with one clean line" clean_err $? 64
+S keys list --state $'\x07bell' >/dev/null 2>"$TMP/err"
+check "an unknown state with a BEL exits 64 with one clean line" clean_err $? 64
+"$B/bin/smpctl" -c "$TMP/no"$'\x1b[31m'"such.conf" keys list >/dev/null 2>"$TMP/err"
+check "a config path with an ESC exits 78 with one clean line" clean_err $? 78
+check "... the path shown escaped" grep -qF 'no\x1b[31msuch.conf' "$TMP/err"
+# what the check accepts
+for good in '"john..doe"@example.org' "o'reilly@example.org" $'j\xc3\xb6rg@example.org' \
+	"$(head -c 65 /dev/zero | tr '\0' l)@example.org" 'x@[192.0.2.1]'; do
+	S keys pin "$good" "$alice" >/dev/null 2>&1
+	rc=$?
+	check "pin '$good' is accepted and found again" \
+		test $rc = 0 -a "$(S keys show "$good" --json | jq -r '.bindings[0].state')" = pinned
+done
+S keys pin 'Dora@EXAMPLE.org' "$alice" && S keys show dora@example.org >/dev/null 2>&1
+check "the local part is exact: Dora@ is not dora@ (67)" test $? = 67
+check "... and the domain is lowered: Dora@example.org is listed" \
+	test "$(S keys list | grep -c '^Dora@example.org ')" = 1
+
+# keys import pins only user IDs whose email is a mail address
+G=$TMP/gen
+mkdir -m 700 "$G"
+GNUPGHOME=$G gpg --batch --quiet --passphrase '' --quick-gen-key 'Joe <joe;x@example.org>' ed25519 cert,sign never 2>/dev/null
+jfpr=$(GNUPGHOME=$G gpg --batch --with-colons --list-keys 2>/dev/null | awk -F: '$1 == "fpr" {print $10; exit}')
+GNUPGHOME=$G gpg --batch --quiet --quick-add-uid "$jfpr" 'Joe <joe@example.org>' 2>/dev/null
+GNUPGHOME=$G gpg --batch --armor --export "$jfpr" >"$TMP/joe.asc" 2>/dev/null
+GNUPGHOME=$G gpgconf --kill gpg-agent 2>/dev/null
+out=$(S keys import "$TMP/joe.asc" 2>"$TMP/err")
+rc=$?
+check "import of a key with a malformed user ID email pins only the good one" \
+	test $rc = 0 -a "$out" = "$TMP/joe.asc: 1 key, 1 address pinned" -a "$(S keys list | grep -c '^joe')" = 1
+check "... and warns once, naming the malformed email quoted" clean_err 0 0
+check "... as 'joe;x@example.org'" grep -qF "user ID email 'joe;x@example.org' is not a mail address" "$TMP/err"
+
 printf 'keyring {\n  path = "/nonexistent-dir-%s/k.db"\n}\n' "$$" >"$TMP/bad.conf"
 "$B/bin/smpctl" -c "$TMP/bad.conf" keys list >/dev/null 2>"$TMP/err"
 check "an unusable database exits 78 naming it" test $? = 78 -a "$(grep -c nonexistent-dir "$TMP/err")" = 1

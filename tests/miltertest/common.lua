@@ -8,6 +8,13 @@ smp.socket = os.getenv("MILTER_SOCKET")
 smp.sender = "<sender@example.org>"
 smp.rcpt = "<bob@example.net>"
 smp.fixtures = os.getenv("FIXTURES")
+
+-- Loads the scenario's "-- reload-config:" config and returns once the
+-- daemon has logged the reload (the runner's $MILTER_RELOAD).
+function smp.reload()
+	local ok = os.execute(os.getenv("MILTER_RELOAD"))
+	if ok ~= true and ok ~= 0 then smp.fail("reload failed") end
+end
 mt.set_timeout(30)
 
 function smp.fail(msg)
@@ -86,6 +93,9 @@ function smp.send_message(conn, text, qid, auth)
 		if mt.getreply(conn) == SMFIR_SKIP then break end
 		pos = pos + 65535
 	end
+	-- smp.before_eom, when set, runs between the body and end of message
+	-- (e.g. a reload mid-transaction)
+	if smp.before_eom then smp.before_eom() end
 	if mt.eom(conn) ~= nil then smp.fail("eom failed") end
 	return mt.getreply(conn)
 end

@@ -606,6 +606,279 @@ static void test_find_not_at_line_start(void **state)
 	assert_int_equal(off, 24);
 }
 
+/* ------------------------------------------------------------------ */
+/* smp_armor_parse: the checks without keeping the octets              */
+
+static void test_parse_matches_decode(void **state)
+{
+	static const size_t sizes[] = {1, 2, 3, 47, 48, 49, 1000, 70000};
+	(void)state;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t n = sizes[i];
+		unsigned char *data = malloc(n);
+		struct tbuf t = {0};
+		struct smp_armor a, b;
+
+		assert_non_null(data);
+		fill_bytes(data, n, (unsigned)i);
+		t_armor(&t, "MESSAGE", data, n, NULL, 1, i % 2 ? "\r\n" : "\n");
+		tb_str(&t, "trailing text\n");
+		assert_int_equal(smp_armor_decode((const char *)t.p, t.len, BIG,
+						  &a),
+				 SMP_ARMOR_OK);
+		/* no bound: larger than any max_out would allow */
+		assert_int_equal(smp_armor_parse((const char *)t.p, t.len, &b),
+				 SMP_ARMOR_OK);
+		assert_null(b.data);
+		assert_int_equal(b.len, a.len);
+		assert_int_equal(b.type, a.type);
+		assert_int_equal(b.has_crc, a.has_crc);
+		assert_int_equal(b.begin_off, a.begin_off);
+		assert_int_equal(b.end_off, a.end_off);
+		smp_armor_free(&a);
+		tb_free(&t);
+		free(data);
+	}
+}
+
+static void test_parse_errors(void **state)
+{
+	unsigned char data[48];
+	struct tbuf t = {0};
+	struct smp_armor b;
+	char *x;
+	(void)state;
+	fill_bytes(data, sizeof(data), 4);
+	/* the checksum is still checked */
+	t_armor(&t, "MESSAGE", data, sizeof(data), NULL, 1, "\n");
+	x = strstr((char *)t.p, "\n\n") + 2 + 10;
+	*x = (char)(*x == 'A' ? 'B' : 'A');
+	assert_int_equal(smp_armor_parse((const char *)t.p, t.len, &b),
+			 SMP_ARMOR_ECRC);
+	assert_null(b.data);
+	tb_free(&t);
+	{
+		static const char star[] = "-----BEGIN PGP MESSAGE-----\n\nQU*D\n"
+					   "-----END PGP MESSAGE-----\n";
+		assert_int_equal(smp_armor_parse(star, strlen(star), &b),
+				 SMP_ARMOR_EBASE64);
+	}
+	assert_int_equal(smp_armor_parse("no armor", 8, &b), SMP_ARMOR_ENOBEGIN);
+}
+
+/* A failed decode still says where the block began and what it is. */
+static void test_decode_failure_keeps_begin(void **state)
+{
+	static const char txt[] = "text\n-----BEGIN PGP SIGNATURE-----\n\nQUJD\n";
+	static const char nolabel[] = "-----BEGIN PGP MESSAGE\n\nQUJD\n";
+	struct smp_armor a;
+	(void)state;
+	assert_int_equal(dec(txt, BIG, &a), SMP_ARMOR_ENOEND);
+	assert_int_equal(a.begin_off, 5);
+	assert_int_equal(a.type, SMP_ARMOR_SIGNATURE);
+	assert_null(a.data);
+	assert_int_equal(dec(nolabel, BIG, &a), SMP_ARMOR_EHEADER);
+	assert_int_equal(a.begin_off, 0);
+	assert_int_equal(a.type, SMP_ARMOR_UNKNOWN);
+}
+
+/* ------------------------------------------------------------------ */
+/* smp_armor_scan_rest: what follows a block                           */
+
+static unsigned rest_blocks(const struct smp_armor_rest *r)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < SMP_ARMOR_NTYPES; i++)
+		n += r->blocks[i];
+	return n;
+}
+
+/* One block, then tail; scans from the first block's end. */
+static void scan_after_block(const char *tail, const char *eol,
+			     struct smp_armor_rest *r)
+{
+	unsigned char data[20];
+	struct tbuf t = {0};
+	struct smp_armor a;
+
+	fill_bytes(data, sizeof(data), 9);
+	t_armor(&t, "MESSAGE", data, sizeof(data), NULL, 1, eol);
+	tb_str(&t, tail);
+	assert_int_equal(smp_armor_decode((const char *)t.p, t.len, BIG, &a),
+			 SMP_ARMOR_OK);
+	memset(r, 0xA5, sizeof(*r)); /* must be reset by the callee */
+	smp_armor_scan_rest((const char *)t.p, t.len, a.end_off, r);
+	smp_armor_free(&a);
+	tb_free(&t);
+}
+
+static void test_rest_white_space(void **state)
+{
+	static const char *const tails[] = {
+		"", "\n", "\r\n", "\n\n\n", "\r\n\r\n", "   ", " \t \r\n  \n\t\n",
+	};
+	struct smp_armor_rest r;
+	(void)state;
+	for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+		scan_after_block(tails[i], "\n", &r);
+		assert_int_equal(rest_blocks(&r), 0);
+		assert_int_equal(r.broken, 0);
+		assert_false(r.text);
+		scan_after_block(tails[i], "\r\n", &r);
+		assert_int_equal(rest_blocks(&r), 0);
+		assert_false(r.text);
+	}
+	/* the END line without a line break, at the very end */
+	{
+		static const char one[] = "-----BEGIN PGP MESSAGE-----\n\nQUJD\n"
+					  "-----END PGP MESSAGE-----";
+		struct smp_armor a;
+		assert_int_equal(dec(one, BIG, &a), SMP_ARMOR_OK);
+		assert_int_equal(a.end_off, strlen(one));
+		smp_armor_scan_rest(one, strlen(one), a.end_off, &r);
+		assert_int_equal(rest_blocks(&r), 0);
+		assert_false(r.text);
+		smp_armor_free(&a);
+	}
+	/* an offset at or past the end */
+	smp_armor_scan_rest("abc", 3, 3, &r);
+	assert_false(r.text);
+	smp_armor_scan_rest("abc", 3, 99, &r);
+	assert_false(r.text);
+	assert_int_equal(rest_blocks(&r), 0);
+}
+
+static void test_rest_text(void **state)
+{
+	struct smp_armor_rest r;
+	(void)state;
+	scan_after_block("x", "\n", &r);
+	assert_true(r.text);
+	assert_int_equal(rest_blocks(&r), 0);
+	scan_after_block("\n\n-- \nAlice\n", "\r\n", &r);
+	assert_true(r.text);
+	/* a NUL, a form feed: not white space here */
+	scan_after_block("\f\n", "\n", &r);
+	assert_true(r.text);
+	{
+		static const char nul[] = "-----BEGIN PGP MESSAGE-----\n\nQUJD\n"
+					  "-----END PGP MESSAGE-----\n\0\n";
+		smp_armor_scan_rest(nul, sizeof(nul) - 1, sizeof(nul) - 3, &r);
+		assert_true(r.text);
+	}
+	/* a BEGIN line not at the start of a line is text, not a block */
+	scan_after_block("see -----BEGIN PGP MESSAGE-----\n\nQUJD\n"
+			 "-----END PGP MESSAGE-----\n",
+			 "\n", &r);
+	assert_true(r.text);
+	assert_int_equal(rest_blocks(&r), 0);
+	/* a stray END line */
+	scan_after_block("-----END PGP MESSAGE-----\n", "\n", &r);
+	assert_true(r.text);
+	assert_int_equal(rest_blocks(&r), 0);
+}
+
+static void test_rest_blocks(void **state)
+{
+	unsigned char d2[30];
+	struct tbuf tail = {0};
+	struct smp_armor_rest r;
+	static const char *const labels[] = {
+		"MESSAGE", "SIGNATURE", "PUBLIC KEY BLOCK", "PRIVATE KEY BLOCK",
+		"ARMORED FILE",
+	};
+	static const enum smp_armor_type types[] = {
+		SMP_ARMOR_MESSAGE, SMP_ARMOR_SIGNATURE, SMP_ARMOR_PUBLIC_KEY,
+		SMP_ARMOR_PRIVATE_KEY, SMP_ARMOR_UNKNOWN,
+	};
+	(void)state;
+	fill_bytes(d2, sizeof(d2), 17);
+	for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++) {
+		/* directly after the END line, and after blank lines */
+		t_armor(&tail, labels[i], d2, sizeof(d2), NULL, 1, "\n");
+		scan_after_block(tb_cstr(&tail), "\n", &r);
+		assert_int_equal(r.blocks[types[i]], 1);
+		assert_int_equal(rest_blocks(&r), 1);
+		assert_int_equal(r.broken, 0);
+		assert_false(r.text);
+		tb_free(&tail);
+		tb_str(&tail, "\r\n \r\n");
+		t_armor(&tail, labels[i], d2, sizeof(d2), NULL, 0, "\r\n");
+		tb_str(&tail, "\r\n");
+		scan_after_block(tb_cstr(&tail), "\r\n", &r);
+		assert_int_equal(r.blocks[types[i]], 1);
+		assert_int_equal(rest_blocks(&r), 1);
+		assert_false(r.text);
+		tb_free(&tail);
+	}
+	/* several, with text between */
+	t_armor(&tail, "MESSAGE", d2, sizeof(d2), NULL, 1, "\n");
+	tb_str(&tail, "between\n");
+	t_armor(&tail, "MESSAGE", d2, 7, NULL, 1, "\n");
+	t_armor(&tail, "SIGNATURE", d2, 5, NULL, 1, "\n");
+	scan_after_block(tb_cstr(&tail), "\n", &r);
+	assert_int_equal(r.blocks[SMP_ARMOR_MESSAGE], 2);
+	assert_int_equal(r.blocks[SMP_ARMOR_SIGNATURE], 1);
+	assert_int_equal(r.broken, 0);
+	assert_true(r.text);
+	tb_free(&tail);
+}
+
+static void test_rest_broken_blocks(void **state)
+{
+	unsigned char d2[30];
+	struct tbuf tail = {0};
+	struct smp_armor_rest r;
+	(void)state;
+	fill_bytes(d2, sizeof(d2), 23);
+	/* no END line */
+	scan_after_block("-----BEGIN PGP MESSAGE-----\n\nQUJD\n", "\n", &r);
+	assert_int_equal(r.blocks[SMP_ARMOR_MESSAGE], 1);
+	assert_int_equal(r.broken, 1);
+	/* only the BEGIN line, no line break */
+	scan_after_block("-----BEGIN PGP MESSAGE-----", "\n", &r);
+	assert_int_equal(r.blocks[SMP_ARMOR_MESSAGE], 1);
+	assert_int_equal(r.broken, 1);
+	/* an unreadable label */
+	scan_after_block("-----BEGIN PGP MESSAGE\n\nQUJD\n", "\n", &r);
+	assert_int_equal(r.blocks[SMP_ARMOR_UNKNOWN], 1);
+	assert_int_equal(r.broken, 1);
+	/* a broken block, then a good one: both are found */
+	tb_str(&tail, "-----BEGIN PGP MESSAGE-----\n\nQU*D\n"
+		      "-----END PGP MESSAGE-----\n");
+	t_armor(&tail, "PUBLIC KEY BLOCK", d2, sizeof(d2), NULL, 1, "\n");
+	scan_after_block(tb_cstr(&tail), "\n", &r);
+	assert_int_equal(r.blocks[SMP_ARMOR_MESSAGE], 1);
+	assert_int_equal(r.blocks[SMP_ARMOR_PUBLIC_KEY], 1);
+	assert_int_equal(r.broken, 1);
+	tb_free(&tail);
+	/* a block cut short by the next BEGIN line */
+	tb_str(&tail, "-----BEGIN PGP MESSAGE-----\n\nQUJD\n");
+	t_armor(&tail, "MESSAGE", d2, sizeof(d2), NULL, 1, "\n");
+	scan_after_block(tb_cstr(&tail), "\n", &r);
+	assert_int_equal(r.blocks[SMP_ARMOR_MESSAGE], 2);
+	assert_int_equal(r.broken, 1);
+	tb_free(&tail);
+}
+
+/* Many further blocks and BEGIN lines: one pass, no allocation each. */
+static void test_rest_many(void **state)
+{
+	struct tbuf t = {0};
+	struct smp_armor_rest r;
+	(void)state;
+	for (int i = 0; i < 20000; i++)
+		tb_str(&t, "-----BEGIN PGP MESSAGE-----\n\nQUJD\n"
+			   "-----END PGP MESSAGE-----\n");
+	for (int i = 0; i < 20000; i++)
+		tb_str(&t, "-----BEGIN PGP MESSAGE-----\n");
+	smp_armor_scan_rest((const char *)t.p, t.len, 0, &r);
+	assert_int_equal(r.blocks[SMP_ARMOR_MESSAGE], 40000);
+	assert_int_equal(r.broken, 20000);
+	assert_false(r.text);
+	tb_free(&t);
+}
+
 static void test_strerror(void **state)
 {
 	(void)state;
@@ -662,6 +935,14 @@ int main(void)
 		cmocka_unit_test(test_label_signed_message),
 		cmocka_unit_test(test_find),
 		cmocka_unit_test(test_find_not_at_line_start),
+		cmocka_unit_test(test_parse_matches_decode),
+		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_decode_failure_keeps_begin),
+		cmocka_unit_test(test_rest_white_space),
+		cmocka_unit_test(test_rest_text),
+		cmocka_unit_test(test_rest_blocks),
+		cmocka_unit_test(test_rest_broken_blocks),
+		cmocka_unit_test(test_rest_many),
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_free_null),
 	};

@@ -61,6 +61,7 @@ static void test_empty_file_gives_defaults(void **state)
 	assert_int_equal(c->check.limits.max_parts, 100);
 	assert_int_equal(c->n_out_nets, 2);
 	assert_string_equal(c->keyring_backend, "sqlite");
+	assert_int_equal(c->keyring_events_keep, 400);
 	assert_true(c->harvest_smp);
 	assert_false(c->harvest_autocrypt);
 	assert_int_equal(c->on_conflict, SMP_CONF_CONFLICT_FLAG);
@@ -165,6 +166,37 @@ static void test_errors_name_file_and_line(void **state)
 	expect_error("keyring {\n backend = mysql\n}\n", "backend: 'mysql'");
 	expect_error("limits {\n max_depth = -1\n}\n", "max_depth");
 	expect_error("socket = \"inet6:0@::1\"\n", "socket");
+}
+
+/* keyring.events_keep: days, 0 keeps every event, at most 36500. */
+static void test_events_keep(void **state)
+{
+	static const struct {
+		const char *v;
+		long days;
+	} good[] = {{"0", 0}, {"1", 1}, {"30", 30}, {"400", 400}, {"36500", 36500}};
+	static const char *const bad[] = {"-1", "36501", "1d", "1.5", "\"\"",
+					  "99999999999999999999"};
+	char text[128], want[300], err[512];
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct smp_config *c;
+		snprintf(text, sizeof(text), "keyring {\n events_keep = %s\n}\n",
+			 good[i].v);
+		c = load(text, err, sizeof(err));
+		if (!c)
+			fail_msg("events_keep = %s: %s", good[i].v, err);
+		assert_int_equal(c->keyring_events_keep, good[i].days);
+		smp_config_free(c);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "\nkeyring {\n events_keep = %s\n}\n",
+			 bad[i]);
+		snprintf(want, sizeof(want), "%s/t.conf:3: events_keep: ", dir);
+		expect_error(text, want);
+		expect_error(text, "is not a number of days from 0 (keep every "
+			     "event) to 36500");
+	}
 }
 
 static void test_encrypt_defaults(void **state)
@@ -303,6 +335,7 @@ int main(void)
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_outbound_networks),
 		cmocka_unit_test(test_errors_name_file_and_line),
+		cmocka_unit_test(test_events_keep),
 		cmocka_unit_test(test_encrypt_defaults),
 		cmocka_unit_test(test_encrypt_values),
 		cmocka_unit_test(test_encrypt_errors),

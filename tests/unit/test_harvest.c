@@ -1020,6 +1020,56 @@ static void test_conflict_replace(void **state)
 /* ------------------------------------------------------------------ */
 /* Same key again                                                      */
 
+/* "seen" is the binding's counter and last-seen time, not an event: a
+ * thousand messages with a known key add no row to the history. */
+static void test_seen_adds_no_events(void **state)
+{
+	struct fx *f = *state;
+	const char *a = fpr_of("alice");
+	struct smp_keyring_stats st;
+	struct smp_binding b;
+	unsigned long before;
+	char last_msgid[64];
+
+	msg(f, "alice@example.org", DATE1);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_HARVESTED, SMP_HR_NONE);
+	assert_int_equal(smp_keyring_stats(f->kr, &st), 0);
+	before = st.events;
+	assert_int_equal(before, 1);
+
+	for (int i = 1; i <= 1000; i++) {
+		msg(f, "alice@example.org", DATE1 + i);
+		f->ctx.now = NOW + i;
+		if (harvest1(f, "alice") != 0)
+			fail_msg("harvest %d: %s", i, f->rep.error);
+		expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
+	}
+	snprintf(last_msgid, sizeof(last_msgid), "%s", f->msgid);
+	assert_int_equal(smp_keyring_stats(f->kr, &st), 0);
+	assert_int_equal(st.events, before);
+	{
+		struct smp_event *e;
+		size_t n;
+		assert_int_equal(smp_keyring_events_for(f->kr,
+							"alice@example.org",
+							&e, &n), 0);
+		assert_int_equal(n, 1);
+		assert_string_equal(e[0].event, "harvested");
+		assert_string_equal(e[0].message_id, "<m1@mail.example>");
+		smp_events_free(e, n);
+	}
+
+	/* the counters on the binding say it all */
+	assert_non_null(get_binding(f, "alice@example.org", a, &b));
+	assert_int_equal(b.times_seen, 1001);
+	assert_int_equal(b.first_seen, NOW);
+	assert_int_equal(b.last_seen, NOW + 1000);
+	assert_int_equal(b.msg_date, DATE1 + 1000);
+	assert_string_equal(b.message_id, last_msgid);
+	smp_binding_clear(&b);
+}
+
 static void test_merge_updated_key(void **state)
 {
 	struct fx *f = *state;
@@ -1038,13 +1088,13 @@ static void test_merge_updated_key(void **state)
 	before = k.material_len;
 	smp_key_rec_clear(&k);
 
-	/* the same version again: nothing new, one gpg process */
+	/* the same version again: nothing new, one gpg process, no event */
 	msg(f, "alice@example.org", DATE1 + DAY);
 	assert_int_equal(harvest1(f, "alice"), 0);
 	expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
 	assert_int_equal(f->rep.gpg_ops, 1);
 	assert_int_equal(f->rep.harvested, 0);
-	last_event(f, "alice@example.org", "seen", NULL, a);
+	assert_int_equal(nevents(f, "alice@example.org"), 1);
 
 	/* a newer version: a second encryption subkey */
 	msg(f, "alice@example.org", DATE1 + 2 * DAY);
@@ -1387,6 +1437,7 @@ int main(void)
 		T(test_conflict_flag_then_pin),
 		T(test_conflict_keep),
 		T(test_conflict_replace),
+		T(test_seen_adds_no_events),
 		T(test_merge_updated_key),
 		T(test_older_message_changes_nothing),
 		T(test_blocked_never_reharvested),

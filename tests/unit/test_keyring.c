@@ -150,6 +150,27 @@ static const char *raw_text(const char *path, const char *sql, char *buf,
 	return buf;
 }
 
+/* The query plan of sql (EXPLAIN QUERY PLAN's detail column, every row
+ * joined) into buf. */
+static const char *raw_plan(const char *path, const char *sql, char *buf,
+			    size_t len)
+{
+	sqlite3 *db = raw_open(path);
+	sqlite3_stmt *st = NULL;
+	char q[512];
+	size_t n = 0;
+
+	snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
+	assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+	buf[0] = '\0';
+	while (sqlite3_step(st) == SQLITE_ROW && n < len)
+		n += (size_t)snprintf(buf + n, len - n, "%s; ",
+				      sqlite3_column_text(st, 3));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return buf;
+}
+
 /* ------------------------------------------------------------------ */
 /* Builders                                                            */
 
@@ -322,15 +343,18 @@ static void test_open_creates_schema(void **state)
 	struct fix *f = *state;
 	char buf[64];
 
-	assert_int_equal(smp_keyring_schema_version(f->kr), 1);
-	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_version"), 1);
-	assert_int_equal(raw_int(f->path, "SELECT MAX(version) FROM schema_version"), 1);
+	assert_int_equal(smp_keyring_schema_version(f->kr), 2);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_version"), 2);
+	assert_int_equal(raw_int(f->path, "SELECT MAX(version) FROM schema_version"), 2);
 	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master "
 				 "WHERE type = 'table' AND name IN ('keys', "
 				 "'bindings', 'events', 'replay', "
 				 "'schema_version')"), 5);
 	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master "
 				 "WHERE type = 'trigger'"), 2);
+	/* prune's DELETE has its index (version 2) */
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master "
+				 "WHERE type = 'index' AND name = 'events_at'"), 1);
 	assert_string_equal(raw_text(f->path, "PRAGMA journal_mode", buf,
 				     sizeof(buf)), "wal");
 	assert_string_equal(smp_keyring_errmsg(f->kr), "no error");
@@ -349,8 +373,8 @@ static void test_reopen_keeps_data(void **state)
 	put_bind(f->kr, "alice@example.org", fpr, T0);
 	reopen(f);
 	reopen(f);   /* a second open of a migrated file changes nothing */
-	assert_int_equal(smp_keyring_schema_version(f->kr), 1);
-	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_version"), 1);
+	assert_int_equal(smp_keyring_schema_version(f->kr), 2);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_version"), 2);
 	assert_int_equal(smp_keyring_key_get(f->kr, fpr, &k), 0);
 	assert_string_equal(k.fpr, fpr);
 	smp_key_rec_clear(&k);
@@ -376,7 +400,7 @@ static void test_newer_schema_refused(void **state)
 					  sizeof(err)), -1);
 	assert_null(kr);
 	snprintf(want, sizeof(want), "cannot open keyring database %s: its "
-		 "schema version is 99, newer than the 1 this program knows; "
+		 "schema version is 99, newer than the 2 this program knows; "
 		 "use a newer smp-milter and smpctl", f->path);
 	assert_string_equal(err, want);
 	/* the file was not touched */
@@ -985,22 +1009,267 @@ static void test_events_append_only(void **state)
 	char msg[256], buf[64];
 
 	memset(&ev, 0, sizeof(ev));
-	ev.at = T0;
+	ev.at = 0;   /* now */
 	ev.address = (char *)"heidi@example.org";
 	ev.event = (char *)"harvested";
 	ev.detail = (char *)"original";
+	assert_int_equal(smp_keyring_event_add(f->kr, &ev), 0);
+	ev.at = T0;  /* long ago: prunable, but still never changed */
+	ev.detail = (char *)"old";
 	assert_int_equal(smp_keyring_event_add(f->kr, &ev), 0);
 
 	/* the library is open on the file meanwhile: WAL lets both in */
 	assert_int_equal(raw_exec(f->path, "UPDATE events SET detail = 'forged'",
 				  msg, sizeof(msg)), SQLITE_CONSTRAINT);
 	assert_string_equal(msg, "events are append-only");
+	assert_int_equal(raw_exec(f->path, "UPDATE events SET at = at - 1000 "
+				  "WHERE detail = 'original'", msg,
+				  sizeof(msg)), SQLITE_CONSTRAINT);
+	assert_string_equal(msg, "events are append-only");
+	/* an event younger than a day cannot be deleted by anyone */
+	assert_int_equal(raw_exec(f->path, "DELETE FROM events", msg,
+				  sizeof(msg)), SQLITE_CONSTRAINT);
+	assert_string_equal(msg, "events are append-only: only events older "
+			    "than a day can be pruned");
+	assert_int_equal(raw_exec(f->path, "DELETE FROM events WHERE detail = "
+				  "'original'", msg, sizeof(msg)),
+			 SQLITE_CONSTRAINT);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 2);
+	assert_string_equal(raw_text(f->path, "SELECT detail FROM events ORDER "
+				     "BY id", buf, sizeof(buf)), "original");
+}
+
+/* n events for addr, recorded at `at` (detail "tag"). */
+static void add_events(struct smp_keyring *kr, const char *addr, int64_t at,
+		       const char *tag, int n)
+{
+	struct smp_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.at = at;
+	ev.address = (char *)addr;
+	ev.event = (char *)"harvested";
+	ev.detail = (char *)tag;
+	for (int i = 0; i < n; i++)
+		if (smp_keyring_event_add(kr, &ev) != 0)
+			fail_msg("event_add: %s", smp_keyring_errmsg(kr));
+}
+
+#define DAY 86400
+#define KEEP (400 * (int64_t)DAY)
+
+static void test_prune_events(void **state)
+{
+	struct fix *f = *state;
+	struct smp_keyring_pruned p;
+	struct smp_event *e = NULL;
+	size_t n = 0;
+	int64_t now = T0 + 1000 * (int64_t)DAY, cut = now - KEEP;
+	bool seen;
+
+	/* 5 old (one second before the cutoff and much older), 4 young
+	 * (exactly at the cutoff, and newer) */
+	add_events(f->kr, "ivan@example.org", cut - 1, "old", 2);
+	add_events(f->kr, "ivan@example.org", T0, "old", 2);
+	add_events(f->kr, "judy@example.org", cut - 3 * DAY, "old", 1);
+	add_events(f->kr, "ivan@example.org", cut, "young", 2);
+	add_events(f->kr, "judy@example.org", cut + 1, "young", 1);
+	add_events(f->kr, "judy@example.org", now - DAY, "young", 1);
+	/* replay entries: one old, one inside a 7-day window */
+	assert_int_equal(smp_keyring_replay_check(f->kr, "AA", "x@example.org",
+						  now - 8 * DAY, 7 * DAY, &seen), 0);
+	assert_int_equal(smp_keyring_replay_check(f->kr, "BB", "x@example.org",
+						  now - DAY, 7 * DAY, &seen), 0);
+
+	memset(&p, 0xFF, sizeof(p));
+	assert_int_equal(smp_keyring_prune(f->kr, now, KEEP, 7 * DAY, &p), 0);
+	assert_int_equal(p.events, 5);
+	assert_int_equal(p.replay_entries, 1);
+	assert_int_equal(p.events_before, cut);
+	assert_int_equal(p.replay_before, now - 7 * DAY);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE "
+				 "detail = 'old'"), 0);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE "
+				 "detail = 'young'"), 4);
+	assert_int_equal(raw_int(f->path, "SELECT MIN(at) FROM events"), cut);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM replay"), 1);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM replay WHERE "
+				 "digest = 'BB'"), 1);
+
+	/* the pruning left a record of itself: no address, at now, newest */
+	assert_int_equal(smp_keyring_events_for(f->kr, "ivan@example.org",
+						&e, &n), 0);
+	assert_int_equal(n, 2);
+	smp_events_free(e, n);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 5);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE "
+				 "event = '" SMP_EVENT_EVENTS_PRUNED "' AND "
+				 "address IS NULL AND fpr = '' AND at = "
+				 "1786400000 AND id = (SELECT MAX(id) FROM "
+				 "events) AND detail = '5 events before "
+				 "2025-07-06T22:13:20Z'"), 1);
+
+	/* again: nothing left to remove, and no record of nothing */
+	assert_int_equal(smp_keyring_prune(f->kr, now, KEEP, 7 * DAY, &p), 0);
+	assert_int_equal(p.events, 0);
+	assert_int_equal(p.replay_entries, 0);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 5);
+
+	/* a day later the event exactly at the old cutoff goes too */
+	assert_int_equal(smp_keyring_prune(f->kr, now + DAY, KEEP, 7 * DAY,
+					   &p), 0);
+	assert_int_equal(p.events, 3);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE "
+				 "detail = 'young'"), 1);
+}
+
+static void test_prune_keep_and_limits(void **state)
+{
+	struct fix *f = *state;
+	struct smp_keyring_pruned p;
+	char want[256];
+	int64_t now = T0 + 1000 * (int64_t)DAY;
+
+	add_events(f->kr, "kim@example.org", T0, "old", 3);
+
+	/* events_keep = 0 keeps every event; replay_window < 0 skips */
+	assert_int_equal(smp_keyring_prune(f->kr, now, 0, -1, &p), 0);
+	assert_int_equal(p.events, 0);
+	assert_int_equal(p.events_before, 0);
+	assert_int_equal(p.replay_before, 0);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 3);
+
+	/* less than a day, or negative: refused before touching anything */
+	assert_int_equal(smp_keyring_prune(f->kr, now, DAY - 1, 0, &p), -1);
+	assert_string_equal(smp_keyring_errmsg(f->kr), "cannot prune the "
+			    "event history: events_keep of 86399 seconds is "
+			    "less than a day");
+	assert_int_equal(smp_keyring_prune(f->kr, now, -DAY, 0, NULL), -1);
+	assert_int_equal(smp_keyring_prune(NULL, now, DAY, 0, &p), -1);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 3);
+
+	/* the schema, not only the library, guards the last day: a "now"
+	 * far in the future would reach events recorded a moment ago (the
+	 * old "tail" after it is the newest, which prune always keeps) */
+	add_events(f->kr, "kim@example.org", 0, "young", 1);
+	add_events(f->kr, "kim@example.org", T0, "tail", 1);
+	assert_int_equal(smp_keyring_prune(f->kr, (int64_t)time(NULL) +
+					   30 * DAY, DAY, -1, &p), -1);
+	snprintf(want, sizeof(want), "cannot prune the event history in %s: "
+		 "events are append-only: only events older than a day can "
+		 "be pruned", f->path);
+	assert_string_equal(smp_keyring_errmsg(f->kr), want);
+	assert_int_equal(p.events, 0);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 5);
+
+	/* now = 0 is the current time: the old ones go, the young one and
+	 * the newest stay */
+	assert_int_equal(smp_keyring_prune(f->kr, 0, DAY, -1, &p), 0);
+	assert_int_equal(p.events, 3);
+	assert_true(p.events_before >= (int64_t)time(NULL) - DAY - 5);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE "
+				 "detail = 'young'"), 1);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE "
+				 "detail = 'tail'"), 1);
+
+	/* inside a transaction it is part of it */
+	add_events(f->kr, "kim@example.org", T0, "old", 2);
+	add_events(f->kr, "kim@example.org", 0, "young", 1);
+	assert_int_equal(smp_keyring_begin(f->kr), 0);
+	assert_int_equal(smp_keyring_prune(f->kr, now, KEEP, -1, &p), 0);
+	assert_int_equal(p.events, 3);   /* the 2 old and the tail */
+	assert_int_equal(smp_keyring_rollback(f->kr), 0);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE "
+				 "detail = 'old'"), 2);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE "
+				 "detail = 'tail'"), 1);
+}
+
+/* An event id is never handed out twice: the newest event stays even
+ * when it is old (an event may be recorded with a time in the past). */
+static void test_prune_keeps_newest_id(void **state)
+{
+	struct fix *f = *state;
+	struct smp_keyring_pruned p;
+	int64_t now = T0 + 1000 * (int64_t)DAY;
+	long long max_id;
+
+	add_events(f->kr, "leo@example.org", now - DAY, "young", 1);
+	add_events(f->kr, "leo@example.org", T0, "old", 3);
+	max_id = raw_int(f->path, "SELECT MAX(id) FROM events");
+	assert_int_equal(smp_keyring_prune(f->kr, now, KEEP, -1, &p), 0);
+	assert_int_equal(p.events, 2);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE "
+				 "detail = 'old'"), 1);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE "
+				 "detail = 'old' AND id = "
+				 "(SELECT MAX(id) - 1 FROM events)"), 1);
+	/* the events-pruned record came after it */
+	assert_int_equal(raw_int(f->path, "SELECT MAX(id) FROM events"),
+			 max_id + 1);
+
+	/* everything old by then, the events-pruned record (the newest)
+	 * included: it stays, the two others go */
+	assert_int_equal(smp_keyring_prune(f->kr, now + 500 * DAY, KEEP, -1,
+					   &p), 0);
+	assert_int_equal(p.events, 2);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE "
+				 "event = 'events-pruned'"), 2);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 2);
+	add_events(f->kr, "leo@example.org", 0, "young", 1);
+	assert_int_equal(raw_int(f->path, "SELECT MAX(id) FROM events"),
+			 max_id + 3);
+}
+
+/* A version 1 database (as released: every DELETE refused, no events_at
+ * index) is upgraded in place when opened, its contents kept. */
+static void test_migrate_from_v1(void **state)
+{
+	struct fix *f = *state;
+	char fpr[SMP_FPR_MAX], msg[256], buf[512];
+	struct smp_keyring_pruned p;
+	struct smp_binding *b = NULL;
+	size_t n = 0;
+
+	fpr_of(fpr, 2, 1);
+	put_key(f->kr, fpr, 1);
+	put_bind(f->kr, "liam@example.org", fpr, T0);
+	add_events(f->kr, "liam@example.org", T0, "old", 3);
+	smp_keyring_close(f->kr);
+	f->kr = NULL;
+	/* back to version 1 exactly as its migration step created it */
+	assert_int_equal(raw_exec(f->path,
+		"DROP INDEX events_at;"
+		"DROP TRIGGER events_no_delete;"
+		"CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
+		"BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
+		"DELETE FROM schema_version WHERE version = 2;", msg,
+		sizeof(msg)), SQLITE_OK);
 	assert_int_equal(raw_exec(f->path, "DELETE FROM events", msg,
 				  sizeof(msg)), SQLITE_CONSTRAINT);
 	assert_string_equal(msg, "events are append-only");
-	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 1);
-	assert_string_equal(raw_text(f->path, "SELECT detail FROM events", buf,
-				     sizeof(buf)), "original");
+
+	reopen(f);
+	assert_int_equal(smp_keyring_schema_version(f->kr), 2);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_version"), 2);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master "
+				 "WHERE type = 'index' AND name = 'events_at'"), 1);
+	assert_non_null(strstr(raw_text(f->path, "SELECT sql FROM sqlite_master "
+					"WHERE name = 'events_no_delete'", buf,
+					sizeof(buf)), "WHEN OLD.at >="));
+	assert_int_equal(smp_keyring_bindings_for(f->kr, "liam@example.org",
+						  &b, &n), 0);
+	assert_int_equal(n, 1);
+	smp_bindings_free(b, n);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 3);
+	/* the query plan of prune uses the new index */
+	if (!strstr(raw_plan(f->path, "DELETE FROM events WHERE at < 5 AND "
+			     "id < (SELECT MAX(id) FROM events)", buf,
+			     sizeof(buf)), "INDEX events_at"))
+		fail_msg("prune's DELETE does not use events_at: %s", buf);
+	assert_int_equal(smp_keyring_prune(f->kr, T0 + 500 * (int64_t)DAY,
+					   KEEP, 7 * DAY, &p), 0);
+	assert_int_equal(p.events, 2);   /* the newest stays */
 }
 
 /* ------------------------------------------------------------------ */
@@ -1552,6 +1821,10 @@ int main(void)
 		T(test_addresses_exact),
 		T(test_events_append_list),
 		T(test_events_append_only),
+		T(test_prune_events),
+		T(test_prune_keep_and_limits),
+		T(test_prune_keeps_newest_id),
+		T(test_migrate_from_v1),
 		T(test_replay),
 		T(test_transactions),
 		T(test_writer_waits),

@@ -805,6 +805,70 @@ static void test_msg_first_octet_no_bit7(void **state)
 	assert_int_equal(info.n_esk, 0);
 }
 
+/* The reserved tag 0 is broken OpenPGP framing, not "not OpenPGP":
+ * bad-packets wherever it stands, on both the direct and base64 paths. */
+static void expect_tag0(const struct tbuf *b)
+{
+	struct smp_msg_info info, viab64;
+	struct tbuf text = {0};
+	struct smp_b64 idx;
+
+	check_msg(b, &info);
+	assert_int_equal(info.reasons, SMP_R_BAD_PACKETS);
+	assert_false(info.secret_key);
+	assert_string_equal(info.digest, "");
+	t_b64_append(&text, b->p, b->len, 76, "\n");
+	assert_true(smp_b64_index(&idx, (const char *)text.p, text.len));
+	memset(&viab64, 0xA5, sizeof(viab64));
+	smp_packets_check_message_b64(&idx, &viab64);
+	assert_int_equal(viab64.reasons, SMP_R_BAD_PACKETS);
+	tb_free(&text);
+}
+
+static void test_msg_tag0(void **state)
+{
+	struct tbuf b = {0};
+	(void)state;
+	/* first packet, new format (0xC0) and old format (0x80..0x83) */
+	t_pkt_new(&b, 0, body_bytes, 20);
+	t_pkesk3(&b, KEYID_A);
+	t_seipd1(&b, 30);
+	expect_tag0(&b);
+	tb_free(&b);
+	for (unsigned lt = 0; lt < 4; lt++) {
+		t_pkt_old(&b, 0, lt, body_bytes, 20);
+		if (lt != 3) {
+			t_pkesk3(&b, KEYID_A);
+			t_seipd1(&b, 30);
+		}
+		expect_tag0(&b);
+		tb_free(&b);
+	}
+	/* the header octet alone */
+	tb_byte(&b, 0xC0);
+	expect_tag0(&b);
+	tb_free(&b);
+	/* after a marker packet */
+	t_pkt_old(&b, 10, 0, "PGP", 3);
+	t_pkt_new(&b, 0, body_bytes, 5);
+	t_pkesk3(&b, KEYID_A);
+	t_seipd1(&b, 30);
+	expect_tag0(&b);
+	tb_free(&b);
+	/* among the session-key packets */
+	t_pkesk3(&b, KEYID_A);
+	t_pkt_new(&b, 0, body_bytes, 5);
+	t_seipd1(&b, 30);
+	expect_tag0(&b);
+	tb_free(&b);
+	/* after the encrypted data */
+	t_pkesk3(&b, KEYID_A);
+	t_seipd1(&b, 30);
+	t_pkt_old(&b, 0, 0, body_bytes, 5);
+	expect_tag0(&b);
+	tb_free(&b);
+}
+
 static void test_msg_empty(void **state)
 {
 	struct smp_msg_info info;
@@ -1001,6 +1065,31 @@ static void test_key_literal_inside(void **state)
 	tb_free(&b);
 }
 
+/* A reserved tag 0 packet makes a key block unparseable (bad-key). */
+static void test_key_tag0(void **state)
+{
+	struct tbuf b = {0}, k = {0};
+	(void)state;
+	t_pkt_new(&b, 0, body_bytes, 10);
+	t_pubkey_block(&b, "Alice");
+	assert_int_equal(smp_packets_check_keyblock(b.p, b.len, NULL),
+			 SMP_KEYBLOCK_BAD);
+	tb_free(&b);
+	t_pubkey_block(&b, "Alice");
+	t_pkt_old(&b, 0, 0, body_bytes, 10);
+	assert_int_equal(smp_packets_check_keyblock(b.p, b.len, NULL),
+			 SMP_KEYBLOCK_BAD);
+	tb_free(&b);
+	/* secret key material still wins */
+	t_pubkey_body(&k);
+	t_pkt_new(&b, 5, k.p, k.len);
+	t_pkt_new(&b, 0, body_bytes, 10);
+	assert_int_equal(smp_packets_check_keyblock(b.p, b.len, NULL),
+			 SMP_KEYBLOCK_SECRET);
+	tb_free(&b);
+	tb_free(&k);
+}
+
 static void test_key_truncated(void **state)
 {
 	struct tbuf b = {0};
@@ -1084,6 +1173,7 @@ int main(void)
 		cmocka_unit_test(test_msg_pkesk_v6_short),
 		cmocka_unit_test(test_msg_skesk_versions),
 		cmocka_unit_test(test_msg_first_octet_no_bit7),
+		cmocka_unit_test(test_msg_tag0),
 		cmocka_unit_test(test_msg_empty),
 		cmocka_unit_test(test_msg_unexpected_between),
 		cmocka_unit_test(test_msg_partial_on_pkesk),
@@ -1095,6 +1185,7 @@ int main(void)
 		cmocka_unit_test(test_key_secret),
 		cmocka_unit_test(test_key_starts_with_sig),
 		cmocka_unit_test(test_key_literal_inside),
+		cmocka_unit_test(test_key_tag0),
 		cmocka_unit_test(test_key_truncated),
 		cmocka_unit_test(test_key_empty),
 		cmocka_unit_test(test_key_bad_key_packet),

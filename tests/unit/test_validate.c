@@ -824,6 +824,359 @@ static void test_data_faults(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* The whole armored part is accounted for                             */
+
+/* text with every LF turned into CRLF */
+static void to_crlf(struct tbuf *out, const struct tbuf *in)
+{
+	for (size_t i = 0; i < in->len; i++) {
+		if (in->p[i] == '\n')
+			tb_byte(out, '\r');
+		tb_byte(out, in->p[i]);
+	}
+}
+
+/* The data part holds text: as 7bit and base64 transfer-encoded. */
+static void data_text_case(const struct tbuf *text, const char *want)
+{
+	struct tbuf t = {0};
+	msg_begin(&t);
+	msg_text(&t, EXPLANATION);
+	msg_7bit(&t, "application/octet-stream", DATA_NAME,
+		 tb_cstr((struct tbuf *)text));
+	msg_end(&t);
+	EXPECT(&t, NULL, want);
+	tb_free(&t);
+	msg_begin(&t);
+	msg_text(&t, EXPLANATION);
+	msg_b64(&t, "application/pgp-encrypted", DATA_NAME, text->p, text->len);
+	msg_end(&t);
+	EXPECT(&t, NULL, want);
+	tb_free(&t);
+}
+
+/* The data part: armored payload, then tail. */
+static void data_tail_case(const char *tail, const char *want)
+{
+	struct tbuf a = {0}, c = {0};
+	armored_payload(&a);
+	tb_str(&a, tail);
+	data_text_case(&a, want);
+	to_crlf(&c, &a);
+	data_text_case(&c, want);
+	tb_free(&c);
+	tb_free(&a);
+}
+
+static void armored_other(struct tbuf *out, const char *label)
+{
+	struct tbuf k = {0};
+	t_pubkey_block(&k, "Alice <alice@example.org>");
+	armor_lib(out, label, k.p, k.len);
+	tb_free(&k);
+}
+
+static void test_data_trailing_white_space(void **state)
+{
+	(void)state;
+	data_tail_case("", "valid; form=attachment; keys=0; recipients=1");
+	data_tail_case("\n\n\n", "valid; form=attachment; keys=0; recipients=1");
+	data_tail_case("  \t \n \n\t\n",
+		       "valid; form=attachment; keys=0; recipients=1");
+}
+
+static void test_data_trailing_blocks(void **state)
+{
+	struct tbuf tail = {0};
+	(void)state;
+	/* a second encrypted message, right after or after a blank line */
+	armored_payload(&tail);
+	data_tail_case(tb_cstr(&tail), "invalid; reason=multiple-data");
+	tb_free(&tail);
+	tb_str(&tail, "\n");
+	armored_payload(&tail);
+	tb_str(&tail, "\n");
+	data_tail_case(tb_cstr(&tail), "invalid; reason=multiple-data");
+	tb_free(&tail);
+	/* a block of another type: broken armor for the data part */
+	armored_other(&tail, "SIGNATURE");
+	data_tail_case(tb_cstr(&tail), "invalid; reason=bad-armor");
+	tb_free(&tail);
+	armored_other(&tail, "PUBLIC KEY BLOCK");
+	data_tail_case(tb_cstr(&tail), "invalid; reason=bad-armor");
+	tb_free(&tail);
+	armored_other(&tail, "PRIVATE KEY BLOCK");
+	data_tail_case(tb_cstr(&tail), "invalid; reason=bad-armor,secret-key");
+	tb_free(&tail);
+	/* a second message block without END line */
+	data_tail_case("-----BEGIN PGP MESSAGE-----\n\nQUJD\n",
+		       "invalid; reason=multiple-data,bad-armor");
+	/* two more, one of them a signature */
+	armored_payload(&tail);
+	armored_other(&tail, "SIGNATURE");
+	data_tail_case(tb_cstr(&tail),
+		       "invalid; reason=multiple-data,bad-armor");
+	tb_free(&tail);
+}
+
+static void test_data_trailing_text(void **state)
+{
+	(void)state;
+	data_tail_case("garbage\n", "invalid; reason=bad-armor");
+	data_tail_case("\n-- \nAlice\n", "invalid; reason=bad-armor");
+	data_tail_case("x", "invalid; reason=bad-armor");
+	data_tail_case("-----END PGP MESSAGE-----\n", "invalid; reason=bad-armor");
+	/* a BEGIN line not at the start of a line is text too */
+	data_tail_case("see -----BEGIN PGP MESSAGE-----\n",
+		       "invalid; reason=bad-armor");
+}
+
+static void test_data_leading_text(void **state)
+{
+	struct tbuf a = {0}, t = {0};
+	(void)state;
+	armored_payload(&a);
+	/* text before the BEGIN line: broken armor (the block itself is
+	 * still judged), not "not encrypted" */
+	tb_str(&t, "Hello Bob,\n");
+	tb_put(&t, a.p, a.len);
+	data_text_case(&t, "invalid; reason=bad-armor");
+	tb_free(&t);
+	tb_str(&t, "Hello Bob,\n");
+	tb_put(&t, a.p, a.len);
+	armored_payload(&t);
+	data_text_case(&t, "invalid; reason=multiple-data,bad-armor");
+	tb_free(&t);
+	/* an indented BEGIN line starts no block: it is text before the
+	 * block that follows it */
+	tb_str(&t, "  ");
+	tb_put(&t, a.p, a.len);
+	data_text_case(&t, "invalid; reason=bad-armor");
+	tb_put(&t, a.p, a.len);
+	data_text_case(&t, "invalid; reason=bad-armor");
+	tb_free(&t);
+	/* leading white space alone is fine */
+	tb_str(&t, "\n \r\n\t\n");
+	tb_put(&t, a.p, a.len);
+	data_text_case(&t, "valid; form=attachment; keys=0; recipients=1");
+	tb_free(&t);
+	/* plain text without any block stays not-encrypted */
+	tb_str(&t, "Hello Bob,\nno armor here.\n");
+	data_text_case(&t, "invalid; reason=not-encrypted");
+	tb_free(&t);
+	tb_free(&a);
+}
+
+static void test_data_cleartext_signed(void **state)
+{
+	struct tbuf t = {0};
+	(void)state;
+	/* its text and closing signature block belong to it */
+	tb_str(&t, "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n"
+		   "Hello Bob\n");
+	armored_other(&t, "SIGNATURE");
+	data_text_case(&t, "invalid; reason=not-encrypted");
+	/* a further message block after it is not */
+	armored_payload(&t);
+	data_text_case(&t, "invalid; reason=multiple-data,not-encrypted");
+	tb_free(&t);
+}
+
+/* The first block is not the data: what follows is still judged. */
+static void test_data_first_block_other(void **state)
+{
+	struct tbuf t = {0};
+	(void)state;
+	armored_other(&t, "SIGNATURE");
+	armored_payload(&t);
+	data_text_case(&t, "invalid; reason=multiple-data,not-encrypted");
+	tb_free(&t);
+	/* a broken first block and a good second one */
+	tb_str(&t, "-----BEGIN PGP MESSAGE-----\n\nQU*D\n"
+		   "-----END PGP MESSAGE-----\n");
+	armored_payload(&t);
+	data_text_case(&t, "invalid; reason=multiple-data,bad-armor");
+	tb_free(&t);
+}
+
+/* Reserved packet tag 0: bad-packets, binary or armored. */
+static void test_data_tag0(void **state)
+{
+	struct tbuf p = {0}, a = {0};
+	(void)state;
+	t_pkt_new(&p, 0, "abcdefgh", 8);
+	payload(&p);
+	data_case(p.p, p.len, "invalid; reason=bad-packets");
+	armor_lib(&a, "MESSAGE", p.p, p.len);
+	data_text_case(&a, "invalid; reason=bad-packets");
+	tb_free(&a);
+	tb_free(&p);
+	/* old format header 0x80, the header octet alone */
+	t_pkt_old(&p, 0, 0, "abcdefgh", 8);
+	payload(&p);
+	data_case(p.p, p.len, "invalid; reason=bad-packets");
+	tb_free(&p);
+	data_case((const unsigned char *)"\xC0", 1, "invalid; reason=bad-packets");
+	data_case((const unsigned char *)"\x80", 1, "invalid; reason=bad-packets");
+	/* among the session-key packets */
+	t_pkesk3(&p, KEYID);
+	t_pkt_new(&p, 0, "abcdefgh", 8);
+	t_seipd1(&p, 40);
+	data_case(p.p, p.len, "invalid; reason=bad-packets");
+	tb_free(&p);
+}
+
+/* The inline form: text around the block is the explanation, but further
+ * armored blocks are judged as in a data part. */
+static void inline_case(const struct tbuf *body, const char *want)
+{
+	struct tbuf t = {0}, c = {0};
+	msg_headers(&t, SMP_SUBJECT);
+	tb_str(&t, "Content-Type: text/plain; charset=us-ascii\n\n");
+	tb_put(&t, body->p, body->len);
+	EXPECT(&t, NULL, want);
+	to_crlf(&c, &t);
+	EXPECT(&c, NULL, want);
+	tb_free(&c);
+	tb_free(&t);
+}
+
+static void test_inline_rest(void **state)
+{
+	struct tbuf b = {0}, p = {0};
+	(void)state;
+	/* text and white space around: fine */
+	tb_str(&b, "Hi Bob,\n\n");
+	armored_payload(&b);
+	tb_str(&b, "\n \n-- \nAlice\n\n");
+	inline_case(&b, "valid; form=inline; keys=0; recipients=1");
+	/* a signature block after it */
+	armored_other(&b, "SIGNATURE");
+	inline_case(&b, "invalid; reason=bad-armor");
+	tb_free(&b);
+	/* a key block pasted after it */
+	armored_payload(&b);
+	tb_str(&b, "My key:\n");
+	armored_other(&b, "PUBLIC KEY BLOCK");
+	inline_case(&b, "invalid; reason=bad-armor");
+	tb_free(&b);
+	/* a second message without END line */
+	armored_payload(&b);
+	tb_str(&b, "-----BEGIN PGP MESSAGE-----\n\nQUJD\n");
+	inline_case(&b, "invalid; reason=multiple-data,bad-armor");
+	tb_free(&b);
+	/* a broken first block and a good second one */
+	tb_str(&b, "-----BEGIN PGP MESSAGE-----\n\nQU*D\n"
+		   "-----END PGP MESSAGE-----\n");
+	armored_payload(&b);
+	inline_case(&b, "invalid; reason=multiple-data,bad-armor");
+	tb_free(&b);
+	/* tag 0 */
+	t_pkt_new(&p, 0, "abcdefgh", 8);
+	payload(&p);
+	tb_str(&b, "Hi Bob,\n");
+	armor_lib(&b, "MESSAGE", p.p, p.len);
+	inline_case(&b, "invalid; reason=bad-packets");
+	tb_free(&b);
+	tb_free(&p);
+}
+
+/* A public-key-N part: one key block and white space, nothing else. */
+static void key_text_case(const struct tbuf *text, const char *want,
+			  enum smp_key_kind kind)
+{
+	struct tbuf t = {0};
+	struct smp_result r;
+	char v[SMP_VERDICT_MAX];
+
+	msg_begin(&t);
+	msg_text(&t, EXPLANATION);
+	msg_data_binary(&t, DATA_NAME);
+	msg_7bit(&t, "application/pgp-keys", "public-key-1",
+		 tb_cstr((struct tbuf *)text));
+	msg_end(&t);
+	run((const char *)t.p, t.len, NULL, &r, v);
+	assert_string_equal(v, want);
+	assert_int_equal(r.nkeys, 1);
+	assert_int_equal(r.keys[0].kind, kind);
+	if (kind == SMP_KEY_PUBLIC)
+		assert_non_null(r.keys[0].data);
+	else
+		assert_null(r.keys[0].data); /* never harvested */
+	smp_result_clear(&r);
+	tb_free(&t);
+}
+
+static void test_key_part_rest(void **state)
+{
+	struct tbuf k = {0}, bin = {0};
+	(void)state;
+	armored_other(&k, "PUBLIC KEY BLOCK");
+	tb_str(&k, "\n  \n");
+	key_text_case(&k, "valid; form=attachment; keys=1; recipients=1",
+		      SMP_KEY_PUBLIC);
+	tb_str(&k, "junk\n");
+	key_text_case(&k, "invalid; reason=bad-key", SMP_KEY_BAD);
+	tb_free(&k);
+	/* two key blocks in one part */
+	armored_other(&k, "PUBLIC KEY BLOCK");
+	armored_other(&k, "PUBLIC KEY BLOCK");
+	key_text_case(&k, "invalid; reason=bad-key", SMP_KEY_BAD);
+	tb_free(&k);
+	/* a private key block hidden after the public one */
+	armored_other(&k, "PUBLIC KEY BLOCK");
+	armored_other(&k, "PRIVATE KEY BLOCK");
+	key_text_case(&k, "invalid; reason=secret-key", SMP_KEY_SECRET);
+	tb_free(&k);
+	/* text before the block */
+	tb_str(&k, "My key:\n");
+	armored_other(&k, "PUBLIC KEY BLOCK");
+	key_text_case(&k, "invalid; reason=bad-key", SMP_KEY_BAD);
+	tb_free(&k);
+	/* a key block too large: too-large, and judged to its end */
+	{
+		struct tbuf t = {0};
+		struct smp_check_opts o;
+		smp_check_opts_init(&o);
+		t_pubkey_block(&bin, "Alice <alice@example.org>");
+		o.limits.max_key_bytes = bin.len - 1;
+		armored_other(&k, "PUBLIC KEY BLOCK");
+		tb_str(&k, "\n");
+		msg_begin(&t);
+		msg_text(&t, EXPLANATION);
+		msg_data_binary(&t, DATA_NAME);
+		msg_7bit(&t, "application/pgp-keys", "public-key-1", tb_cstr(&k));
+		msg_end(&t);
+		EXPECT(&t, &o, "invalid; reason=too-large");
+		tb_free(&t);
+		tb_str(&k, "junk\n");
+		msg_begin(&t);
+		msg_text(&t, EXPLANATION);
+		msg_data_binary(&t, DATA_NAME);
+		msg_7bit(&t, "application/pgp-keys", "public-key-1", tb_cstr(&k));
+		msg_end(&t);
+		EXPECT(&t, &o, "invalid; reason=bad-key,too-large");
+		tb_free(&t);
+		tb_free(&k);
+		tb_free(&bin);
+	}
+	/* reserved tag 0 in a binary key part: bad-key */
+	{
+		struct tbuf t = {0};
+		t_pubkey_block(&bin, "Alice <alice@example.org>");
+		t_pkt_new(&bin, 0, "abcdefgh", 8);
+		msg_begin(&t);
+		msg_text(&t, EXPLANATION);
+		msg_data_binary(&t, DATA_NAME);
+		msg_b64(&t, "application/pgp-keys", "public-key-1", bin.p, bin.len);
+		msg_end(&t);
+		EXPECT(&t, NULL, "invalid; reason=bad-key");
+		tb_free(&t);
+		tb_free(&bin);
+	}
+}
+
+/* ------------------------------------------------------------------ */
 /* Structure, detection, line ends                                     */
 
 static void test_bad_mime(void **state)
@@ -1115,6 +1468,15 @@ int main(void)
 		cmocka_unit_test(test_message_too_large),
 		cmocka_unit_test(test_key_too_large),
 		cmocka_unit_test(test_data_faults),
+		cmocka_unit_test(test_data_trailing_white_space),
+		cmocka_unit_test(test_data_trailing_blocks),
+		cmocka_unit_test(test_data_trailing_text),
+		cmocka_unit_test(test_data_leading_text),
+		cmocka_unit_test(test_data_cleartext_signed),
+		cmocka_unit_test(test_data_first_block_other),
+		cmocka_unit_test(test_data_tag0),
+		cmocka_unit_test(test_inline_rest),
+		cmocka_unit_test(test_key_part_rest),
 		cmocka_unit_test(test_bad_mime),
 		cmocka_unit_test(test_too_many_parts),
 		cmocka_unit_test(test_not_smp),
