@@ -90,9 +90,12 @@ static bool line_starts(const struct armor_line *l, const char *s)
 
 bool smp_armor_find(const char *text, size_t len, size_t *off)
 {
-	const char *p = text, *lim = text + len;
 	const size_t blen = sizeof(ARMOR_BEGIN) - 1;
+	const char *p = text, *lim;
 
+	if (len == 0)
+		return false; /* text may be NULL then */
+	lim = text + len;
 	while (p < lim) {
 		const char *hit = memmem(p, (size_t)(lim - p), ARMOR_BEGIN, blen);
 		if (!hit)
@@ -253,7 +256,7 @@ static enum smp_armor_status armor_read(const char *text, size_t len,
 					size_t max_out, bool keep,
 					struct smp_armor *out)
 {
-	const char *lim = text + len, *p;
+	const char *lim, *p;
 	const char *lab, *elab;
 	size_t lab_len, elab_len, off;
 	struct armor_line l;
@@ -266,7 +269,8 @@ static enum smp_armor_status armor_read(const char *text, size_t len,
 	pthread_once(&crc24_once, crc24_table_init);
 	s.crc = 0xB704CE;
 	if (!smp_armor_find(text, len, &off))
-		return SMP_ARMOR_ENOBEGIN;
+		return SMP_ARMOR_ENOBEGIN; /* also for len 0, text NULL */
+	lim = text + len;
 	out->begin_off = off;
 	line_next(text + off, lim, &l);
 	if (!line_label(&l, sizeof(ARMOR_BEGIN) - 1, &lab, &lab_len))

@@ -155,8 +155,9 @@ static int check_data(const unsigned char *p, size_t n, size_t max_out,
 				     (info->secret_key ? SMP_R_SECRET_KEY : 0));
 		}
 		/* Text: not OpenPGP, unless an armored block follows the
-		 * text (scan_around() then calls the text bad armor). */
-		if (!smp_armor_find((const char *)p, n, &at))
+		 * text (scan_around() then calls the text bad armor). An
+		 * empty part (p may be NULL) is not OpenPGP either. */
+		if (n == 0 || !smp_armor_find((const char *)p, n, &at))
 			return SMP_R_NOT_ENCRYPTED;
 	}
 	*enc = SMP_ENC_ARMORED;

@@ -879,6 +879,26 @@ static void test_rest_many(void **state)
 	tb_free(&t);
 }
 
+/* Empty input, also as a NULL pointer (an empty MIME part's content). */
+static void test_empty_input(void **state)
+{
+	struct smp_armor a;
+	struct smp_armor_rest r;
+	size_t off = 5;
+	(void)state;
+	assert_false(smp_armor_find(NULL, 0, &off));
+	assert_int_equal(off, 5);
+	assert_int_equal(smp_armor_decode(NULL, 0, BIG, &a), SMP_ARMOR_ENOBEGIN);
+	assert_null(a.data);
+	assert_int_equal(smp_armor_parse(NULL, 0, &a), SMP_ARMOR_ENOBEGIN);
+	memset(&r, 0xA5, sizeof(r));
+	smp_armor_scan_rest(NULL, 0, 0, &r);
+	assert_int_equal(r.broken, 0);
+	assert_false(r.text);
+	smp_armor_scan_rest("", 0, 3, &r);
+	assert_false(r.text);
+}
+
 static void test_strerror(void **state)
 {
 	(void)state;
@@ -943,6 +963,7 @@ int main(void)
 		cmocka_unit_test(test_rest_blocks),
 		cmocka_unit_test(test_rest_broken_blocks),
 		cmocka_unit_test(test_rest_many),
+		cmocka_unit_test(test_empty_input),
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_free_null),
 	};

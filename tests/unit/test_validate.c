@@ -1443,6 +1443,19 @@ static void test_empty_data_part(void **state)
 	msg_end(&t);
 	EXPECT(&t, NULL, "invalid; reason=not-encrypted");
 	tb_free(&t);
+	/* base64, and as the whole message: the content may be NULL */
+	msg_begin(&t);
+	msg_text(&t, EXPLANATION);
+	msg_b64(&t, "application/octet-stream", DATA_NAME,
+		(const unsigned char *)"", 0);
+	msg_end(&t);
+	EXPECT(&t, NULL, "invalid; reason=not-encrypted");
+	tb_free(&t);
+	msg_headers(&t, SMP_SUBJECT);
+	tb_str(&t, "Content-Type: application/octet-stream; name=\"" DATA_NAME
+		   "\"\nContent-Transfer-Encoding: base64\n");
+	EXPECT(&t, NULL, "invalid; reason=not-encrypted");
+	tb_free(&t);
 }
 
 int main(void)
