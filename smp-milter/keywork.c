@@ -10,18 +10,10 @@
 
 #include "keypool.h"
 #include "log.h"
+#include "maintain.h"
 #include "smp_extract.h"
 #include "smp_harvest.h"
 
-/* Prune the replay log every this many checks (per process). */
-#define REPLAY_PRUNE_EVERY 1000
-
-/* keyring.events_keep and replay.window are applied at most this often
- * (per process), by the first worker done with a message after that. */
-#define KEYRING_PRUNE_EVERY 3600
-
-static unsigned long replay_checks;
-static int64_t last_prune; /* time of the last keyring prune; atomic */
 
 /* The mailbox addresses of a From: value (a group counts as unusable). */
 static char **from_addresses(const char *raw, size_t *n)
@@ -207,40 +199,7 @@ static int do_replay(struct smp_keyslot *slot, const struct smp_keywork_in *in,
 		}
 		out->replay |= seen;
 	}
-	if (__atomic_add_fetch(&replay_checks, 1, __ATOMIC_RELAXED) % REPLAY_PRUNE_EVERY == 0 &&
-	    smp_keyring_replay_prune(slot->kr, now, in->cfg->replay_window) < 0) {
-		snprintf(err, errlen, "replay log prune failed: %s",
-			 smp_keyring_errmsg(slot->kr));
-		return -1;
-	}
-	return 0;
-}
-
-/* At most once an hour per process, after a message's keyring work with
- * the same connection: smp_keyring_prune. Only the worker that moves
- * last_prune on prunes (the others carry on at once); a failure is
- * logged and changes nothing for the message, and the next try is an
- * hour later. A clock set back makes the prune due again. */
-static void prune_hourly(struct smp_keyslot *slot, const struct smp_config *cfg)
-{
-	int64_t now = (int64_t)time(NULL);
-	int64_t last = __atomic_load_n(&last_prune, __ATOMIC_RELAXED);
-	struct smp_keyring_pruned p;
-
-	if (last != 0 && now >= last && now - last < KEYRING_PRUNE_EVERY)
-		return;
-	if (!__atomic_compare_exchange_n(&last_prune, &last, now, false,
-					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-		return; /* another worker is at it */
-	if (smp_keyring_prune(slot->kr, now, (int64_t)cfg->keyring_events_keep * 86400,
-			      cfg->replay_window, &p) < 0) {
-		smp_log(LOG_WARNING, "keyring prune failed (retried in an hour): %s",
-			smp_keyring_errmsg(slot->kr));
-		return;
-	}
-	smp_log(LOG_INFO, "keyring pruned: events=%lu (events_keep=%ld days) "
-		"replay_entries=%lu (replay.window=%lds)",
-		p.events, cfg->keyring_events_keep, p.replay_entries, cfg->replay_window);
+	return 0; /* the replay log is pruned by maintain.c */
 }
 
 int smp_keywork_message(const struct smp_keywork_in *in,
@@ -277,9 +236,8 @@ int smp_keywork_message(const struct smp_keywork_in *in,
 		rc = do_harvest(slot, in, r, parts, sources, nparts, out, err, errlen);
 	if (rc == 0 && replay)
 		rc = do_replay(slot, in, r, out, err, errlen);
-	if (rc == 0)
-		prune_hourly(slot, in->cfg);
 	smp_keypool_put(slot);
+	smp_maintain_keyring_used(); /* pruned hourly from now on */
 out:
 	free(parts);
 	free(sources);

@@ -25,6 +25,7 @@
 #include "keypool.h"
 #include "smp_encrypt.h"
 #include "log.h"
+#include "maintain.h"
 #include "smp_gpg.h"
 #include "smp_milter.h"
 
@@ -286,6 +287,9 @@ int main(int argc, char **argv)
 		smp_log(LOG_ERR, "cannot start the milter thread");
 		goto fail;
 	}
+	if (smp_maintain_start() < 0) /* pruning stops; mail goes on */
+		smp_log(LOG_ERR, "cannot start the housekeeping thread: %s",
+			strerror(errno));
 	while (!stopping) {
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
@@ -297,6 +301,7 @@ int main(int argc, char **argv)
 		}
 	}
 	pthread_join(tid, NULL);
+	smp_maintain_stop();
 	smp_keypool_shutdown();
 	smp_encrypt_cleanup();
 	smp_log(LOG_NOTICE, "smp-milter stopped");

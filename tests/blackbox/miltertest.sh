@@ -29,6 +29,8 @@ export MILTER_SOCKET="unix:$TMP/milter.sock" FIXTURES="$PWD/fixtures"
 # miltertest reads each end-of-message request into a 1024-octet buffer:
 # the daemon replaces an encrypted body in chunks smaller than that here
 export SMP_MILTER_BODY_CHUNK=900
+# the housekeeping thread looks every second, not every minute
+export SMP_MILTER_MAINTAIN_TICK=1
 export MT_COMMON="$PWD/tests/miltertest/common.lua"
 
 n=0
@@ -173,6 +175,17 @@ grep -q "TESTQID: direction=inbound smp=invalid verdict=\"invalid; reason=" "$TM
 	grep -q 'action=reject ms=[0-9]*$' "$TMP/milter.log" &&
 	ok "one log line per message: queue ID, direction, verdict, action, ms" ||
 	notok "log line format"
+
+# 3b. housekeeping: the keyring the scenarios used was pruned once, by the
+# housekeeping thread, not on any message's path
+if wait_log "keyring pruned: events=[0-9]* (events_keep=400 days) replay_entries=[0-9]*" 1; then
+	sleep 2
+	np=$(grep -c "keyring pruned:" "$TMP/milter.log")
+	[ "$np" = 1 ] && ok "the keyring is pruned once an hour by the housekeeping thread" ||
+		notok "keyring pruned $np times within seconds"
+else
+	notok "no 'keyring pruned' line after the scenarios used the keyring"
+fi
 
 # 4. SIGTERM stops it cleanly
 kill -TERM "$PID"
