@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <syslog.h>
 
+#include "smp_crypto.h"
 #include "smp_keyring.h"
 
 /* libconfuse reports errors through a callback without a user pointer;
@@ -380,6 +381,34 @@ static int events_keep_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
 	return -1;
 }
 
+/* crypto.engine: an engine of this build (smp_crypto_engine_known). */
+static int engine_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	if (smp_crypto_engine_known(v)) {
+		*(const char **)r = v;
+		return 0;
+	}
+	cfg_error(cfg, "%s: '%s' is not one of rnp, gnupg", cfg_opt_name(opt), v);
+	return -1;
+}
+
+/* crypto.cache_keys: 1 to SMP_CRYPTO_CACHE_MAX keys. */
+#define SMP_CRYPTO_CACHE_MAX 1000000
+
+static int cache_keys_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	char *end;
+	long long n = strtoll(v, &end, 10);
+
+	if (*v && !*end && n >= 1 && n <= SMP_CRYPTO_CACHE_MAX) {
+		*(long *)r = (long)n;
+		return 0;
+	}
+	cfg_error(cfg, "%s: '%s' is not a number of keys from 1 to %d",
+		  cfg_opt_name(opt), v, SMP_CRYPTO_CACHE_MAX);
+	return -1;
+}
+
 #define STR(s) #s
 #define XSTR(s) STR(s)
 
@@ -411,6 +440,12 @@ static cfg_opt_t keyring_opts[] = {
 	CFG_STR("conninfo", "", CFGF_NONE),
 	CFG_INT_CB("events_keep", SMP_KEYRING_EVENTS_KEEP_DAYS, CFGF_NONE,
 		   events_keep_cb),
+	CFG_END()};
+
+static cfg_opt_t crypto_opts[] = {
+	CFG_STR_CB("engine", SMP_CRYPTO_ENGINE_DEFAULT, CFGF_NONE, engine_cb),
+	CFG_INT_CB("cache_keys", SMP_CRYPTO_CACHE_DEFAULT, CFGF_NONE,
+		   cache_keys_cb),
 	CFG_END()};
 
 static cfg_opt_t harvest_opts[] = {
@@ -462,6 +497,7 @@ static cfg_opt_t top_opts[] = {
 	CFG_SEC("keyring", keyring_opts, CFGF_NONE),
 	CFG_STR_CB("gnupg_home", "/var/lib/smp-milter/data/gnupg", CFGF_NONE,
 		   abspath_cb),
+	CFG_SEC("crypto", crypto_opts, CFGF_NONE),
 	CFG_SEC("harvest", harvest_opts, CFGF_NONE),
 	CFG_SEC("replay", replay_opts, CFGF_NONE),
 	CFG_SEC("encrypt", encrypt_opts, CFGF_NONE),
@@ -503,6 +539,7 @@ static struct smp_config *from_cfg(cfg_t *cfg, const char *path)
 	cfg_t *limits = cfg_getsec(cfg, "limits");
 	cfg_t *out = cfg_getsec(cfg, "outbound");
 	cfg_t *kr = cfg_getsec(cfg, "keyring");
+	cfg_t *cr = cfg_getsec(cfg, "crypto");
 	cfg_t *hv = cfg_getsec(cfg, "harvest");
 	cfg_t *rp = cfg_getsec(cfg, "replay");
 	cfg_t *enc = cfg_getsec(cfg, "encrypt");
@@ -561,6 +598,7 @@ static struct smp_config *from_cfg(cfg_t *cfg, const char *path)
 	    dup_str(&c->keyring_path, cfg_getstr(kr, "path")) ||
 	    dup_str(&c->keyring_conninfo, cfg_getstr(kr, "conninfo")) ||
 	    dup_str(&c->gnupg_home, cfg_getstr(cfg, "gnupg_home")) ||
+	    dup_str(&c->crypto_engine, cfg_getstr(cr, "engine")) ||
 	    dup_str(&c->authserv_id, cfg_getstr(hv, "authserv_id")))
 		goto fail;
 	for (unsigned i = 0; i < cfg_size(hv, "sources"); i++) {
@@ -570,6 +608,7 @@ static struct smp_config *from_cfg(cfg_t *cfg, const char *path)
 		c->harvest_pgp_keys |= k == 2;
 	}
 	c->keyring_events_keep = cfg_getint(kr, "events_keep");
+	c->crypto_cache_keys = cfg_getint(cr, "cache_keys");
 	c->harvest_outbound = cfg_getbool(hv, "outbound");
 	/* skip_domains defaults to our own domains (outbound.domains) */
 	if (strlist_from(cfg_size(hv, "skip_domains") ? hv : out,
@@ -691,6 +730,7 @@ void smp_config_free(struct smp_config *c)
 	free(c->keyring_path);
 	free(c->keyring_conninfo);
 	free(c->gnupg_home);
+	free(c->crypto_engine);
 	free(c->authserv_id);
 	strlist_free(&c->encrypt_archive_keys);
 	smp_policy_free(c->encrypt_policy);

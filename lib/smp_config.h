@@ -67,7 +67,11 @@ struct smp_config {
 	char *keyring_path;              /* sqlite database file */
 	char *keyring_conninfo;          /* postgresql conninfo */
 	long keyring_events_keep;        /* days of event history; 0 = all */
-	char *gnupg_home;
+	char *gnupg_home;                /* used by crypto.engine = gnupg */
+
+	/* crypto { } (lib/smp_crypto.h, doc/crypto.md) */
+	char *crypto_engine;             /* "rnp" (default) or "gnupg" */
+	long crypto_cache_keys;          /* keys kept parsed per pool slot */
 
 	/* harvest { } */
 	bool harvest_smp, harvest_autocrypt, harvest_pgp_keys; /* sources */

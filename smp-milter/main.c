@@ -252,6 +252,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "smp-milter: warning: start-up as root will "
 					"fail until that user and group exist\n");
 		printf("%s: configuration OK\n", o.config);
+		printf("crypto engine: %s\n", cfg->crypto_engine);
 		smp_config_free(cfg);
 		return 0;
 	}

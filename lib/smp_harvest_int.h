@@ -1,0 +1,154 @@
+/* smp_harvest_int.h - private: the working state of one message's harvest
+ * and the functions the harvest modules share (see smp_harvest.h).
+ *
+ *   smp_harvest.c        names, report, the transaction: which keys are
+ *                        written and how (orchestration)
+ *   smp_harvest_rules.c  the rules of SPEC.md 4: message level (sender,
+ *                        own domains, Authentication-Results), framing,
+ *                        per key, per address (decisions)
+ *   smp_harvest_keys.c   candidates' stored versions, key inspection and
+ *                        the material written to the keyring
+ *
+ * Not installed, not for the daemon or smpctl: include smp_harvest.h.
+ */
+#ifndef SMP_HARVEST_INT_H
+#define SMP_HARVEST_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "smp_gpg.h"
+#include "smp_harvest.h"
+#include "smp_keyring.h"
+
+/* ------------------------------------------------------------------ */
+/* Working state of one message                                         */
+
+/* One transferable key of one part, or a whole part refused before its
+ * keys were split (data NULL, fpr ""). */
+struct cand {
+	unsigned part;
+	enum smp_key_source source;
+	const unsigned char *data;   /* the block, inside the part */
+	size_t len;
+	struct smp_keyblock kb;
+	enum smp_harvest_reason reason;
+	enum smp_harvest_outcome outcome;
+	bool self_enc;
+	bool live;                   /* handed to gpg */
+	bool dup;                    /* a later copy of an earlier key */
+	bool revoked_update;         /* revoked, stored, bound: merge it */
+	const struct smp_gpg_key *key;   /* gpg's listing of the block */
+	const char **keep;           /* its valid user IDs for the sender */
+	size_t nkeep;
+	unsigned char *filtered;     /* the block with only those */
+	size_t flen;
+};
+
+/* What the store held for one fingerprint before the transaction. */
+struct stored {
+	char fpr[SMP_FPR_MAX];
+	bool present;
+	struct smp_key_rec rec;
+	const struct smp_gpg_key *key;   /* gpg's listing of rec.material */
+};
+
+/* The merged minimal key of one fingerprint. */
+struct material {
+	bool done;
+	unsigned char *data;         /* NULL: gpg produced nothing usable */
+	size_t len;
+	struct smp_gpg_key *key;     /* gpg's listing of data */
+	size_t nkey;
+	bool had_rec;                /* merged with a stored version: */
+	unsigned char *based_on;     /* its material */
+	size_t based_len;
+};
+
+/* One fingerprint to write: the key taken for the sender, or a stored key
+ * its owner revoked. */
+struct subject {
+	struct cand *first;
+	const char *fpr;
+	bool revoke;
+	const struct stored *st;     /* NULL when nothing was stored */
+	bool changed;                /* brings something the store lacks */
+	struct material m;
+};
+
+/* The sender's bindings and one key record, as read. */
+struct state {
+	struct smp_binding *b;
+	size_t nb;
+	struct smp_key_rec rec;
+	bool have_rec;
+};
+
+struct hv {
+	struct smp_keyring *kr;
+	struct smp_gpg *g;
+	const struct smp_harvest_ctx *ctx;
+	struct smp_harvest_report *rep;
+	struct smp_limits lim;
+	int64_t now, date;
+	char *sender;                /* normalised */
+	const char *sender_domain;   /* inside sender */
+	unsigned long ops0;
+
+	struct cand *c;
+	size_t nc;
+	struct stored *st;
+	size_t nst;
+	struct smp_gpg_key *keys;    /* the first inspection */
+	size_t nkeys;
+	struct subject *sub;
+	size_t nsub;
+};
+
+struct decision {
+	enum smp_harvest_outcome outcome;
+	enum smp_harvest_reason reason;
+	const struct smp_binding *bf;   /* the sender's binding of the key */
+	bool binding_untouched;         /* pinned: only the key may change */
+	bool need_material;             /* a new or changed key to store */
+};
+
+/* smp_harvest.c */
+int smp_hv_fail(struct hv *h, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int smp_hv_oom(struct hv *h);
+int smp_hv_db_fail(struct hv *h);
+int smp_hv_gpg_fail(struct hv *h);
+struct cand *smp_hv_new_cand(struct hv *h, unsigned part,
+			     enum smp_key_source src);
+/* Reads the sender's bindings and the key record of fpr (may be NULL). */
+int smp_hv_read_state(struct hv *h, const char *fpr, struct state *s);
+void smp_hv_free_state(struct state *s);
+
+/* smp_harvest_rules.c */
+enum smp_harvest_reason smp_hv_message_reason(struct hv *h);
+int smp_hv_frame_parts(struct hv *h, const struct smp_key_part *parts,
+		       size_t nparts, const bool *use);
+enum smp_harvest_reason smp_hv_key_reason(const struct hv *h,
+					  const struct smp_gpg_key *k);
+int smp_hv_key_rules(struct hv *h);
+bool smp_hv_listing_adds(const struct smp_gpg_key *n,
+			 const struct smp_gpg_key *s, const char *const *keep,
+			 size_t nkeep);
+void smp_hv_decide(const struct hv *h, const struct subject *sub,
+		   const struct state *s, bool changed, struct decision *d);
+
+/* smp_harvest_keys.c */
+struct stored *smp_hv_find_stored(struct hv *h, const char *fpr);
+int smp_hv_fetch_stored(struct hv *h);
+int smp_hv_inspect(struct hv *h);
+int smp_hv_make_material(struct hv *h, struct subject *sub,
+			 const struct smp_key_rec *rec);
+void smp_hv_free_material(struct material *m);
+bool smp_hv_same_rec(const struct smp_key_rec *a, bool have_a,
+		     const struct smp_key_rec *b, bool have_b);
+bool smp_hv_material_current(const struct material *m,
+			     const struct smp_key_rec *rec);
+
+#endif
