@@ -728,31 +728,51 @@ void smp_crypto_pkt_fpr(const unsigned char *body, size_t len, bool secret,
 	pkt_fpr(body, len, out);
 }
 
+/* Is the n-octet string p one of v[0..nv)? (*used marks the ones taken:
+ * each is kept once.) */
+static bool take_one(const char *const *v, size_t nv, bool *used,
+		     const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < nv; i++) {
+		if (used[i] || strlen(v[i]) != n || memcmp(v[i], p, n) != 0)
+			continue;
+		used[i] = true;
+		return true;
+	}
+	return false;
+}
+
 /*
  * Copies the first transferable key of blk keeping the primary key and
- * its own signatures, the first user ID packet whose body is uid and its
- * signatures, and the subkey with fingerprint subfpr (NULL: none) and its
- * signatures. Trust, padding, user attribute packets and everything else
- * are dropped. *kept_uid / *kept_sub say whether those were found.
+ * its own signatures, the first user ID packet whose body is each of
+ * uids[0..nuids) with its signatures, and the subkeys whose fingerprints
+ * are subs[0..nsubs) with theirs. Trust, padding, user attribute packets
+ * and everything else are dropped. *kept_uids / *kept_subs count what was
+ * found.
  */
-static int filter_minimal(const unsigned char *blk, size_t len,
-			  const char *uid, const char *subfpr,
-			  unsigned char **out, size_t *outlen, bool *kept_uid,
-			  bool *kept_sub)
+static int filter_keep(const unsigned char *blk, size_t len,
+		       const char *const *uids, size_t nuids,
+		       const char *const *subs, size_t nsubs,
+		       unsigned char **out, size_t *outlen, size_t *kept_uids,
+		       size_t *kept_subs)
 {
 	enum { S_PRIMARY, S_KEEP, S_DROP } state = S_DROP;
 	struct smp_pkt_iter it;
 	struct smp_packet pkt;
 	unsigned char *o = malloc(len ? len : 1);
-	size_t n = 0, ulen = strlen(uid);
+	bool *used = calloc(nuids + nsubs + 1, sizeof(*used));
+	size_t n = 0;
 	bool seen_primary = false;
 
 	*out = NULL;
 	*outlen = 0;
-	*kept_uid = false;
-	*kept_sub = false;
-	if (!o)
+	*kept_uids = 0;
+	*kept_subs = 0;
+	if (!o || !used) {
+		free(o);
+		free(used);
 		return -1;
+	}
 	smp_pkt_iter_init(&it, blk, len);
 	while (smp_pkt_next(&it, &pkt) == SMP_PKT_OK) {
 		bool keep = false;
@@ -772,10 +792,10 @@ static int filter_minimal(const unsigned char *blk, size_t len,
 			break;
 		case SMP_TAG_USER_ID:
 			state = S_DROP;
-			if (!*kept_uid && pkt.body_len == ulen &&
-			    memcmp(pkt.first, uid, ulen) == 0) {
+			if (take_one(uids, nuids, used, pkt.first,
+				     pkt.body_len)) {
 				state = S_KEEP;
-				*kept_uid = true;
+				(*kept_uids)++;
 				keep = true;
 			}
 			break;
@@ -784,9 +804,10 @@ static int filter_minimal(const unsigned char *blk, size_t len,
 
 			state = S_DROP;
 			pkt_fpr(pkt.first, pkt.body_len, f);
-			if (subfpr && !*kept_sub && strcmp(f, subfpr) == 0) {
+			if (take_one(subs, nsubs, used + nuids,
+				     (const unsigned char *)f, strlen(f))) {
 				state = S_KEEP;
-				*kept_sub = true;
+				(*kept_subs)++;
 				keep = true;
 			}
 			break;
@@ -806,9 +827,25 @@ static int filter_minimal(const unsigned char *blk, size_t len,
 		}
 	}
 done:
+	free(used);
 	*out = o;
 	*outlen = n;
 	return 0;
+}
+
+/* filter_keep for one user ID and at most one subkey (subfpr NULL). */
+static int filter_minimal(const unsigned char *blk, size_t len,
+			  const char *uid, const char *subfpr,
+			  unsigned char **out, size_t *outlen, bool *kept_uid,
+			  bool *kept_sub)
+{
+	size_t ku = 0, ks = 0;
+	int rc = filter_keep(blk, len, &uid, 1, &subfpr, subfpr ? 1 : 0, out,
+			     outlen, &ku, &ks);
+
+	*kept_uid = ku > 0;
+	*kept_sub = ks > 0;
+	return rc;
 }
 
 int smp_crypto_minimal(struct smp_crypto *c, const void *keyblock, size_t len,
@@ -906,6 +943,295 @@ out:
 	free(clean);
 	free(blocks);
 	free(owned);
+	free(addr);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Merge                                                               */
+
+/* Appends v to a growing list; -1 when out of memory. */
+static int strv_add(const char ***v, size_t *n, const char *s)
+{
+	const char **nv = realloc(*v, (*n + 1) * sizeof(**v));
+
+	if (!nv)
+		return -1;
+	nv[(*n)++] = s;
+	*v = nv;
+	return 0;
+}
+
+/* The fingerprints of the subkey packets of one transferable key, into
+ * subs[0..*n) (at most max). */
+static void subkey_fprs(const unsigned char *blk, size_t len,
+			char (*subs)[SMP_FPR_MAX], size_t max, size_t *n)
+{
+	struct smp_pkt_iter it;
+	struct smp_packet pkt;
+	bool seen_primary = false;
+
+	*n = 0;
+	smp_pkt_iter_init(&it, blk, len);
+	while (*n < max && smp_pkt_next(&it, &pkt) == SMP_PKT_OK) {
+		if (pkt.tag == SMP_TAG_PUBLIC_KEY) {
+			if (seen_primary)
+				return;
+			seen_primary = true;
+		} else if (pkt.tag == SMP_TAG_PUBLIC_SUBKEY) {
+			pkt_fpr(pkt.first, pkt.body_len, subs[*n]);
+			if (subs[*n][0])
+				(*n)++;
+		}
+	}
+}
+
+/* Is the email of user ID uid the normalised address addr? */
+static bool uid_is(const char *uid, const char *addr)
+{
+	char *e = smp_crypto_uid_email(uid), *a = NULL;
+	bool same;
+
+	if (e)
+		a = smp_address_normalize(e);
+	same = a && strcmp(a, addr) == 0;
+	free(e);
+	free(a);
+	return same;
+}
+
+#define MERGE_MAX_SUBS 64
+
+int smp_crypto_merge(struct smp_crypto *c, const void *stored, size_t slen,
+		     const void *update, size_t ulen, const char *address,
+		     void **out, size_t *outlen, struct smp_key_info *info)
+{
+	const unsigned char *sbin = NULL, *ubin = NULL;
+	unsigned char *sowned = NULL, *uowned = NULL, *in = NULL;
+	unsigned char *clean = NULL, *res = NULL, *part = NULL;
+	struct smp_keyblock *sb = NULL, *ub = NULL, *cb = NULL;
+	struct smp_key_info k, k2;
+	char **suids = NULL, **uuids = NULL, *addr = NULL;
+	const char **keep = NULL, **subs = NULL;
+	char fpr[SMP_FPR_MAX], encfpr[SMP_FPR_MAX];
+	char (*ssubs)[SMP_FPR_MAX] = NULL;
+	size_t sblen = 0, ublen = 0, nsb = 0, nub = 0, nsuids = 0, nuuids = 0;
+	size_t inlen = 0, clen = 0, rlen = 0, plen = 0, nkeep = 0, nsubs = 0;
+	size_t nssubs = 0, ku = 0, ks = 0, ncb = 0;
+	const struct smp_key_sub *e;
+	int rc;
+
+	memset(&k, 0, sizeof(k));
+	memset(&k2, 0, sizeof(k2));
+	if (out)
+		*out = NULL;
+	if (outlen)
+		*outlen = 0;
+	if (info)
+		memset(info, 0, sizeof(*info));
+	if (!c || !out || !outlen)
+		return -1;
+	c->errmsg[0] = '\0';
+	if (address) {
+		addr = smp_address_normalize(address);
+		if (!addr) {
+			smp_crypto_error(c, "'%.80s' is not an address",
+					 address);
+			return 1;
+		}
+	}
+	/* the inputs, binary and split; the key is the stored one's, or the
+	 * first of the update */
+	rc = 0;
+	if (stored && slen) {
+		rc = to_binary(c, stored, slen, &sbin, &sblen, &sowned);
+		if (rc == 0)
+			rc = split(c, sbin, sblen, &sb, &nsb);
+	}
+	if (rc == 0)
+		rc = to_binary(c, update, ulen, &ubin, &ublen, &uowned);
+	if (rc == 0)
+		rc = split(c, ubin, ublen, &ub, &nub);
+	if (rc)
+		goto out;
+	rc = 1;
+	snprintf(fpr, sizeof(fpr), "%s", nsb ? sb[0].fpr : ub[0].fpr);
+	if ((nsb && sb[0].secret) || !fpr[0]) {
+		smp_crypto_error(c, "%s", nsb && sb[0].secret ?
+				 "the stored key holds secret key material" :
+				 "a version 2 or 3 key is not accepted");
+		goto out;
+	}
+	if (nsb && smp_keyblock_uids(sbin + sb[0].off, sb[0].len, &suids,
+				     &nsuids))
+		goto nomem;
+	ssubs = calloc(MERGE_MAX_SUBS, sizeof(*ssubs));
+	in = malloc(sblen + ublen + 1);
+	if (!ssubs || !in)
+		goto nomem;
+	if (nsb) {
+		subkey_fprs(sbin + sb[0].off, sb[0].len, ssubs, MERGE_MAX_SUBS,
+			    &nssubs);
+		memcpy(in, sbin + sb[0].off, sb[0].len);
+		inlen = sb[0].len;
+	}
+	/* every copy of the key in the update, with only the user IDs that
+	 * may be kept (the stored ones, the address's): nothing else is
+	 * handed to the engine */
+	for (size_t i = 0; i < nub; i++) {
+		const unsigned char *blk = ubin + ub[i].off;
+		size_t nk = 0;
+
+		if (strcmp(ub[i].fpr, fpr) != 0)
+			continue;
+		if (ub[i].secret) {
+			smp_crypto_error(c, "the key block holds secret key "
+					 "material");
+			goto out;
+		}
+		if (smp_keyblock_uids(blk, ub[i].len, &uuids, &nuuids))
+			goto nomem;
+		free(keep);
+		keep = calloc(nuuids + nsuids + 1, sizeof(*keep));
+		if (!keep)
+			goto nomem;
+		for (size_t u = 0; u < nuuids; u++) {
+			bool mine = addr && uid_is(uuids[u], addr);
+			for (size_t j = 0; !mine && j < nsuids; j++)
+				mine = strcmp(uuids[u], suids[j]) == 0;
+			if (mine)
+				keep[nk++] = uuids[u];
+		}
+		if (nk && smp_keyblock_filter(blk, ub[i].len, keep, nk, &part,
+					      &plen, NULL)) {
+			if (errno == ENOMEM)
+				goto nomem;
+			nk = 0;
+		}
+		if (nk) {
+			memcpy(in + inlen, part, plen);
+			inlen += plen;
+		}
+		free(part);
+		part = NULL;
+		smp_strv_free(uuids, nuuids);
+		uuids = NULL;
+		nuuids = 0;
+	}
+	free(keep);
+	keep = NULL;
+	if (inlen == 0) {
+		smp_crypto_error(c, "no copy of key %s with a user ID for "
+				 "%.200s", fpr, addr ? addr : "the address");
+		goto out;
+	}
+	/* the union of every copy, self-signatures only */
+	rc = c->ops->clean(c, in, inlen, fpr, NULL, addr, &clean, &clen);
+	if (rc)
+		goto out;
+	rc = split(c, clean, clen, &cb, &ncb);
+	if (rc == 0)
+		rc = inspect_first(c, clean, clen, &cb[0], &k);
+	if (rc)
+		goto out;
+	rc = 1;
+	if (strcmp(k.fpr, fpr) != 0) {
+		smp_crypto_error(c, "the %s engine gave another key than %s",
+				 c->ops->name, fpr);
+		goto out;
+	}
+	/* user IDs: the stored ones, and the address's first valid one */
+	for (size_t j = 0; j < nsuids; j++)
+		if (strv_add(&keep, &nkeep, suids[j]))
+			goto nomem;
+	if (addr) {
+		const struct smp_key_uid *u = pick_uid(&k, addr);
+		bool have = false;
+
+		if (!u) {
+			smp_crypto_error(c, "key %s has no valid user ID for "
+					 "%.200s", fpr, addr);
+			goto out;
+		}
+		for (size_t j = 0; j < nkeep && !have; j++)
+			have = strcmp(keep[j], u->uid) == 0;
+		if (!have && strv_add(&keep, &nkeep, u->uid))
+			goto nomem;
+	}
+	if (nkeep == 0) {
+		smp_crypto_error(c, "key %s: no user ID to keep", fpr);
+		goto out;
+	}
+	/* the encryption key: the newest usable one of the union (as the
+	 * minimal key has it); none usable (revoked, expired): the stored
+	 * key's subkeys, so that what revokes them is kept with them */
+	e = pick_enc(&k);
+	if (e && e != &k.subkeys[0]) {
+		snprintf(encfpr, sizeof(encfpr), "%s", e->fpr);
+		subs = calloc(1, sizeof(*subs));
+		if (!subs)
+			goto nomem;
+		subs[nsubs++] = encfpr;
+	} else if (!e) {
+		if (!nsb) {
+			smp_crypto_error(c, "key %s has no usable encryption "
+					 "key (expired, revoked or none)",
+					 fpr);
+			goto out;
+		}
+		subs = calloc(nssubs + 1, sizeof(*subs));
+		if (!subs)
+			goto nomem;
+		for (size_t j = 0; j < nssubs; j++)
+			subs[nsubs++] = ssubs[j];
+	}
+	if (filter_keep(clean, clen, keep, nkeep, subs, nsubs, &res, &rlen,
+			&ku, &ks))
+		goto nomem;
+	if (ku == 0 || ks < (e ? nsubs : 0)) {
+		smp_crypto_error(c, "the %s engine dropped the user ID or the "
+				 "encryption subkey of key %s while merging "
+				 "it", c->ops->name, fpr);
+		goto out;
+	}
+	/* what is left must still be the same key */
+	rc = smp_crypto_inspect(c, res, rlen, &k2);
+	if (rc)
+		goto out;
+	rc = 1;
+	if (strcmp(k2.fpr, fpr) != 0 || k2.nuids == 0) {
+		smp_crypto_error(c, "the merged form of key %s is not a key",
+				 fpr);
+		goto out;
+	}
+	*out = res;
+	*outlen = rlen;
+	res = NULL;
+	if (info) {
+		*info = k2;
+		memset(&k2, 0, sizeof(k2));
+	}
+	rc = 0;
+	goto out;
+nomem:
+	rc = smp_crypto_error(c, "out of memory");
+out:
+	smp_key_info_clear(&k);
+	smp_key_info_clear(&k2);
+	smp_strv_free(suids, nsuids);
+	smp_strv_free(uuids, nuuids);
+	free(keep);
+	free(subs);
+	free(ssubs);
+	free(part);
+	free(res);
+	free(clean);
+	free(in);
+	free(sb);
+	free(ub);
+	free(cb);
+	free(sowned);
+	free(uowned);
 	free(addr);
 	return rc;
 }

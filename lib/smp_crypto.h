@@ -196,6 +196,38 @@ int smp_crypto_minimal(struct smp_crypto *c, const void *keyblock, size_t len,
 		       const char *address, void **out, size_t *outlen);
 
 /*
+ * Merges a stored key with new copies of it (a newer version: a new
+ * subkey, an extended expiry, a revocation) into its minimal form.
+ * stored: the key's material as the keyring holds it (NULL or slen 0: no
+ * stored version); update: one or more transferable keys, of which only
+ * the copies of the same key (the stored key's fingerprint, or the first
+ * key of update when nothing is stored) are read. The result is the union
+ * of their self-signatures (third-party and invalid signatures removed,
+ * as smp_crypto_minimal does), cut down to: the primary key with its own
+ * signatures (revocations included); every user ID of stored and, when
+ * address is given, the first valid, unrevoked user ID whose email is
+ * address (as smp_crypto_minimal picks it); and the one encryption key
+ * smp_crypto_minimal would keep from the union (the newest usable one,
+ * the first of equals; the primary key when it is the only one), so a
+ * newer subkey replaces the stored one. When the union has no usable
+ * encryption key (the key is revoked or expired), the stored key's
+ * subkeys are kept instead, so the revocation or expiry is recorded on
+ * them. Of the update, only user IDs that may be kept reach the engine.
+ *
+ * With stored NULL and one copy this gives smp_crypto_minimal's result.
+ * Binary, malloc'd into *out; info (may be NULL) receives the inspection
+ * of the result (release with smp_key_info_clear). The rnp engine merges
+ * in its scratch FFI; the gnupg engine imports every copy into its GnuPG
+ * home and exports the key minimal (four or five gpg processes).
+ * Returns 0, 1 when there is no such key, no valid user ID for address,
+ * or (nothing stored) no usable encryption key (errmsg says which), -1 on
+ * an engine failure.
+ */
+int smp_crypto_merge(struct smp_crypto *c, const void *stored, size_t slen,
+		     const void *update, size_t ulen, const char *address,
+		     void **out, size_t *outlen, struct smp_key_info *info);
+
+/*
  * Encrypts payload[0..len) (the inner entity of a PGP/MIME message) to
  * keys[0..nkeys): one OpenPGP message, AES-256, integrity-protected
  * (SEIPD v1 + MDC, what GnuPG 2.2 and Sequoia read), not compressed, not

@@ -67,7 +67,10 @@ struct smp_crypto_ops {
 	/* The key fpr of block[0..len) with only self-signatures (third-party
 	 * and invalid signatures removed) and, where the engine can, only the
 	 * user IDs of address; it must keep the encryption subkey encfpr
-	 * (NULL: the primary key encrypts). Binary, malloc'd. 0, 1 (nothing
+	 * (NULL: the primary key encrypts). block may hold several copies of
+	 * key fpr (smp_crypto_merge: a stored version and new ones); the
+	 * result is then their union, one transferable key. address may be
+	 * NULL (keep every user ID). Binary, malloc'd. 0, 1 (nothing
 	 * usable), -1. */
 	int (*clean)(struct smp_crypto *c, const unsigned char *block,
 		     size_t len, const char *fpr, const char *encfpr,

@@ -18,6 +18,7 @@
  * expired flags are computed again from it. gpg itself still refuses to
  * encrypt to such a key; the refusal says why.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -471,14 +472,63 @@ static bool has_subkey(const unsigned char *d, size_t n, const char *fpr)
 	return false;
 }
 
+/* Does out lack a subkey that in has? */
+static bool lost_subkey(const unsigned char *in, size_t inlen,
+			const unsigned char *out, size_t outlen)
+{
+	struct smp_pkt_iter it;
+	struct smp_packet pkt;
+
+	smp_pkt_iter_init(&it, in, inlen);
+	while (smp_pkt_next(&it, &pkt) == SMP_PKT_OK) {
+		char f[SMP_FPR_MAX];
+
+		if (pkt.tag != SMP_TAG_PUBLIC_SUBKEY)
+			continue;
+		smp_crypto_pkt_fpr(pkt.first, pkt.body_len, false, f);
+		if (f[0] && !has_subkey(out, outlen, f))
+			return true;
+	}
+	return false;
+}
+
 static int gnupg_clean(struct smp_crypto *c, const unsigned char *block,
 		       size_t len, const char *fpr, const char *encfpr,
 		       const char *address, unsigned char **out,
 		       size_t *outlen)
 {
 	struct gnupg_engine *e = eng(c);
+	struct smp_keyblock *kb = NULL;
+	size_t nkb = 0;
 	int r;
 
+	if (smp_keyblock_split(block, len, &kb, &nkb) != 0) {
+		if (errno == ENOMEM)
+			return smp_crypto_error(c, "out of memory");
+		nkb = 1; /* gpg says what is wrong with it */
+	}
+	free(kb);
+	if (nkb > 1 || !address) {
+		/* a merge (smp_crypto_merge): every copy into the home, where
+		 * gpg merges them, then the key out of it minimal; the caller
+		 * handed in only user IDs it may keep */
+		const char *one[1] = {fpr};
+
+		r = smp_gpg_import(e->g, block, len, NULL);
+		if (r == 0)
+			r = smp_gpg_export_minimal(e->g, one, 1, out, outlen);
+		sync_ops(e);
+		if (r)
+			return smp_crypto_error(c, "%s", smp_gpg_errmsg(e->g));
+		if (!*out || !*outlen) {
+			free(*out);
+			*out = NULL;
+			*outlen = 0;
+			smp_crypto_error(c, "gpg did not import key %s", fpr);
+			return 1;
+		}
+		return 0;
+	}
 	/* import (self-signatures only, cleaned) and export-minimal with
 	 * only the user IDs of address */
 	r = smp_gpg_import_minimal(e->g, block, len, fpr, address, out,
@@ -488,12 +538,15 @@ static int gnupg_clean(struct smp_crypto *c, const unsigned char *block,
 		smp_crypto_error(c, "%s", smp_gpg_errmsg(e->g));
 		return r;
 	}
-	if (!encfpr || has_subkey(*out, *outlen, encfpr))
+	if (encfpr ? has_subkey(*out, *outlen, encfpr) :
+		     !lost_subkey(block, len, *out, *outlen))
 		return 0;
 	/* gpg's cleaning drops subkeys it thinks expired, and GnuPG 2.2
 	 * thinks a key expiring after 2106 expired in the past (its 32-bit
 	 * sum wraps): the encryption subkey the inspection found usable is
-	 * gone. Cut the third-party signatures out ourselves. */
+	 * gone (or, with no encfpr from a merge, some subkey is). Cut the
+	 * third-party signatures out ourselves; the caller keeps only the
+	 * subkeys the inspection finds usable. */
 	free(*out);
 	*out = NULL;
 	*outlen = 0;

@@ -1066,6 +1066,232 @@ static void test_minimal_refused(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Merging a stored key with a newer version                            */
+
+/* Writes name's public key with a second cv25519 encryption subkey made
+ * a day after the fixtures (gpg with a faked clock, from the fixture's
+ * secret key) to path. */
+static void make_rotated(const char *name, const char *path)
+{
+	char cmd[4096], home[800];
+	int st;
+	size_t n;
+	char *fpr;
+
+	snprintf(home, sizeof(home), "%s.home", path);
+	snprintf(cmd, sizeof(cmd),
+		 "mkdir -m 700 '%s' && gpg --homedir '%s' --batch --quiet "
+		 "--import '" KEYS "%s.sec.asc' 2>/dev/null && "
+		 "gpg --homedir '%s' --with-colons --list-keys 2>/dev/null | "
+		 "awk -F: '/^fpr/ { print $10; exit }'",
+		 home, home, name, home);
+	fpr = run(cmd, &n, &st);
+	assert_int_equal(st, 0);
+	assert_true(n >= 40);
+	fpr[40] = '\0';
+	snprintf(cmd, sizeof(cmd),
+		 "gpg --homedir '%s' --batch --pinentry-mode loopback "
+		 "--passphrase '' --faked-system-time %lld! --quick-add-key "
+		 "%s cv25519 encr never 2>/dev/null && gpg --homedir '%s' "
+		 "--export %s >'%s' && gpgconf --homedir '%s' --kill all",
+		 home, (long long)T_FIXTURES + 86400, fpr, home, fpr, path,
+		 home);
+	free(fpr);
+	free(run(cmd, &n, &st));
+	assert_int_equal(st, 0);
+}
+
+/* smp_crypto_merge of stored (NULL: none) and the key file name (pub.gpg)
+ * for addr; the result inspected into *k. */
+static int merge_of(void **state, const void *stored, size_t slen,
+		    const char *name, const char *addr, unsigned char **out,
+		    size_t *outlen, struct smp_key_info *k)
+{
+	size_t n;
+	unsigned char *d = key_file(name, "pub.gpg", &n);
+	void *o = NULL;
+	int r = smp_crypto_merge(C(state), stored, slen, d, n, addr, &o,
+				 outlen, k);
+
+	*out = o;
+	free(d);
+	return r;
+}
+
+static void test_merge(void **state)
+{
+	struct smp_key_info full, k, k2;
+	unsigned char *st, *m, *m2;
+	size_t sn, mn, mn2;
+	struct minimal min;
+	char iss[17];
+	struct tpkt p[64];
+	size_t np;
+
+	/* nothing stored: the minimal key */
+	minimal_of(state, "dave", "dave@example.net", &min);
+	assert_int_equal(merge_of(state, NULL, 0, "dave", "dave@example.net",
+				  &m, &mn, &k),
+			 0);
+	assert_int_equal(k.nuids, 1);
+	assert_string_equal(k.uids[0].uid, "Dave Example <dave@example.net>");
+	assert_int_equal(k.nsubkeys, 2);
+	assert_int_equal(smp_crypto_inspect(C(state), min.d, min.n, &k2), 0);
+	assert_string_equal(k.subkeys[1].fpr, k2.subkeys[1].fpr);
+	smp_key_info_clear(&k2);
+	/* the same key again adds nothing: byte for byte what was stored */
+	assert_int_equal(merge_of(state, m, mn, "dave", "dave@example.net",
+				  &m2, &mn2, &k2),
+			 0);
+	assert_int_equal(mn2, mn);
+	assert_memory_equal(m2, m, mn);
+	smp_key_info_clear(&k2);
+	free(m2);
+	/* stored user IDs stay, the victim's user ID never comes in, and
+	 * with no address only the stored ones are kept */
+	assert_int_equal(merge_of(state, m, mn, "dave", NULL, &m2, &mn2, &k2),
+			 0);
+	assert_int_equal(k2.nuids, 1);
+	smp_key_info_clear(&k2);
+	free(m2);
+	assert_int_equal(merge_of(state, m, mn, "dave", "victim@victim.example",
+				  &m2, &mn2, &k2),
+			 0);
+	assert_int_equal(k2.nuids, 2);
+	assert_true(has_uid_str(&k2, "Dave Example <dave@example.net>"));
+	assert_true(has_uid_str(&k2, "Victim Example <victim@victim.example>"));
+	smp_key_info_clear(&k2);
+	free(m2);
+	free(min.d);
+	smp_key_info_clear(&k);
+	free(m);
+
+	/* a second encryption subkey made at the same second as the first
+	 * (alice-updated): the first of equals stays, nothing changes */
+	inspect_name(state, "alice-updated", "pub.gpg", &full);
+	assert_int_equal(full.nsubkeys, 3);
+	assert_int_equal(merge_of(state, NULL, 0, "alice", "alice@example.org",
+				  &st, &sn, &k),
+			 0);
+	assert_int_equal(k.nsubkeys, 2);
+	smp_key_info_clear(&k);
+	assert_int_equal(merge_of(state, st, sn, "alice-updated",
+				  "alice@example.org", &m, &mn, &k),
+			 0);
+	assert_int_equal(mn, sn);
+	assert_memory_equal(m, st, sn);
+	smp_key_info_clear(&k);
+	smp_key_info_clear(&full);
+	free(m);
+	/* a newer encryption subkey (a day later) replaces the stored one */
+	{
+		char path[700];
+		size_t n;
+		unsigned char *d;
+		void *o = NULL;
+
+		snprintf(path, sizeof(path), "%s/alice-rotated.gpg",
+			 ((struct eng *)*state)->dir);
+		make_rotated("alice", path);
+		d = slurp(path, &n);
+		inspect_name(state, "alice", "pub.gpg", &full);
+		assert_int_equal(smp_crypto_merge(C(state), st, sn, d, n,
+						  "alice@example.org", &o, &mn,
+						  &k),
+				 0);
+		m = o;
+		free(d);
+	}
+	assert_int_equal(k.nsubkeys, 2);
+	assert_null(find_sub(&k, full.subkeys[1].fpr));
+	assert_int_equal(k.subkeys[1].created, T_FIXTURES + 86400);
+	assert_true(k.can_encrypt);
+	/* every signature in it is alice's own */
+	np = walk(m, mn, p, 64);
+	for (size_t i = 0; i < np; i++) {
+		if (p[i].tag != 2)
+			continue;
+		sig_issuer(&p[i], iss);
+		assert_string_equal(iss, full.fpr + strlen(full.fpr) - 16);
+	}
+	/* the old version later adds nothing to the merged one */
+	assert_int_equal(merge_of(state, m, mn, "alice", "alice@example.org",
+				  &m2, &mn2, &k2),
+			 0);
+	assert_int_equal(mn2, mn);
+	assert_memory_equal(m2, m, mn);
+	smp_key_info_clear(&k2);
+	free(m2);
+	smp_key_info_clear(&k);
+	smp_key_info_clear(&full);
+	free(m);
+	free(st);
+
+	/* the owner's revocation is merged onto the stored key */
+	assert_int_equal(merge_of(state, NULL, 0, "revoked-prior",
+				  "revoked@example.org", &st, &sn, &k),
+			 0);
+	assert_false(k.revoked);
+	smp_key_info_clear(&k);
+	assert_int_equal(merge_of(state, st, sn, "revoked", NULL, &m, &mn, &k),
+			 0);
+	assert_true(k.revoked);
+	assert_false(k.can_encrypt);
+	assert_int_equal(k.nuids, 1);
+	assert_int_equal(k.nsubkeys, 2);
+	smp_key_info_clear(&k);
+	free(m);
+	/* a revoked key with nothing stored has nothing to keep */
+	assert_int_equal(merge_of(state, NULL, 0, "revoked",
+				  "revoked@example.org", &m, &mn, &k),
+			 1);
+	assert_null(m);
+	free(st);
+
+	/* refused: another key only, a secret key, no user ID for addr */
+	assert_int_equal(merge_of(state, NULL, 0, "bob", "alice@example.org",
+				  &m, &mn, &k),
+			 1);
+	assert_int_equal(merge_of(state, NULL, 0, "alice", "alice@example.org",
+				  &st, &sn, &k),
+			 0);
+	smp_key_info_clear(&k);
+	assert_int_equal(merge_of(state, st, sn, "bob", "bob@example.net", &m,
+				  &mn, &k),
+			 1);
+	assert_null(m);
+	free(st);
+	{
+		size_t n;
+		unsigned char *d = key_file("alice", "sec.asc", &n);
+		void *o = NULL;
+		size_t on = 0;
+		assert_int_equal(smp_crypto_merge(C(state), NULL, 0, d, n,
+						  "alice@example.org", &o, &on,
+						  NULL),
+				 1);
+		assert_null(o);
+		free(d);
+	}
+}
+
+/* The key that expires in 2122 is merged with itself on both engines. */
+static void test_merge_2122(void **state)
+{
+	struct smp_key_info k;
+	unsigned char *m;
+	size_t mn;
+
+	assert_int_equal(merge_of(state, NULL, 0, "future2122",
+				  "future@example.org", &m, &mn, &k),
+			 0);
+	assert_int_equal(k.expires, T_FUTURE_EXPIRES);
+	assert_true(k.can_encrypt);
+	smp_key_info_clear(&k);
+	free(m);
+}
+
+/* ------------------------------------------------------------------ */
 /* Encryption, decrypted by gpg and by sq                               */
 
 static const char PAYLOAD_HEAD[] =
@@ -1624,6 +1850,8 @@ static const struct {
 	{"minimal", test_minimal},
 	{"minimal_two_subkeys", test_minimal_two_subkeys},
 	{"minimal_refused", test_minimal_refused},
+	{"merge", test_merge},
+	{"merge_2122", test_merge_2122},
 	{"encrypt_one", test_encrypt_one},
 	{"encrypt_two", test_encrypt_two},
 	{"encrypt_rsa", test_encrypt_rsa},
