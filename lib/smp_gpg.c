@@ -128,18 +128,43 @@ static void op_begin(struct smp_gpg *g)
 	g->st_res = false;
 }
 
-/* After an operation that read n octets of key data: did gpg work? */
+/* gpg's status line in words: "ERROR add_keyblock_resource 33587281"
+ * becomes "add_keyblock_resource: No such file or directory". */
+static void status_words(const char *st, char *out, size_t size)
+{
+	char loc[64] = "";
+	unsigned long code = 0;
+	const char *args = strchr(st, ' ');
+
+	if (!args || sscanf(args, " %63s %lu", loc, &code) != 2 || code == 0) {
+		snprintf(out, size, "status %s", st);
+		return;
+	}
+	snprintf(out, size, "%s: %s", loc,
+		 gpgme_strerror((gpgme_error_t)code));
+}
+
+/* After an operation that read n octets of key data: did gpg work? A
+ * failure names the home and the cause; a home that is gone says so. */
 static int op_check(struct smp_gpg *g, const char *what, size_t n)
 {
-	if (g->st_failed)
-		return gerr(g, "gpg %s in %s failed (status %s)", what,
-			    g->home, g->st_what);
+	struct stat st;
+	char words[200];
+
+	if (!g->st_failed && (!n || g->st_res))
+		return 0;
+	if (stat(g->home, &st) != 0)
+		return gerr(g, "gpg %s failed: the GnuPG home %s is gone (%s)",
+			    what, g->home, strerror(errno));
+	if (g->st_failed) {
+		status_words(g->st_what, words, sizeof(words));
+		return gerr(g, "gpg %s in %s failed: %s", what, g->home,
+			    words);
+	}
 	/* gpg ends every import, dry run or not, with IMPORT_RES (its
 	 * count may be 0: unsupported packets); without it gpg died */
-	if (n && !g->st_res)
-		return gerr(g, "gpg %s in %s ended without a result "
-			    "(gpg not working?)", what, g->home);
-	return 0;
+	return gerr(g, "gpg %s in %s ended without a result (gpg not "
+		    "working?)", what, g->home);
 }
 
 /* ------------------------------------------------------------------ */
@@ -285,11 +310,61 @@ out:
 	return rc;
 }
 
+/* Creates the home directory (mode 0700) when missing, and takes group
+ * and other permissions away from one the caller owns. Errors name the
+ * path and the system's reason. */
+static int make_home(const char *home, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (mkdir(home, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create the GnuPG home %s: %s",
+			 home, strerror(errno));
+		return -1;
+	}
+	if (stat(home, &st) != 0) {
+		snprintf(err, errlen, "cannot use the GnuPG home %s: %s", home,
+			 strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "the GnuPG home %s is not a directory",
+			 home);
+		return -1;
+	}
+	if ((st.st_mode & 077) && st.st_uid == geteuid())
+		chmod(home, st.st_mode & 07700);
+	return 0;
+}
+
+int smp_gpg_check_home(struct smp_gpg *g)
+{
+	struct stat st;
+
+	if (!g)
+		return -1;
+	g->err[0] = '\0';
+	if (stat(g->home, &st) == 0) {
+		if (!S_ISDIR(st.st_mode))
+			return gerr(g, "the GnuPG home %s is not a directory",
+				    g->home);
+		return 0;
+	}
+	if (errno != ENOENT)
+		return gerr(g, "cannot use the GnuPG home %s: %s", g->home,
+			    strerror(errno));
+	/* gone: make it again as smp_gpg_open would (the keys come back
+	 * from the keyring database as they are needed) */
+	if (make_home(g->home, g->err, sizeof(g->err)) != 0 ||
+	    write_conf(g) != 0 || make_trustdb(g) != 0)
+		return -1;
+	return 1;
+}
+
 static int open_home(const char *home, bool trustdb, struct smp_gpg **out,
 		     char *err, size_t errlen)
 {
 	struct smp_gpg *g;
-	struct stat st;
 	gpgme_error_t e;
 
 	*out = NULL;
@@ -303,18 +378,8 @@ static int open_home(const char *home, bool trustdb, struct smp_gpg **out,
 		snprintf(err, errlen, "no GnuPG home directory given");
 		return -1;
 	}
-	if (mkdir(home, 0700) != 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create the GnuPG home %s: %s",
-			 home, strerror(errno));
+	if (make_home(home, err, errlen) != 0)
 		return -1;
-	}
-	if (stat(home, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "the GnuPG home %s is not a directory",
-			 home);
-		return -1;
-	}
-	if ((st.st_mode & 077) && st.st_uid == geteuid())
-		chmod(home, st.st_mode & 07700);
 
 	g = calloc(1, sizeof(*g));
 	if (!g || !(g->home = strdup(home))) {

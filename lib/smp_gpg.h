@@ -52,6 +52,17 @@ bool smp_gpg_init(void);
 int smp_gpg_open(const char *home, struct smp_gpg **out, char *err,
 		 size_t errlen);
 void smp_gpg_close(struct smp_gpg *g);
+
+/*
+ * Is the home still there? A home deleted while open is made again as
+ * smp_gpg_open makes it (0700, gpg.conf, trust database; one gpg
+ * process): it is a cache, and encryption imports the keys it needs from
+ * the keyring database. Returns 0 when it was there, 1 when it was made
+ * again, -1 when it cannot be (a file in its place, the parent missing:
+ * smp_gpg_errmsg names the path and the system's reason). The operations
+ * below do not call it: on a missing home they fail, saying so.
+ */
+int smp_gpg_check_home(struct smp_gpg *g);
 const char *smp_gpg_home(const struct smp_gpg *g);
 /* The last error as one sentence ("no error" when none). */
 const char *smp_gpg_errmsg(const struct smp_gpg *g);

@@ -290,6 +290,13 @@ static const struct smp_keyring_ops *const backends[] = {
 int smp_keyring_open(const char *backend, const char *target,
 		     struct smp_keyring **out, char *err, size_t errlen)
 {
+	return smp_keyring_open_flags(backend, target, 0, out, err, errlen);
+}
+
+int smp_keyring_open_flags(const char *backend, const char *target,
+			   unsigned flags, struct smp_keyring **out, char *err,
+			   size_t errlen)
+{
 	const struct smp_keyring_ops *ops = NULL;
 
 	if (out)
@@ -312,13 +319,23 @@ int smp_keyring_open(const char *backend, const char *target,
 			 "backend", ops->name);
 		return -1;
 	}
-	return ops->open(target, out, err, errlen);
+	return ops->open(target, flags, out, err, errlen);
 }
 
 void smp_keyring_close(struct smp_keyring *kr)
 {
 	if (kr)
 		kr->ops->close(kr);
+}
+
+bool smp_keyring_created(struct smp_keyring *kr)
+{
+	return kr && kr->created;
+}
+
+int smp_keyring_check(struct smp_keyring *kr)
+{
+	return kr ? kr->ops->check(kr) : -1;
 }
 
 int smp_keyring_schema_version(struct smp_keyring *kr)

@@ -125,9 +125,53 @@ struct smp_keyring;
  */
 int smp_keyring_open(const char *backend, const char *target,
 		     struct smp_keyring **out, char *err, size_t errlen);
+
+/* smp_keyring_open_flags: a database that does not exist, or holds no
+ * keyring schema yet (an empty file), is an error ("... does not exist" /
+ * "... holds no keyring") instead of becoming a new, empty keyring. The
+ * daemon opens a keyring it already had open this way: a file deleted
+ * while it runs must not silently turn into an empty one. */
+#define SMP_KEYRING_NO_CREATE 0x1u
+
+int smp_keyring_open_flags(const char *backend, const char *target,
+			   unsigned flags, struct smp_keyring **out, char *err,
+			   size_t errlen);
+/* True when this open created the keyring (a new file, or an empty one
+ * that got the schema). */
+bool smp_keyring_created(struct smp_keyring *kr);
+
+/*
+ * Closes the connection. One that smp_keyring_check() found unusable is
+ * closed with care for whatever now lives at its path: its write-ahead
+ * log is folded into the old file and emptied (or, when the file was
+ * overwritten and SQLite cannot fold it in any more, removed), so that a
+ * file later put at the path never sees pages of the old one. The daemon
+ * closes every connection to the old file before it opens the new one
+ * (smp-milter/keypool.c): the two would share the -wal and -shm files.
+ */
 void smp_keyring_close(struct smp_keyring *kr);
 const char *smp_keyring_errmsg(struct smp_keyring *kr);
 int smp_keyring_schema_version(struct smp_keyring *kr);
+
+/*
+ * Is the connection still usable? 0 when its database file is still the
+ * one at its path and nothing said the file is damaged; -1 otherwise, with
+ * one sentence naming the file in smp_keyring_errmsg():
+ *   "keyring database P was deleted while in use"
+ *   "keyring database P was replaced by another file while in use"
+ *   "keyring database P is damaged: <why>" (a corruption, I/O or "not a
+ *       database" error from SQLite, or stored values no keyring holds)
+ * The answer comes from a stat() of the path against the open file, and
+ * from the errors seen so far; it costs no query. Once -1, always -1:
+ * close the connection and open it again (smp_keyring_open_flags with
+ * SMP_KEYRING_NO_CREATE to refuse an empty new keyring).
+ *
+ * The same test runs by itself before every write transaction starts and
+ * before it commits, so nothing is ever written into a deleted or
+ * replaced file (the write fails with that sentence), and after every
+ * SQLite error (whose message then says so).
+ */
+int smp_keyring_check(struct smp_keyring *kr);
 
 /* One transaction per message (nothing is half-written). begin takes the
  * database's single write lock (waiting for it, see above) and every

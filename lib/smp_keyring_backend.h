@@ -23,14 +23,20 @@
 struct smp_keyring {
 	const struct smp_keyring_ops *ops;
 	char errmsg[SMP_KR_ERRMSG_MAX];
+	bool created;   /* this open made the database (see smp_keyring_created) */
 };
 
 /* Same contracts as the public functions of the same names. */
 struct smp_keyring_ops {
 	const char *name;
-	int (*open)(const char *target, struct smp_keyring **out, char *err,
-		    size_t errlen);
+	/* flags: SMP_KEYRING_NO_CREATE */
+	int (*open)(const char *target, unsigned flags, struct smp_keyring **out,
+		    char *err, size_t errlen);
 	void (*close)(struct smp_keyring *kr);
+	/* smp_keyring_check: is the connection still on the database its
+	 * target names, and usable? 0, or -1 with the reason in errmsg. Once
+	 * -1, always -1: the caller closes it and opens again. */
+	int (*check)(struct smp_keyring *kr);
 	int (*schema_version)(struct smp_keyring *kr);
 
 	int (*begin)(struct smp_keyring *kr);

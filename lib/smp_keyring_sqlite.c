@@ -17,15 +17,27 @@
  *   does a caller see an error (and the message then follows on_error).
  * - A connection is used by one thread at a time (see smp_keyring.h), so
  *   it is opened without SQLite's per-connection mutex.
+ *
+ * A file deleted or replaced under an open connection (see "Health"
+ * below): SQLite keeps working on the old inode, and it finds the -wal and
+ * -shm files by name, so a connection on the old file and one on the new
+ * file share one write-ahead log and read each other's pages (a binding
+ * with "an unknown state" was one way this showed). So every write
+ * transaction first checks that the path still names the open file, and a
+ * connection that is no longer usable folds its log into the old file and
+ * empties it when it is closed.
  */
 #include <sqlite3.h>
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "smp_keyring_backend.h"
 #include "smp_keyring_schema.h"
@@ -33,6 +45,7 @@
 #define KR_BUSY_TIMEOUT_MS 5000
 #define KR_BEGIN_RETRIES 3     /* further attempts after the busy timeout */
 #define KR_BACKOFF_MS 20       /* first pause; x4 each time: 20, 80, 320 */
+#define KR_RETIRE_TIMEOUT_MS 1000 /* closing an unusable connection */
 
 /* Statements only this backend has, numbered after the portable ones. */
 enum {
@@ -54,18 +67,181 @@ static const char *const local_sql[L__END - SMP_KR_Q__COUNT] = {
 		 "WHERE type = 'table' AND name = 'schema_version'"),
 };
 
+/* Where a connection stands (smp_keyring_check); once not KH_OK, for good. */
+enum kr_health {
+	KH_OK = 0,
+	KH_DELETED,                /* nothing at the path any more */
+	KH_REPLACED,               /* another file at the path */
+	KH_UNREACHABLE,            /* the path cannot be examined */
+	KH_DAMAGED,                /* corrupt, unreadable, not a keyring */
+};
+
 struct ksq {
 	struct smp_keyring base;   /* first: see smp_keyring_backend.h */
 	sqlite3 *db;
 	char *path;
 	int version;
+	unsigned flags;            /* SMP_KEYRING_NO_CREATE */
 	bool txn;                  /* an smp_keyring_begin() is open */
 	sqlite3_stmt *st[L__END];  /* prepared on first use, kept */
+	bool watching;             /* dev and ino known: open finished */
+	dev_t dev;                 /* the file opened, as stat() saw it */
+	ino_t ino;
+	enum kr_health health;
+	char why[640];             /* the sentence for health != KH_OK */
 };
+
+/* begin_write(): the connection is unusable (s->why), not an SQLite code */
+#define KR_UNUSABLE (-1)
 
 static struct ksq *K(struct smp_keyring *kr)
 {
 	return (struct ksq *)kr;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Health: is the open file still the one at the path, and sound?         */
+
+/* What a row reader returns when memory ran out (not a damaged row). */
+static const char kr_oom[] = "out of memory";
+
+/* Marks the connection unusable for good (the first reason stays). -1. */
+__attribute__((format(printf, 3, 4)))
+static int unusable(struct ksq *s, enum kr_health h, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->health != KH_OK)
+		return -1;
+	s->health = h;
+	va_start(ap, fmt);
+	vsnprintf(s->why, sizeof(s->why), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* The path against the open file: a stat() of the path, and SQLite's own
+ * test of its descriptor (SQLITE_FCNTL_HAS_MOVED). Nothing is opened
+ * here: closing another descriptor of the database file would drop
+ * SQLite's POSIX locks on it. */
+static enum kr_health path_state(struct ksq *s, int *eno)
+{
+	struct stat st;
+	int moved = 0;
+
+	*eno = 0;
+	if (!s->watching)
+		return KH_OK;   /* still opening */
+	if (stat(s->path, &st) != 0) {
+		*eno = errno;
+		return *eno == ENOENT || *eno == ENOTDIR ? KH_DELETED
+							 : KH_UNREACHABLE;
+	}
+	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_HAS_MOVED,
+				 &moved) != SQLITE_OK)
+		moved = 0;
+	if (moved || st.st_dev != s->dev || st.st_ino != s->ino)
+		return KH_REPLACED;
+	return KH_OK;
+}
+
+/* Does the open file still start with SQLite's header? Read through
+ * SQLite's own descriptor (see path_state). */
+static bool header_ok(struct ksq *s)
+{
+	static const char magic[16] = "SQLite format 3";
+	sqlite3_file *f = NULL;
+	char buf[16];
+
+	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_FILE_POINTER,
+				 &f) != SQLITE_OK || !f || !f->pMethods)
+		return true;   /* cannot tell: the queries will */
+	if (f->pMethods->xRead(f, buf, (int)sizeof(buf), 0) != SQLITE_OK)
+		return false;  /* shorter than a header */
+	return memcmp(buf, magic, sizeof(buf)) == 0;
+}
+
+/* 0 while the connection is usable, else -1 with the sentence in s->why.
+ * header: also read the first octets of the file. */
+static int usable(struct ksq *s, bool header)
+{
+	int eno;
+
+	if (s->health != KH_OK)
+		return -1;
+	switch (path_state(s, &eno)) {
+	case KH_OK:
+		break;
+	case KH_DELETED:
+		return unusable(s, KH_DELETED, "keyring database %s was deleted "
+				"while in use", s->path);
+	case KH_REPLACED:
+		return unusable(s, KH_REPLACED, "keyring database %s was "
+				"replaced by another file while in use", s->path);
+	default:
+		return unusable(s, KH_UNREACHABLE, "keyring database %s cannot "
+				"be examined: %s", s->path, strerror(eno));
+	}
+	if (header && !header_ok(s))
+		return unusable(s, KH_DAMAGED, "keyring database %s is damaged: "
+				"it no longer starts with an SQLite header "
+				"(overwritten?)", s->path);
+	return 0;
+}
+
+/* SQLite errors after which a connection is not used again: the file is
+ * damaged, unreadable, or not what the statements expect. Lock waits,
+ * constraints and a full disk leave it usable. */
+static bool damaging(int code)
+{
+	switch (code & 0xFF) {
+	case SQLITE_ERROR:
+	case SQLITE_PERM:
+	case SQLITE_READONLY:
+	case SQLITE_IOERR:
+	case SQLITE_CORRUPT:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PROTOCOL:
+	case SQLITE_SCHEMA:
+	case SQLITE_MISUSE:
+	case SQLITE_FORMAT:
+	case SQLITE_NOTADB:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* After an SQLite error (errmsg already says what failed, with SQLite's
+ * reason): is the file gone, replaced or damaged? Says so in errmsg. */
+static void after_error(struct ksq *s, int code)
+{
+	char *m = s->base.errmsg;
+	size_t n = strlen(m);
+
+	if (usable(s, false) == 0 && damaging(code))
+		unusable(s, KH_DAMAGED, "keyring database %s is damaged or "
+			 "unreadable: %s", s->path, sqlite3_errstr(code));
+	if (s->health == KH_OK)
+		return;
+	if (s->health != KH_DAMAGED)
+		snprintf(m + n, sizeof(s->base.errmsg) - n, "; %s", s->why);
+	else if (!strstr(m, s->path))
+		snprintf(m + n, sizeof(s->base.errmsg) - n,
+			 " (keyring database %s)", s->path);
+}
+
+/* A row no keyring writes: the file is damaged, or another program's.
+ * errmsg: "cannot <what><arg>: <bad> in keyring database P". */
+static int bad_row(struct ksq *s, const char *what, const char *arg,
+		   const char *bad)
+{
+	smp_kr_error(&s->base, "cannot %s%s: %s in keyring database %s", what,
+		     arg, bad, s->path);
+	if (bad != kr_oom)
+		unusable(s, KH_DAMAGED, "keyring database %s is damaged or not "
+			 "a keyring: %s", s->path, bad);
+	return -1;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -90,10 +266,12 @@ __attribute__((format(printf, 2, 3)))
 static int fail(struct ksq *s, const char *fmt, ...)
 {
 	va_list ap;
+	int code = sqlite3_extended_errcode(s->db);
 
 	va_start(ap, fmt);
 	failv(s, sqlite3_errmsg(s->db), fmt, ap);
 	va_end(ap);
+	after_error(s, code);
 	return -1;
 }
 
@@ -176,24 +354,47 @@ static void sleep_ms(unsigned ms)
 /* ---------------------------------------------------------------------- */
 /* Transactions                                                           */
 
-/* BEGIN IMMEDIATE with bounded retries (see the top of the file). */
-static int begin_write(struct ksq *s)
-{
-	int rc;
-
-	for (unsigned i = 0;; i++) {
-		rc = run_q(s, L_BEGIN_WRITE);
-		if ((rc & 0xFF) != SQLITE_BUSY || i == KR_BEGIN_RETRIES)
-			return rc;
-		sleep_ms(KR_BACKOFF_MS << (2 * i));
-	}
-}
-
 static void rollback_quietly(struct ksq *s)
 {
 	/* SQLite may already have rolled back (disk full, I/O error) */
 	if (!sqlite3_get_autocommit(s->db))
 		run_q(s, L_ROLLBACK);
+}
+
+/* BEGIN IMMEDIATE with bounded retries (see the top of the file), only on
+ * a file that is still the one at the path: checked before, and again
+ * once the lock is held (the file may have been replaced meanwhile).
+ * SQLITE_OK, SQLite's code, or KR_UNUSABLE (s->why says why). */
+static int begin_write(struct ksq *s)
+{
+	int rc;
+
+	if (usable(s, false) != 0)
+		return KR_UNUSABLE;
+	for (unsigned i = 0;; i++) {
+		rc = run_q(s, L_BEGIN_WRITE);
+		if ((rc & 0xFF) != SQLITE_BUSY || i == KR_BEGIN_RETRIES)
+			break;
+		sleep_ms(KR_BACKOFF_MS << (2 * i));
+	}
+	if (rc == SQLITE_OK && usable(s, false) != 0) {
+		rollback_quietly(s);
+		return KR_UNUSABLE;
+	}
+	return rc;
+}
+
+/* The reason begin_write() failed with rc. */
+static const char *begin_error(struct ksq *s, int rc)
+{
+	return rc == KR_UNUSABLE ? s->why : sqlite3_errmsg(s->db);
+}
+
+/* Before a COMMIT: 0, or -1 when the file is no longer the one at the
+ * path (then nothing may be committed into it). */
+static int commit_ok(struct ksq *s)
+{
+	return usable(s, false);
 }
 
 /* Every write happens inside a write transaction: the caller's, or one
@@ -212,10 +413,16 @@ static int wbegin(struct ksq *s, bool *own, const char *fmt, ...)
 		if (sqlite3_get_autocommit(s->db))
 			rc = failv(s, "the transaction was rolled back after "
 				   "an earlier error", fmt, ap);
-	} else if (begin_write(s) != SQLITE_OK) {
-		rc = failv(s, sqlite3_errmsg(s->db), fmt, ap);
 	} else {
-		*own = true;
+		int brc = begin_write(s);
+		if (brc != SQLITE_OK) {
+			int code = sqlite3_extended_errcode(s->db);
+			rc = failv(s, begin_error(s, brc), fmt, ap);
+			if (brc != KR_UNUSABLE)
+				after_error(s, code);
+		} else {
+			*own = true;
+		}
 	}
 	va_end(ap);
 	return rc;
@@ -230,12 +437,19 @@ static int wend(struct ksq *s, bool own, int rc, const char *fmt, ...)
 
 	if (!own)
 		return rc;
-	if (rc >= 0) {
+	if (rc >= 0 && commit_ok(s) != 0) {
+		va_start(ap, fmt);
+		rc = failv(s, s->why, fmt, ap);
+		va_end(ap);
+	} else if (rc >= 0) {
+		int code;
 		if (run_q(s, L_COMMIT) == SQLITE_OK)
 			return rc;
+		code = sqlite3_extended_errcode(s->db);
 		va_start(ap, fmt);
 		rc = failv(s, sqlite3_errmsg(s->db), fmt, ap);
 		va_end(ap);
+		after_error(s, code);
 	}
 	rollback_quietly(s);
 	return rc;
@@ -244,11 +458,16 @@ static int wend(struct ksq *s, bool own, int rc, const char *fmt, ...)
 static int ksq_begin(struct smp_keyring *kr)
 {
 	struct ksq *s = K(kr);
+	int rc;
 
 	if (s->txn)
 		return smp_kr_error(kr, "cannot start a transaction on %s: "
 				    "one is already open", s->path);
-	if (begin_write(s) != SQLITE_OK)
+	rc = begin_write(s);
+	if (rc == KR_UNUSABLE)
+		return smp_kr_error(kr, "cannot start a transaction: %s",
+				    s->why);
+	if (rc != SQLITE_OK)
 		return fail(s, "cannot start a transaction on %s", s->path);
 	s->txn = true;
 	return 0;
@@ -266,6 +485,11 @@ static int ksq_commit(struct smp_keyring *kr)
 		return smp_kr_error(kr, "cannot commit to %s: the transaction "
 				    "was rolled back after an earlier error",
 				    s->path);
+	if (commit_ok(s) != 0) {
+		rollback_quietly(s);
+		return smp_kr_error(kr, "cannot commit: %s (rolled back)",
+				    s->why);
+	}
 	if (run_q(s, L_COMMIT) != SQLITE_OK) {
 		fail(s, "cannot commit to %s", s->path);
 		rollback_quietly(s);
@@ -348,7 +572,7 @@ static const char *row_key(sqlite3_stmt *st, struct smp_key_rec *k)
 	n = (size_t)sqlite3_column_bytes(st, 1);
 	k->material = malloc(n ? n : 1);
 	if (!k->material)
-		return "out of memory";
+		return kr_oom;
 	if (n)
 		memcpy(k->material, m, n);
 	k->material_len = n;
@@ -362,24 +586,47 @@ static const char *row_key(sqlite3_stmt *st, struct smp_key_rec *k)
 	return NULL;
 }
 
-/* Columns of SMP_KR_BIND_COLS. */
-static const char *row_binding(sqlite3_stmt *st, struct smp_binding *b)
+/* A stored value as an error message may show it: NULL, or at most 40
+ * octets of text with anything but printable ASCII as '?'. */
+static void col_shown(sqlite3_stmt *st, int i, char *out, size_t size)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	size_t n = 0;
+
+	if (!t) {
+		snprintf(out, size, "NULL");
+		return;
+	}
+	out[n++] = '\'';
+	for (; *t && n + 3 < size && n < 41; t++)
+		out[n++] = *t >= 0x20 && *t < 0x7F ? (char)*t : '?';
+	out[n++] = '\'';
+	out[n] = '\0';
+}
+
+/* Columns of SMP_KR_BIND_COLS. NULL, or what is wrong with the row (may
+ * be written into bad[badlen]). */
+static const char *row_binding(sqlite3_stmt *st, struct smp_binding *b,
+			       char *bad, size_t badlen)
 {
 	int state, source;
 	int64_t times;
+	char v[48];
 
 	memset(b, 0, sizeof(*b));
 	state = smp_bind_state_parse((const char *)sqlite3_column_text(st, 2));
 	source = smp_key_source_parse((const char *)sqlite3_column_text(st, 3));
-	if (state < 0)
-		return "a binding has an unknown state";
-	if (source < 0)
-		return "a binding has an unknown source";
+	if (state < 0 || source < 0) {
+		col_shown(st, state < 0 ? 2 : 3, v, sizeof(v));
+		snprintf(bad, badlen, "a binding has an unknown %s %s",
+			 state < 0 ? "state" : "source", v);
+		return bad;
+	}
 	if (!col_fixed(st, 1, b->fpr, sizeof(b->fpr)))
 		return "a stored fingerprint is too long";
 	if (!col_dup(st, 0, &b->address) || !b->address ||
 	    !col_dup(st, 8, &b->message_id) || !col_dup(st, 9, &b->client_addr))
-		return "out of memory";
+		return kr_oom;
 	b->state = (enum smp_bind_state)state;
 	b->source = (enum smp_key_source)source;
 	b->first_seen = col_i64(st, 4);
@@ -401,7 +648,7 @@ static const char *row_event(sqlite3_stmt *st, struct smp_event *e)
 	if (!col_dup(st, 2, &e->address) || !col_dup(st, 4, &e->event) ||
 	    !e->event || !col_dup(st, 5, &e->detail) ||
 	    !col_dup(st, 6, &e->message_id))
-		return "out of memory";
+		return kr_oom;
 	e->id = col_i64(st, 0);
 	e->at = col_i64(st, 1);
 	return NULL;
@@ -428,6 +675,7 @@ static int read_rows(struct ksq *s, sqlite3_stmt *st, enum row_kind kind,
 	unsigned char *v = NULL;
 	size_t cnt = 0, cap = 0;
 	const char *bad;
+	char badbuf[128];
 	int rc, ret = -1;
 
 	for (;;) {
@@ -450,7 +698,7 @@ static int read_rows(struct ksq *s, sqlite3_stmt *st, enum row_kind kind,
 		}
 		if (kind == ROW_BINDING) {
 			struct smp_binding *b = (struct smp_binding *)v + cnt;
-			bad = row_binding(st, b);
+			bad = row_binding(st, b, badbuf, sizeof(badbuf));
 			if (bad)
 				smp_binding_clear(b);
 		} else {
@@ -460,8 +708,7 @@ static int read_rows(struct ksq *s, sqlite3_stmt *st, enum row_kind kind,
 				event_clear(e);
 		}
 		if (bad) {
-			smp_kr_error(&s->base, "cannot %s%s: %s", what, arg,
-				     bad);
+			bad_row(s, what, arg, bad);
 			goto out;
 		}
 		cnt++;
@@ -522,7 +769,7 @@ static int ksq_key_get(struct smp_keyring *kr, const char *fpr,
 	bad = row_key(st, out);
 	if (bad) {
 		smp_key_rec_clear(out);
-		smp_kr_error(kr, "cannot read key %s: %s", fpr, bad);
+		bad_row(s, "read key ", fpr, bad);
 		goto out;
 	}
 	ret = 0;
@@ -952,8 +1199,11 @@ static int ksq_stats(struct smp_keyring *kr, struct smp_keyring_stats *out)
 		int state = smp_bind_state_parse(
 			(const char *)sqlite3_column_text(st, 0));
 		if (state < 0) {
-			smp_kr_error(kr, "cannot count the bindings in %s: a "
-				     "binding has an unknown state", s->path);
+			char v[48], what[96];
+			col_shown(st, 0, v, sizeof(v));
+			snprintf(what, sizeof(what), "a binding has an unknown "
+				 "state %s", v);
+			bad_row(s, "count the bindings", "", what);
 			goto out;
 		}
 		out->bindings[state] = (unsigned long)sqlite3_column_int64(st, 1);
@@ -1021,6 +1271,21 @@ static int too_new(struct ksq *s, int v)
 			    s->path, v, SMP_KR_SCHEMA_VERSION);
 }
 
+/* SMP_KEYRING_NO_CREATE: a file without the keyring schema (an empty
+ * one) is refused before anything is written to it. */
+static int must_hold_keyring(struct ksq *s)
+{
+	int v;
+
+	if (read_version(s, &v) != 0)
+		return fail(s, "cannot open keyring database %s", s->path);
+	if (v == 0)
+		return smp_kr_error(&s->base, "cannot open keyring database "
+				    "%s: it holds no keyring (an empty file)",
+				    s->path);
+	return 0;
+}
+
 /* Applies every migration newer than the stored version, all in one
  * transaction: a failure leaves the database as it was. */
 static int migrate(struct ksq *s)
@@ -1070,6 +1335,7 @@ static int migrate(struct ksq *s)
 		fail(s, "cannot create the schema in %s", s->path);
 		goto out;
 	}
+	s->base.created = v == 0;
 	ret = 0;
 out:
 	if (ret != 0) {
@@ -1112,6 +1378,48 @@ out:
 	return ret;
 }
 
+/* Removes the -wal and -shm files at s's path (SQLite's names for them). */
+static void drop_log(struct ksq *s)
+{
+	char p[4096];
+
+	if (snprintf(p, sizeof(p), "%s-wal", s->path) < (int)sizeof(p))
+		unlink(p);
+	if (snprintf(p, sizeof(p), "%s-shm", s->path) < (int)sizeof(p))
+		unlink(p);
+}
+
+/*
+ * Before closing a connection that is no longer usable: its write-ahead
+ * log (found by name: it is also the log of any file later put at the
+ * path) is folded into the old file and truncated, so that no file later
+ * put at the path reads the old file's pages from it. When another file
+ * is at the path, SQLite must not delete the -wal and -shm files at close
+ * either: that file's connections may be using them. A log that cannot
+ * be folded in because the file is damaged (overwritten in place: SQLite
+ * answers corrupt or not a database) can never be used again; it would
+ * only be replayed onto a good file restored at the path, so it is
+ * removed, unless another file is at the path already.
+ */
+static void retire(struct ksq *s)
+{
+	enum kr_health at;
+	int eno, rc;
+
+	rollback_quietly(s);
+	sqlite3_busy_timeout(s->db, KR_RETIRE_TIMEOUT_MS);
+	rc = sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_TRUNCATE,
+				       NULL, NULL);
+	at = path_state(s, &eno);
+	if (at == KH_REPLACED ||
+	    (rc & 0xFF) == SQLITE_CORRUPT || (rc & 0xFF) == SQLITE_NOTADB)
+		sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1,
+				  (int *)NULL);
+	if (at != KH_REPLACED &&
+	    ((rc & 0xFF) == SQLITE_CORRUPT || (rc & 0xFF) == SQLITE_NOTADB))
+		drop_log(s);
+}
+
 static void ksq_close(struct smp_keyring *kr)
 {
 	struct ksq *s = K(kr);
@@ -1120,14 +1428,59 @@ static void ksq_close(struct smp_keyring *kr)
 		return;
 	for (size_t i = 0; i < L__END; i++)
 		sqlite3_finalize(s->st[i]);
+	if (s->db && s->watching && s->health != KH_OK)
+		retire(s);
 	/* an open transaction is rolled back by the close */
 	sqlite3_close(s->db);
 	free(s->path);
 	free(s);
 }
 
-static int ksq_open(const char *target, struct smp_keyring **out, char *err,
-		    size_t errlen)
+static int ksq_check(struct smp_keyring *kr)
+{
+	struct ksq *s = K(kr);
+
+	if (usable(s, true) != 0)
+		return smp_kr_error(kr, "%s", s->why);
+	return 0;
+}
+
+/* SQLite could not open the file: its reason, and the system's. */
+static void open_error(struct ksq *s, int rc)
+{
+	int eno = s->db ? sqlite3_system_errno(s->db) : 0;
+	const char *why = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+
+	if (eno)
+		smp_kr_error(&s->base, "cannot open keyring database %s: %s "
+			     "(%s)", s->path, why, strerror(eno));
+	else
+		smp_kr_error(&s->base, "cannot open keyring database %s: %s",
+			     s->path, why);
+}
+
+/* Remembers which file was opened (see path_state). */
+static int watch(struct ksq *s)
+{
+	struct stat st;
+	int moved = 0;
+
+	if (stat(s->path, &st) != 0)
+		return smp_kr_error(&s->base, "cannot open keyring database "
+				    "%s: %s", s->path, strerror(errno));
+	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_HAS_MOVED,
+				 &moved) == SQLITE_OK && moved)
+		return smp_kr_error(&s->base, "cannot open keyring database "
+				    "%s: it was replaced while being opened",
+				    s->path);
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	s->watching = true;
+	return 0;
+}
+
+static int ksq_open(const char *target, unsigned flags,
+		    struct smp_keyring **out, char *err, size_t errlen)
 {
 	struct ksq *s;
 	int rc;
@@ -1140,16 +1493,14 @@ static int ksq_open(const char *target, struct smp_keyring **out, char *err,
 		return -1;
 	}
 	s->base.ops = &smp_keyring_sqlite_ops;
+	s->flags = flags;
 	rc = sqlite3_open_v2(target, &s->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				     SQLITE_OPEN_NOMUTEX,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+				     (flags & SMP_KEYRING_NO_CREATE
+					      ? 0 : SQLITE_OPEN_CREATE),
 			     NULL);
 	if (rc != SQLITE_OK) {
-		if (s->db)
-			fail(s, "cannot open keyring database %s", target);
-		else
-			smp_kr_error(&s->base, "cannot open keyring database "
-				     "%s: %s", target, sqlite3_errstr(rc));
+		open_error(s, rc);
 		goto bad;
 	}
 	/* SQLite falls back to read-only when it may not write the file;
@@ -1161,6 +1512,8 @@ static int ksq_open(const char *target, struct smp_keyring **out, char *err,
 		goto bad;
 	}
 	sqlite3_busy_timeout(s->db, KR_BUSY_TIMEOUT_MS);
+	if ((flags & SMP_KEYRING_NO_CREATE) && must_hold_keyring(s) != 0)
+		goto bad;
 	/* WAL persists in the file; asking again costs nothing. NORMAL is
 	 * durable across crashes of the process and consistent across power
 	 * loss in WAL mode (the last commits may be lost, never half). */
@@ -1168,7 +1521,7 @@ static int ksq_open(const char *target, struct smp_keyring **out, char *err,
 	    pragma(s, "PRAGMA synchronous = NORMAL", NULL) != 0 ||
 	    pragma(s, "PRAGMA foreign_keys = ON", NULL) != 0 ||
 	    pragma(s, "PRAGMA foreign_keys", "1") != 0 ||
-	    migrate(s) != 0)
+	    migrate(s) != 0 || watch(s) != 0)
 		goto bad;
 	*out = &s->base;
 	return 0;
@@ -1182,6 +1535,7 @@ const struct smp_keyring_ops smp_keyring_sqlite_ops = {
 	.name = "sqlite",
 	.open = ksq_open,
 	.close = ksq_close,
+	.check = ksq_check,
 	.schema_version = ksq_schema_version,
 	.begin = ksq_begin,
 	.commit = ksq_commit,

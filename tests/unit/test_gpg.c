@@ -1028,6 +1028,82 @@ static void test_rebuild(void **state)
 	free(c);
 }
 
+/* A home deleted while open is made again by smp_gpg_check_home (the
+ * daemon asks before each message's gpg work); until then operations
+ * fail with a sentence naming the home and the cause. */
+static void test_home_recreated(void **state)
+{
+	struct fx *f = *state;
+	struct smp_gpg_import_counts c;
+	char path[700], want[800];
+	struct stat sb;
+	size_t len;
+	unsigned char *d = pub("alice", &len);
+	FILE *fp;
+
+	assert_int_equal(smp_gpg_check_home(f->g), 0);
+	rmrf(f->home);
+	assert_int_equal(smp_gpg_import(f->g, d, len, &c), -1);
+	snprintf(want, sizeof(want), "gpg import failed: the GnuPG home %s is "
+		 "gone (No such file or directory)", f->home);
+	assert_string_equal(smp_gpg_errmsg(f->g), want);
+
+	assert_int_equal(smp_gpg_check_home(f->g), 1);
+	assert_int_equal(stat(f->home, &sb), 0);
+	assert_true(S_ISDIR(sb.st_mode));
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	snprintf(path, sizeof(path), "%s/gpg.conf", f->home);
+	assert_int_equal(stat(path, &sb), 0);
+	snprintf(path, sizeof(path), "%s/trustdb.gpg", f->home);
+	assert_int_equal(stat(path, &sb), 0);
+	/* the same context works again */
+	assert_int_equal(smp_gpg_import(f->g, d, len, &c), 0);
+	assert_int_equal(c.imported, 1);
+	assert_int_equal(smp_gpg_check_home(f->g), 0);
+
+	/* what cannot be made again is an error naming the path */
+	rmrf(f->home);
+	fp = fopen(f->home, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	assert_int_equal(smp_gpg_check_home(f->g), -1);
+	snprintf(want, sizeof(want), "the GnuPG home %s is not a directory",
+		 f->home);
+	assert_string_equal(smp_gpg_errmsg(f->g), want);
+	rmrf(f->dir);
+	assert_int_equal(smp_gpg_check_home(f->g), -1);
+	snprintf(want, sizeof(want), "cannot create the GnuPG home %s: No "
+		 "such file or directory", f->home);
+	assert_string_equal(smp_gpg_errmsg(f->g), want);
+	assert_int_equal(smp_gpg_check_home(NULL), -1);
+	free(d);
+}
+
+/* gpg's own status codes are told in words: a keyring gpg cannot create
+ * (here pubring.kbx a dangling symbolic link) is not "status ERROR
+ * add_keyblock_resource 33587281". */
+static void test_status_in_words(void **state)
+{
+	struct fx *f = *state;
+	char path[700];
+	size_t len;
+	unsigned char *d = pub("alice", &len);
+	const char *m;
+
+	snprintf(path, sizeof(path), "%s/pubring.kbx", f->home);
+	unlink(path);
+	assert_int_equal(symlink("/nonexistent-smp-test/pubring.kbx", path), 0);
+	assert_int_equal(smp_gpg_import(f->g, d, len, NULL), -1);
+	m = smp_gpg_errmsg(f->g);
+	assert_non_null(strstr(m, f->home));
+	assert_non_null(strstr(m, "add_keyblock_resource: No such file or "
+				  "directory"));
+	if (strstr(m, "status ") || strstr(m, "33587"))
+		fail_msg("not in words: %s", m);
+	assert_int_equal(smp_gpg_check_home(f->g), 0);
+	free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1057,6 +1133,10 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_home_recreated, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_status_in_words, setup,
+						teardown),
 	};
 
 	t_filter_from_env();

@@ -428,13 +428,14 @@ static void test_open_errors(void **state)
 					  sizeof(err)), -1);
 	assert_null(kr);
 	snprintf(want, sizeof(want), "cannot open keyring database %s: "
-		 "unable to open database file", path);
+		 "unable to open database file (No such file or "
+		 "directory)", path);
 	assert_string_equal(err, want);
 	/* the target is a directory */
 	assert_int_equal(smp_keyring_open("sqlite", f->dir, &kr, err,
 					  sizeof(err)), -1);
 	snprintf(want, sizeof(want), "cannot open keyring database %s: "
-		 "unable to open database file", f->dir);
+		 "unable to open database file (Is a directory)", f->dir);
 	assert_string_equal(err, want);
 	/* a file that is not a database */
 	snprintf(path, sizeof(path), "%s/garbage.db", f->dir);
@@ -1800,6 +1801,459 @@ static void test_stats(void **state)
 	assert_int_equal(st.events, 2);
 }
 
+/* ------------------------------------------------------------------ */
+/* Health: the file deleted, replaced or damaged under a connection    */
+
+/* errmsg must hold the text fmt makes. */
+__attribute__((format(printf, 2, 3)))
+static void assert_err_has(struct smp_keyring *kr, const char *fmt, ...)
+{
+	char want[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(want, sizeof(want), fmt, ap);
+	va_end(ap);
+	if (!strstr(smp_keyring_errmsg(kr), want))
+		fail_msg("errmsg \"%s\" lacks \"%s\"", smp_keyring_errmsg(kr),
+			 want);
+}
+
+/* A consistent copy of the database (what an administrator's backup is),
+ * taken through SQLite so that it includes the write-ahead log. */
+static void backup_to(const char *path, const char *dest)
+{
+	char sql[300], msg[256];
+
+	unlink(dest);
+	snprintf(sql, sizeof(sql), "VACUUM INTO '%s'", dest);
+	if (raw_exec(path, sql, msg, sizeof(msg)) != SQLITE_OK)
+		fail_msg("VACUUM INTO %s: %s", dest, msg);
+}
+
+/* Every write path refuses with the connection's health sentence. */
+static void assert_writes_refused(struct smp_keyring *kr, const char *why)
+{
+	char fpr[SMP_FPR_MAX];
+	struct smp_key_rec k;
+	struct smp_event e;
+	bool seen = true;
+
+	fpr_of(fpr, 0x7E57, 99);
+	mk_key(&k, fpr, 9);
+	assert_int_equal(smp_keyring_key_put(kr, &k), -1);
+	assert_err_has(kr, "%s", why);
+	assert_int_equal(smp_keyring_begin(kr), -1);
+	assert_err_has(kr, "%s", why);
+	assert_int_equal(smp_keyring_replay_check(kr, "D1G", "bob@example.org",
+						  T0, 60, &seen), -1);
+	assert_false(seen);
+	assert_err_has(kr, "%s", why);
+	memset(&e, 0, sizeof(e));
+	e.event = (char *)"harvested";
+	e.address = (char *)"alice@example.org";
+	assert_int_equal(smp_keyring_event_add(kr, &e), -1);
+	assert_err_has(kr, "%s", why);
+}
+
+static void test_health_fresh(void **state)
+{
+	struct fix *f = *state;
+	char err[512];
+
+	assert_true(smp_keyring_created(f->kr));
+	assert_int_equal(smp_keyring_check(f->kr), 0);
+	assert_string_equal(smp_keyring_errmsg(f->kr), "no error");
+	reopen(f);
+	assert_false(smp_keyring_created(f->kr));
+	assert_int_equal(smp_keyring_check(f->kr), 0);
+	assert_int_equal(smp_keyring_check(NULL), -1);
+	/* NO_CREATE opens an existing keyring as usual */
+	smp_keyring_close(f->kr);
+	f->kr = NULL;
+	assert_int_equal(smp_keyring_open_flags("sqlite", f->path,
+						SMP_KEYRING_NO_CREATE, &f->kr,
+						err, sizeof(err)), 0);
+	assert_false(smp_keyring_created(f->kr));
+	assert_int_equal(smp_keyring_check(f->kr), 0);
+}
+
+/* NO_CREATE: neither a missing file nor an empty one becomes a keyring. */
+static void test_health_no_create(void **state)
+{
+	struct fix *f = *state;
+	struct smp_keyring *kr = NULL;
+	char err[512], want[512], path[160];
+	struct stat sb;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/missing.db", f->dir);
+	assert_int_equal(smp_keyring_open_flags("sqlite", path,
+						SMP_KEYRING_NO_CREATE, &kr,
+						err, sizeof(err)), -1);
+	assert_null(kr);
+	snprintf(want, sizeof(want), "cannot open keyring database %s: "
+		 "unable to open database file (No such file or directory)",
+		 path);
+	assert_string_equal(err, want);
+	assert_int_equal(stat(path, &sb), -1);
+
+	snprintf(path, sizeof(path), "%s/empty.db", f->dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	assert_int_equal(smp_keyring_open_flags("sqlite", path,
+						SMP_KEYRING_NO_CREATE, &kr,
+						err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "cannot open keyring database %s: it "
+		 "holds no keyring (an empty file)", path);
+	assert_string_equal(err, want);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 0);   /* nothing written into it */
+	/* without the flag it becomes a new keyring, and says so */
+	assert_int_equal(smp_keyring_open("sqlite", path, &kr, err,
+					  sizeof(err)), 0);
+	assert_true(smp_keyring_created(kr));
+	smp_keyring_close(kr);
+}
+
+/* Deleted while open: noticed, nothing written into the deleted file, a
+ * missing file is not recreated by a NO_CREATE open, and once restored
+ * the keyring opens again with the restored contents. */
+static void test_health_deleted(void **state)
+{
+	struct fix *f = *state;
+	struct smp_keyring *kr = NULL;
+	char fpr[SMP_FPR_MAX], fpr2[SMP_FPR_MAX], err[512], want[512];
+	char backup[160];
+	struct smp_binding *b = NULL;
+	struct smp_key_rec k;
+	struct stat sb;
+	size_t n = 0;
+
+	fpr_of(fpr, 0xDE1, 1);
+	fpr_of(fpr2, 0xDE1, 2);
+	put_key(f->kr, fpr, 1);
+	put_bind(f->kr, "alice@example.org", fpr, T0);
+	snprintf(backup, sizeof(backup), "%s/backup.db", f->dir);
+	backup_to(f->path, backup);
+	assert_int_equal(smp_keyring_check(f->kr), 0);
+
+	assert_int_equal(unlink(f->path), 0);
+	assert_int_equal(smp_keyring_check(f->kr), -1);
+	snprintf(want, sizeof(want), "keyring database %s was deleted while "
+		 "in use", f->path);
+	assert_string_equal(smp_keyring_errmsg(f->kr), want);
+	assert_writes_refused(f->kr, want);
+	/* the deleted file did not get the key */
+	assert_int_equal(smp_keyring_key_get(f->kr, fpr2, &k), 1);
+
+	/* the daemon reopens without creating: still missing */
+	assert_int_equal(smp_keyring_open_flags("sqlite", f->path,
+						SMP_KEYRING_NO_CREATE, &kr,
+						err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "No such file or directory"));
+	assert_non_null(strstr(err, f->path));
+	assert_int_equal(stat(f->path, &sb), -1);
+
+	/* restored: the old connection stays retired, a new one serves */
+	assert_int_equal(rename(backup, f->path), 0);
+	assert_int_equal(smp_keyring_check(f->kr), -1);
+	assert_string_equal(smp_keyring_errmsg(f->kr), want);
+	smp_keyring_close(f->kr);
+	f->kr = NULL;
+	assert_int_equal(smp_keyring_open_flags("sqlite", f->path,
+						SMP_KEYRING_NO_CREATE, &f->kr,
+						err, sizeof(err)), 0);
+	assert_false(smp_keyring_created(f->kr));
+	assert_int_equal(smp_keyring_check(f->kr), 0);
+	assert_int_equal(smp_keyring_bindings_for(f->kr, "alice@example.org",
+						  &b, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(b[0].fpr, fpr);
+	smp_bindings_free(b, n);
+	put_key(f->kr, fpr2, 2);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM keys"), 2);
+}
+
+/* Replaced by rename while two connections (two pool slots) have the old
+ * file open: both notice, neither writes, and once they are closed a
+ * connection to the new file reads only the new file's contents, also
+ * while another process holds the new file open (it shares the old
+ * file's -wal and -shm names). */
+static void test_health_replaced(void **state)
+{
+	struct fix *f = *state;
+	struct smp_keyring *kr2 = NULL, *other = NULL;
+	char fa[SMP_FPR_MAX], fb[SMP_FPR_MAX], fc[SMP_FPR_MAX], err[512];
+	char opath[160], want[512];
+	struct smp_binding *b = NULL;
+	size_t n = 0;
+	sqlite3 *raw;
+
+	fpr_of(fa, 0xAA, 1);
+	fpr_of(fb, 0xBB, 2);
+	fpr_of(fc, 0xCC, 3);
+	assert_int_equal(smp_keyring_open("sqlite", f->path, &kr2, err,
+					  sizeof(err)), 0);
+	/* alice only in the old file, and still in its write-ahead log */
+	put_key(f->kr, fa, 1);
+	put_bind(f->kr, "alice@example.org", fa, T0);
+	snprintf(opath, sizeof(opath), "%s/other.db", f->dir);
+	assert_int_equal(smp_keyring_open("sqlite", opath, &other, err,
+					  sizeof(err)), 0);
+	put_key(other, fb, 2);
+	put_bind(other, "bob@example.net", fb, T0);
+	smp_keyring_close(other);
+	other = NULL;
+
+	assert_int_equal(rename(opath, f->path), 0);
+	/* another process (smpctl) opens the new file meanwhile */
+	raw = raw_open(f->path);
+	snprintf(want, sizeof(want), "keyring database %s was replaced by "
+		 "another file while in use", f->path);
+	assert_int_equal(smp_keyring_check(f->kr), -1);
+	assert_string_equal(smp_keyring_errmsg(f->kr), want);
+	assert_writes_refused(f->kr, want);
+	assert_int_equal(smp_keyring_check(kr2), -1);
+	assert_string_equal(smp_keyring_errmsg(kr2), want);
+	assert_writes_refused(kr2, want);
+	smp_keyring_close(f->kr);
+	smp_keyring_close(kr2);
+	f->kr = kr2 = NULL;
+
+	assert_int_equal(smp_keyring_open_flags("sqlite", f->path,
+						SMP_KEYRING_NO_CREATE, &f->kr,
+						err, sizeof(err)), 0);
+	assert_int_equal(smp_keyring_check(f->kr), 0);
+	assert_int_equal(smp_keyring_bindings_for(f->kr, "bob@example.net",
+						  &b, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(b[0].fpr, fb);
+	smp_bindings_free(b, n);
+	assert_int_equal(smp_keyring_bindings_for(f->kr, "alice@example.org",
+						  &b, &n), 0);
+	assert_int_equal(n, 0);
+	put_key(f->kr, fc, 3);
+	sqlite3_close(raw);
+	/* what is on disk: the new file and the new key, nothing of alice */
+	smp_keyring_close(f->kr);
+	f->kr = NULL;
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM bindings"), 1);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM keys"), 2);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM keys WHERE "
+				 "fpr LIKE '00AA%'"), 0);
+	assert_string_equal(raw_text(f->path, "PRAGMA quick_check", want,
+				     sizeof(want)), "ok");
+	reopen(f);
+}
+
+/* Overwritten in place with garbage: the header check notices it, the
+ * keyring cannot be opened again until a good file is back, and the
+ * error names the file. */
+static void test_health_garbage(void **state)
+{
+	struct fix *f = *state;
+	struct smp_keyring *kr = NULL;
+	char fpr[SMP_FPR_MAX], err[512], want[512], backup[160];
+	struct smp_binding *b = NULL;
+	size_t n = 0;
+	FILE *fp;
+
+	fpr_of(fpr, 0x6A6, 1);
+	put_key(f->kr, fpr, 1);
+	put_bind(f->kr, "alice@example.org", fpr, T0);
+	snprintf(backup, sizeof(backup), "%s/backup.db", f->dir);
+	backup_to(f->path, backup);
+	/* all of it in the file (the last close checkpoints), some cached */
+	reopen(f);
+	assert_int_equal(smp_keyring_bindings_for(f->kr, "alice@example.org",
+						  &b, &n), 0);
+	smp_bindings_free(b, n);
+
+	fp = fopen(f->path, "r+");
+	assert_non_null(fp);
+	for (int i = 0; i < 256; i++)
+		fputs("this is not an SQLite database file at all\n", fp);
+	fclose(fp);
+	assert_int_equal(smp_keyring_check(f->kr), -1);
+	snprintf(want, sizeof(want), "keyring database %s is damaged: it no "
+		 "longer starts with an SQLite header (overwritten?)", f->path);
+	assert_string_equal(smp_keyring_errmsg(f->kr), want);
+	assert_writes_refused(f->kr, want);
+	smp_keyring_close(f->kr);
+	f->kr = NULL;
+
+	assert_int_equal(smp_keyring_open_flags("sqlite", f->path,
+						SMP_KEYRING_NO_CREATE, &kr,
+						err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "cannot open keyring database %s: file "
+		 "is not a database", f->path);
+	assert_string_equal(err, want);
+	/* without NO_CREATE too: garbage is never taken for a keyring */
+	assert_int_equal(smp_keyring_open("sqlite", f->path, &kr, err,
+					  sizeof(err)), -1);
+	assert_string_equal(err, want);
+
+	assert_int_equal(rename(backup, f->path), 0);
+	assert_int_equal(smp_keyring_open_flags("sqlite", f->path,
+						SMP_KEYRING_NO_CREATE, &f->kr,
+						err, sizeof(err)), 0);
+	assert_int_equal(smp_keyring_bindings_for(f->kr, "alice@example.org",
+						  &b, &n), 0);
+	assert_int_equal(n, 1);
+	smp_bindings_free(b, n);
+	assert_int_equal(smp_keyring_check(f->kr), 0);
+}
+
+/* Overwritten in place while its write-ahead log still held recent
+ * pages, after queries failed on it: the log cannot be folded into the
+ * garbage any more, and must not be replayed onto the good file restored
+ * at the path either. */
+static void test_health_garbage_with_log(void **state)
+{
+	struct fix *f = *state;
+	struct smp_keyring *kr2 = NULL;
+	char fpr[SMP_FPR_MAX], addr[64], err[512], backup[160], buf[64];
+	struct smp_binding *b = NULL;
+	size_t n = 0;
+	FILE *fp;
+
+	assert_int_equal(smp_keyring_open("sqlite", f->path, &kr2, err,
+					  sizeof(err)), 0);
+	fpr_of(fpr, 0x6A7, 1);
+	put_key(f->kr, fpr, 1);
+	for (int i = 0; i < 300; i++) {
+		snprintf(addr, sizeof(addr), "user%03d@example.org", i);
+		put_bind(f->kr, addr, fpr, T0);
+	}
+	snprintf(backup, sizeof(backup), "%s/backup.db", f->dir);
+	backup_to(f->path, backup);
+	/* more pages in the log only, then the file is overwritten */
+	for (int i = 300; i < 600; i++) {
+		snprintf(addr, sizeof(addr), "user%03d@example.org", i);
+		put_bind(kr2, addr, fpr, T0);
+	}
+	fp = fopen(f->path, "w");
+	assert_non_null(fp);
+	for (int i = 0; i < 512; i++)
+		fputs("garbage garbage garbage garbage\n", fp);
+	fclose(fp);
+	/* the daemon meets it in queries before a check */
+	assert_int_equal(smp_keyring_bindings_for(f->kr, "user001@example.org",
+						  &b, &n), -1);
+	assert_int_equal(smp_keyring_check(f->kr), -1);
+	assert_int_equal(smp_keyring_check(kr2), -1);
+	smp_keyring_close(kr2);
+	smp_keyring_close(f->kr);
+	f->kr = NULL;
+
+	assert_int_equal(rename(backup, f->path), 0);
+	assert_int_equal(smp_keyring_open_flags("sqlite", f->path,
+						SMP_KEYRING_NO_CREATE, &f->kr,
+						err, sizeof(err)), 0);
+	assert_int_equal(smp_keyring_bindings_for(f->kr, "user001@example.org",
+						  &b, &n), 0);
+	assert_int_equal(n, 1);
+	smp_bindings_free(b, n);
+	assert_int_equal(smp_keyring_bindings_for(f->kr, "user450@example.org",
+						  &b, &n), 0);
+	assert_int_equal(n, 0);
+	put_bind(f->kr, "new@example.org", fpr, T0);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM bindings"), 301);
+	assert_string_equal(raw_text(f->path, "PRAGMA integrity_check", buf,
+				     sizeof(buf)), "ok");
+	assert_int_equal(smp_keyring_check(f->kr), 0);
+}
+
+/* Damage behind an intact header: the query fails with SQLite's reason
+ * and the file's name, and the connection is retired from then on. */
+static void test_health_corrupt_pages(void **state)
+{
+	struct fix *f = *state;
+	char fpr[SMP_FPR_MAX], addr[64], err[512], want[512];
+	struct smp_binding *b = NULL;
+	size_t n = 0;
+	long long root, psize;
+	FILE *fp;
+
+	fpr_of(fpr, 0xC0, 1);
+	put_key(f->kr, fpr, 1);
+	for (int i = 0; i < 200; i++) {
+		snprintf(addr, sizeof(addr), "user%03d@example.org", i);
+		put_bind(f->kr, addr, fpr, T0);
+	}
+	smp_keyring_close(f->kr);   /* the last close checkpoints */
+	f->kr = NULL;
+	root = raw_int(f->path, "SELECT rootpage FROM sqlite_master WHERE "
+		       "name = 'bindings'");
+	psize = raw_int(f->path, "PRAGMA page_size");
+	assert_true(root > 1);
+	/* the root page of the bindings table overwritten */
+	fp = fopen(f->path, "r+");
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, (long)((root - 1) * psize), SEEK_SET), 0);
+	for (long long i = 0; i < psize; i++)
+		fputc(0x5A, fp);
+	fclose(fp);
+
+	assert_int_equal(smp_keyring_open("sqlite", f->path, &f->kr, err,
+					  sizeof(err)), 0);
+	assert_int_equal(smp_keyring_check(f->kr), 0);
+	assert_int_equal(smp_keyring_bindings_for(f->kr, "user007@example.org",
+						  &b, &n), -1);
+	assert_null(b);
+	assert_non_null(strstr(smp_keyring_errmsg(f->kr), f->path));
+	assert_non_null(strstr(smp_keyring_errmsg(f->kr), "malformed"));
+	assert_int_equal(smp_keyring_check(f->kr), -1);
+	assert_err_has(f->kr, "keyring database %s is damaged or unreadable: "
+		       "database disk image is malformed", f->path);
+	snprintf(want, sizeof(want), "keyring database %s is damaged",
+		 f->path);
+	assert_writes_refused(f->kr, want);
+}
+
+/* A stored value outside what the library writes (another program's
+ * file, or pages of another file read through a shared write-ahead log):
+ * a clear error naming the value and the file, never a guess. */
+static void test_health_unknown_state(void **state)
+{
+	struct fix *f = *state;
+	char fpr[SMP_FPR_MAX], want[512];
+	struct smp_binding *b = NULL;
+	struct smp_keyring_stats st;
+	size_t n = 0;
+
+	fpr_of(fpr, 0x57A, 1);
+	put_key(f->kr, fpr, 1);
+	put_bind(f->kr, "alice@example.org", fpr, T0);
+	assert_int_equal(raw_exec(f->path, "UPDATE bindings SET state = "
+				  "'act\x01ve'", NULL, 0), SQLITE_OK);
+	assert_int_equal(smp_keyring_bindings_for(f->kr, "alice@example.org",
+						  &b, &n), -1);
+	assert_null(b);
+	assert_int_equal(n, 0);
+	snprintf(want, sizeof(want), "cannot read the bindings of "
+		 "alice@example.org: a binding has an unknown state 'act?ve' "
+		 "in keyring database %s", f->path);
+	assert_string_equal(smp_keyring_errmsg(f->kr), want);
+	assert_int_equal(smp_keyring_check(f->kr), -1);
+	snprintf(want, sizeof(want), "keyring database %s is damaged or not a "
+		 "keyring: a binding has an unknown state 'act?ve'", f->path);
+	assert_string_equal(smp_keyring_errmsg(f->kr), want);
+
+	reopen(f);
+	assert_int_equal(smp_keyring_stats(f->kr, &st), -1);
+	assert_err_has(f->kr, "a binding has an unknown state 'act?ve' in "
+		       "keyring database %s", f->path);
+	reopen(f);
+	assert_int_equal(raw_exec(f->path, "UPDATE bindings SET state = "
+				  "'active', source = 'smtp'", NULL, 0), SQLITE_OK);
+	assert_int_equal(smp_keyring_bindings_of_key(f->kr, fpr, &b, &n), -1);
+	assert_err_has(f->kr, "a binding has an unknown source 'smtp' in "
+		       "keyring database %s", f->path);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1832,6 +2286,14 @@ int main(void)
 		T(test_concurrent_20_sessions),
 		T(test_bad_arguments),
 		T(test_stats),
+		T(test_health_fresh),
+		T(test_health_no_create),
+		T(test_health_deleted),
+		T(test_health_replaced),
+		T(test_health_garbage),
+		T(test_health_garbage_with_log),
+		T(test_health_corrupt_pages),
+		T(test_health_unknown_state),
 	};
 
 	t_filter_from_env();
