@@ -132,6 +132,13 @@ void smp_crypto_get_stats(const struct smp_crypto *c,
 	st->cache_max = c->cache.max;
 }
 
+int smp_crypto_check(struct smp_crypto *c)
+{
+	if (!c)
+		return -1;
+	return c->ops->check ? c->ops->check(c) : 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Cache (LRU by fingerprint)                                          */
 
@@ -906,7 +913,7 @@ int smp_crypto_minimal(struct smp_crypto *c, const void *keyblock, size_t len,
 	snprintf(encfpr, sizeof(encfpr), "%s", e->fpr);
 	rc = c->ops->clean(c, bin + blocks[0].off, blocks[0].len, k.fpr,
 			   e == &k.subkeys[0] ? NULL : encfpr, addr, &clean,
-			   &clen);
+			   &clen, NULL);
 	if (rc)
 		goto out;
 	if (filter_minimal(clean, clen, u->uid,
@@ -1001,6 +1008,56 @@ static bool uid_is(const char *uid, const char *addr)
 }
 
 #define MERGE_MAX_SUBS 64
+
+/* Is every user ID k lists among keep[0..n)? */
+static bool nkeep_all_listed(const struct smp_key_info *k,
+			     const char *const *keep, size_t n)
+{
+	for (size_t i = 0; i < k->nuids; i++) {
+		bool in = false;
+		for (size_t j = 0; j < n && !in; j++)
+			in = strcmp(k->uids[i].uid, keep[j]) == 0;
+		if (!in)
+			return false;
+	}
+	return true;
+}
+
+/* k with only the primary key and the subkeys subs[0..n) into *out. */
+static int prune_info(struct smp_crypto *c, const struct smp_key_info *k,
+		      const char *const *subs, size_t n,
+		      struct smp_key_info *out)
+{
+	*out = *k;
+	out->uids = calloc(k->nuids + 1, sizeof(*out->uids));
+	out->subkeys = calloc(k->nsubkeys + 1, sizeof(*out->subkeys));
+	out->nuids = 0;
+	out->nsubkeys = 0;
+	if (!out->uids || !out->subkeys)
+		goto nomem;
+	for (size_t i = 0; i < k->nuids; i++) {
+		struct smp_key_uid *u = &out->uids[out->nuids++];
+		*u = k->uids[i];
+		u->uid = strdup(k->uids[i].uid);
+		u->email = strdup(k->uids[i].email);
+		if (!u->uid || !u->email)
+			goto nomem;
+	}
+	for (size_t i = 0; i < k->nsubkeys; i++) {
+		bool in = i == 0;
+		for (size_t j = 0; j < n && !in; j++)
+			in = strcmp(k->subkeys[i].fpr, subs[j]) == 0;
+		if (in)
+			out->subkeys[out->nsubkeys++] = k->subkeys[i];
+	}
+	out->secret = false;
+	smp_crypto_info_finish(out);
+	out->block = 0;
+	return 0;
+nomem:
+	smp_key_info_clear(out);
+	return smp_crypto_error(c, "out of memory");
+}
 
 int smp_crypto_merge(struct smp_crypto *c, const void *stored, size_t slen,
 		     const void *update, size_t ulen, const char *address,
@@ -1126,14 +1183,21 @@ int smp_crypto_merge(struct smp_crypto *c, const void *stored, size_t slen,
 		goto out;
 	}
 	/* the union of every copy, self-signatures only */
-	rc = c->ops->clean(c, in, inlen, fpr, NULL, addr, &clean, &clen);
+	rc = c->ops->clean(c, in, inlen, fpr, NULL, addr, &clean, &clen, &k);
 	if (rc)
 		goto out;
-	rc = split(c, clean, clen, &cb, &ncb);
-	if (rc == 0)
-		rc = inspect_first(c, clean, clen, &cb[0], &k);
-	if (rc)
+	if (!k.fpr[0]) {
+		rc = split(c, clean, clen, &cb, &ncb);
+		if (rc == 0)
+			rc = inspect_first(c, clean, clen, &cb[0], &k);
+		if (rc)
+			goto out;
+	} else if (!has_good_uid(&k)) {
+		rc = 1;
+		smp_crypto_error(c, "key %s has no validly self-signed user "
+				 "ID", k.fpr);
 		goto out;
+	}
 	rc = 1;
 	if (strcmp(k.fpr, fpr) != 0) {
 		smp_crypto_error(c, "the %s engine gave another key than %s",
@@ -1172,18 +1236,20 @@ int smp_crypto_merge(struct smp_crypto *c, const void *stored, size_t slen,
 		if (!subs)
 			goto nomem;
 		subs[nsubs++] = encfpr;
-	} else if (!e) {
-		if (!nsb) {
-			smp_crypto_error(c, "key %s has no usable encryption "
-					 "key (expired, revoked or none)",
-					 fpr);
-			goto out;
-		}
+	} else if (!e && nsb) {
 		subs = calloc(nssubs + 1, sizeof(*subs));
 		if (!subs)
 			goto nomem;
 		for (size_t j = 0; j < nssubs; j++)
 			subs[nsubs++] = ssubs[j];
+	} else if (!e) {
+		/* nothing stored, nothing usable: every subkey, for the
+		 * caller to judge (a signing-only key an admin imports) */
+		subs = calloc(k.nsubkeys + 1, sizeof(*subs));
+		if (!subs)
+			goto nomem;
+		for (size_t j = 1; j < k.nsubkeys; j++)
+			subs[nsubs++] = k.subkeys[j].fpr;
 	}
 	if (filter_keep(clean, clen, keep, nkeep, subs, nsubs, &res, &rlen,
 			&ku, &ks))
@@ -1194,8 +1260,14 @@ int smp_crypto_merge(struct smp_crypto *c, const void *stored, size_t slen,
 				 "it", c->ops->name, fpr);
 		goto out;
 	}
-	/* what is left must still be the same key */
-	rc = smp_crypto_inspect(c, res, rlen, &k2);
+	/* what is left must still be the same key: parsed again, unless
+	 * only subkeys were cut (every user ID, so the primary key's
+	 * self-signatures, stayed): then it is the listing of the union
+	 * without them */
+	if (ku == k.nuids && nkeep_all_listed(&k, keep, nkeep))
+		rc = prune_info(c, &k, subs, nsubs, &k2);
+	else
+		rc = smp_crypto_inspect(c, res, rlen, &k2);
 	if (rc)
 		goto out;
 	rc = 1;

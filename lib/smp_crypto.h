@@ -156,6 +156,16 @@ void smp_crypto_get_stats(const struct smp_crypto *c,
 void smp_crypto_set_cache_max(struct smp_crypto *c, size_t max);
 
 /*
+ * Is what the engine keeps on disk still there? rnp keeps nothing: 0.
+ * gnupg: its GnuPG home, a cache, is made again when it was deleted
+ * (smp_gpg_check_home; one gpg process): 0 when it was there, 1 when it
+ * was made again, -1 when it cannot be (errmsg names the path and why).
+ */
+int smp_crypto_check(struct smp_crypto *c);
+/* The GnuPG home of the gnupg engine; NULL for rnp. */
+const char *smp_crypto_home(const struct smp_crypto *c);
+
+/*
  * Inspects the first transferable key in keyblock[0..len) without storing
  * it anywhere. Returns 0 with *out filled (release with
  * smp_key_info_clear), 1 when the data holds no key the engine accepts
@@ -212,16 +222,17 @@ int smp_crypto_minimal(struct smp_crypto *c, const void *keyblock, size_t len,
  * newer subkey replaces the stored one. When the union has no usable
  * encryption key (the key is revoked or expired), the stored key's
  * subkeys are kept instead, so the revocation or expiry is recorded on
- * them. Of the update, only user IDs that may be kept reach the engine.
+ * them (with nothing stored: every subkey; the result then cannot
+ * encrypt, info says so, and the caller decides). Of the update, only
+ * user IDs that may be kept reach the engine.
  *
  * With stored NULL and one copy this gives smp_crypto_minimal's result.
  * Binary, malloc'd into *out; info (may be NULL) receives the inspection
  * of the result (release with smp_key_info_clear). The rnp engine merges
  * in its scratch FFI; the gnupg engine imports every copy into its GnuPG
  * home and exports the key minimal (four or five gpg processes).
- * Returns 0, 1 when there is no such key, no valid user ID for address,
- * or (nothing stored) no usable encryption key (errmsg says which), -1 on
- * an engine failure.
+ * Returns 0, 1 when there is no such key or no valid user ID for address
+ * (errmsg says which), -1 on an engine failure.
  */
 int smp_crypto_merge(struct smp_crypto *c, const void *stored, size_t slen,
 		     const void *update, size_t ulen, const char *address,

@@ -70,11 +70,15 @@ struct smp_crypto_ops {
 	 * (NULL: the primary key encrypts). block may hold several copies of
 	 * key fpr (smp_crypto_merge: a stored version and new ones); the
 	 * result is then their union, one transferable key. address may be
-	 * NULL (keep every user ID). Binary, malloc'd. 0, 1 (nothing
-	 * usable), -1. */
+	 * NULL (keep every user ID). Binary, malloc'd. info (may be NULL):
+	 * an engine that can read the cleaned key without parsing it again
+	 * fills it as inspect would (rnp: the signatures were just verified);
+	 * otherwise it stays zeroed (info->fpr "") and the caller inspects
+	 * *out. 0, 1 (nothing usable), -1. */
 	int (*clean)(struct smp_crypto *c, const unsigned char *block,
 		     size_t len, const char *fpr, const char *encfpr,
-		     const char *address, unsigned char **out, size_t *outlen);
+		     const char *address, unsigned char **out, size_t *outlen,
+		     struct smp_key_info *info);
 	/* Same contract as smp_crypto_encrypt, on checked arguments. */
 	int (*encrypt)(struct smp_crypto *c, const unsigned char *payload,
 		       size_t len, const struct smp_crypto_kbin *keys,
@@ -82,6 +86,9 @@ struct smp_crypto_ops {
 		       size_t errlen);
 	/* The cache dropped fpr: forget what the engine holds for it. */
 	void (*evict)(struct smp_crypto *c, const char *fpr);
+	/* What the engine keeps on disk still there (smp_crypto_check);
+	 * NULL: nothing on disk. */
+	int (*check)(struct smp_crypto *c);
 };
 
 extern const struct smp_crypto_ops smp_crypto_rnp_ops;

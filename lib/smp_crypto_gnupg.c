@@ -495,13 +495,14 @@ static bool lost_subkey(const unsigned char *in, size_t inlen,
 static int gnupg_clean(struct smp_crypto *c, const unsigned char *block,
 		       size_t len, const char *fpr, const char *encfpr,
 		       const char *address, unsigned char **out,
-		       size_t *outlen)
+		       size_t *outlen, struct smp_key_info *info)
 {
 	struct gnupg_engine *e = eng(c);
 	struct smp_keyblock *kb = NULL;
 	size_t nkb = 0;
 	int r;
 
+	(void)info; /* gpg's listing is one more process: the caller's */
 	if (smp_keyblock_split(block, len, &kb, &nkb) != 0) {
 		if (errno == ENOMEM)
 			return smp_crypto_error(c, "out of memory");
@@ -805,6 +806,29 @@ out:
 	return rc;
 }
 
+static int gnupg_check(struct smp_crypto *c)
+{
+	struct gnupg_engine *e = eng(c);
+	int r = smp_gpg_check_home(e->g);
+
+	sync_ops(e);
+	if (r < 0)
+		smp_crypto_error(c, "%s", smp_gpg_errmsg(e->g));
+	if (r == 1) {
+		/* a new home holds none of the keys the cache remembers */
+		while (c->cache.n)
+			smp_crypto_cache_forget(c, c->cache.e[0].fpr);
+	}
+	return r;
+}
+
+const char *smp_crypto_home(const struct smp_crypto *c)
+{
+	if (!c || c->ops != &smp_crypto_gnupg_ops)
+		return NULL;
+	return smp_gpg_home(((const struct gnupg_engine *)c)->g);
+}
+
 const struct smp_crypto_ops smp_crypto_gnupg_ops = {
 	.name = "gnupg",
 	.open = gnupg_open,
@@ -813,4 +837,5 @@ const struct smp_crypto_ops smp_crypto_gnupg_ops = {
 	.clean = gnupg_clean,
 	.encrypt = gnupg_encrypt,
 	.evict = gnupg_evict,
+	.check = gnupg_check,
 };

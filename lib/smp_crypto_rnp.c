@@ -362,9 +362,12 @@ out:
 
 static int rnp_clean(struct smp_crypto *c, const unsigned char *block,
 		     size_t len, const char *fpr, const char *encfpr,
-		     const char *address, unsigned char **out, size_t *outlen)
+		     const char *address, unsigned char **out, size_t *outlen,
+		     struct smp_key_info *info)
 {
 	struct rnp_engine *e = eng(c);
+	struct smp_keyblock *kb = NULL;
+	size_t nkb = 0;
 	rnp_key_handle_t h = NULL;
 	rnp_output_t o = NULL;
 	uint8_t *buf = NULL;
@@ -417,8 +420,18 @@ static int rnp_clean(struct smp_crypto *c, const unsigned char *block,
 	}
 	memcpy(*out, buf, blen);
 	*outlen = blen;
+	/* the key as it now is, its signatures verified by the removal
+	 * above: read without importing it again */
+	if (info && smp_keyblock_split(block, len, &kb, &nkb) == 0 &&
+	    read_key(c, h, &kb[0], info) != 0) {
+		free(*out);
+		*out = NULL;
+		*outlen = 0;
+		goto out;
+	}
 	rc = 0;
 out:
+	free(kb);
 	if (h)
 		rnp_key_handle_destroy(h);
 	if (o)

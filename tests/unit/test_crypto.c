@@ -1241,12 +1241,21 @@ static void test_merge(void **state)
 	assert_int_equal(k.nsubkeys, 2);
 	smp_key_info_clear(&k);
 	free(m);
-	/* a revoked key with nothing stored has nothing to keep */
+	/* a revoked key with nothing stored has no valid user ID */
 	assert_int_equal(merge_of(state, NULL, 0, "revoked",
 				  "revoked@example.org", &m, &mn, &k),
 			 1);
 	assert_null(m);
 	free(st);
+	/* a key that cannot encrypt: cleaned, every subkey kept, and the
+	 * listing says it cannot encrypt */
+	assert_int_equal(merge_of(state, NULL, 0, "signonly",
+				  "signonly@example.org", &m, &mn, &k),
+			 0);
+	assert_false(k.can_encrypt);
+	assert_int_equal(k.nuids, 1);
+	smp_key_info_clear(&k);
+	free(m);
 
 	/* refused: another key only, a secret key, no user ID for addr */
 	assert_int_equal(merge_of(state, NULL, 0, "bob", "alice@example.org",
