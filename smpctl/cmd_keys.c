@@ -12,6 +12,7 @@
 #include "smp_address.h"
 #include "smp_armor.h"
 #include "smp_config.h"
+#include "smp_crypto.h"
 #include "smp_gpg.h"
 #include "smp_keyring.h"
 #include "smpctl.h"
@@ -558,66 +559,138 @@ static int read_key_file(const char *path, unsigned char **out, size_t *outlen)
 	return 0;
 }
 
-static struct smp_gpg *open_gpg(void)
+/* The configured crypto engine (crypto.engine; gnupg_home for gnupg). */
+static struct smp_crypto *open_crypto(void)
 {
 	const struct smp_config *cfg = smpctl_config();
-	struct smp_gpg *g = NULL;
+	struct smp_crypto *c = NULL;
 	char err[512];
 
-	if (cfg && smp_gpg_open(cfg->gnupg_home, &g, err, sizeof(err)) < 0) {
-		smpctl_error("%s", err);
+	if (!cfg)
+		return NULL;
+	if (smp_crypto_open(cfg->crypto_engine, cfg->gnupg_home, &c, err,
+			    sizeof(err)) < 0) {
+		smpctl_error("crypto engine %s: %s", cfg->crypto_engine, err);
 		return NULL;
 	}
-	return g;
+	return c;
 }
 
-static void fill_key_rec(struct smp_key_rec *k, const struct smp_gpg_key *gk)
+static void fill_key_rec(struct smp_key_rec *k, const struct smp_key_info *ki)
 {
 	size_t used = 0;
 
 	memset(k, 0, sizeof(*k));
-	snprintf(k->fpr, sizeof(k->fpr), "%s", gk->fpr);
-	snprintf(k->algo, sizeof(k->algo), "%s", gk->algo);
-	k->bits = gk->bits;
-	k->created = gk->created;
-	k->expires = gk->expires;
-	k->revoked = gk->revoked;
-	for (size_t i = 0; i < gk->nsubkeys; i++) {
-		if (!gk->subkeys[i].can_encrypt || used + 18 > sizeof(k->enc_keyids))
+	snprintf(k->fpr, sizeof(k->fpr), "%s", ki->fpr);
+	snprintf(k->algo, sizeof(k->algo), "%s", ki->algo);
+	k->bits = ki->bits;
+	k->created = ki->created;
+	k->expires = ki->expires;
+	k->revoked = ki->revoked;
+	for (size_t i = 0; i < ki->nsubkeys; i++) {
+		if (!ki->subkeys[i].can_encrypt || used + 18 > sizeof(k->enc_keyids))
 			continue;
 		used += (size_t)snprintf(k->enc_keyids + used, sizeof(k->enc_keyids) - used,
-					 "%s%s", used ? " " : "", gk->subkeys[i].keyid);
+					 "%s%s", used ? " " : "", ki->subkeys[i].keyid);
 	}
 }
 
-/* keys import FILE [--address A]: source=admin, state=pinned */
+/*
+ * The material of one key to import: the key block blk merged
+ * (smp_crypto_merge: self-signatures only) into what the keyring holds for
+ * it, with the user ID of each address in addrs[0..n) (kept[i] says which
+ * the key had). 0 with *k filled (material set) and *nkept > 0; 1 when no
+ * address was taken; -1 on an engine failure (said), -2 when the keyring
+ * cannot be read.
+ */
+static int import_material(struct smp_keyring *kr, struct smp_crypto *c,
+			   const char *file, const unsigned char *blk, size_t len,
+			   const char *fpr, const char *const *addrs, size_t n,
+			   bool *kept, size_t *nkept, struct smp_key_rec *k)
+{
+	struct smp_key_rec old;
+	struct smp_key_info info;
+	void *cur = NULL;
+	size_t curlen = 0;
+	int r, have_old;
+
+	memset(&info, 0, sizeof(info));
+	*nkept = 0;
+	have_old = smp_keyring_key_get(kr, fpr, &old);
+	if (have_old < 0)
+		return -2;
+	for (size_t i = 0; i < n; i++) {
+		void *next = NULL;
+		size_t nlen = 0;
+		struct smp_key_info ni;
+		const void *base = cur ? cur : have_old == 0 ? old.material : NULL;
+		size_t blen = cur ? curlen : have_old == 0 ? old.material_len : 0;
+
+		kept[i] = false;
+		r = smp_crypto_merge(c, base, blen, blk, len, addrs[i], &next, &nlen,
+				     &ni);
+		if (r < 0) {
+			smpctl_error("%s: key %s: %s", file, fpr, smp_crypto_errmsg(c));
+			free(cur);
+			smp_key_info_clear(&info);
+			if (have_old == 0)
+				smp_key_rec_clear(&old);
+			return -1;
+		}
+		if (r > 0)
+			continue; /* the key has no valid user ID for it */
+		free(cur);
+		cur = next;
+		curlen = nlen;
+		smp_key_info_clear(&info);
+		info = ni;
+		kept[i] = true;
+		(*nkept)++;
+	}
+	if (have_old == 0)
+		smp_key_rec_clear(&old);
+	if (!cur)
+		return 1;
+	fill_key_rec(k, &info);
+	k->material = cur;
+	k->material_len = curlen;
+	smp_key_info_clear(&info);
+	return 0;
+}
+
+/* keys import FILE [--address A]: source=admin, state=pinned. The key is
+ * read with the configured crypto engine and stored minimal: self-
+ * signatures only, the user IDs of the pinned addresses, the newest usable
+ * encryption subkey (smp_crypto_merge), merged into what was stored. */
 static int cmd_import(struct smp_keyring *kr, const struct args *a)
 {
-	struct smp_gpg_key *keys = NULL;
-	struct smp_gpg *g = NULL;
+	struct smp_key_info *keys = NULL;
+	struct smp_keyblock *blocks = NULL;
+	struct smp_crypto *c = NULL;
 	unsigned char *data = NULL;
-	size_t len = 0, n = 0, bound = 0;
+	size_t len = 0, n = 0, nblocks = 0, bound = 0;
 	int rc = read_key_file(a->pos[0], &data, &len);
 
 	if (rc)
 		return rc;
-	g = open_gpg();
-	if (!g) {
+	c = open_crypto();
+	if (!c) {
 		rc = EX_CONFIG;
 		goto out;
 	}
-	if (smp_gpg_inspect(g, data, len, &keys, &n) < 0) {
-		smpctl_error("%s: gpg cannot read the key: %s", a->pos[0], smp_gpg_errmsg(g));
+	if (smp_crypto_inspect_all(c, data, len, &keys, &n) < 0) {
+		smpctl_error("%s: the %s crypto engine cannot read the key: %s", a->pos[0],
+			     smp_crypto_engine_name(c), smp_crypto_errmsg(c));
 		rc = EX_DATAERR;
 		goto out;
 	}
-	if (n == 0) {
+	if (n == 0 || smp_keyblock_split(data, len, &blocks, &nblocks) != 0) {
 		smpctl_error("%s holds no OpenPGP key", a->pos[0]);
 		rc = EX_DATAERR;
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		if (keys[i].secret) {
+		if (keys[i].secret || keys[i].block >= nblocks) {
 			smpctl_error("%s holds secret key material; import only public keys",
 				     a->pos[0]);
 			rc = EX_DATAERR;
@@ -628,36 +701,28 @@ static int cmd_import(struct smp_keyring *kr, const struct args *a)
 		goto out;
 	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct smp_keyblock *b = &blocks[keys[i].block];
+		const char **addrs = calloc(keys[i].nuids + 1, sizeof(*addrs));
+		bool *kept = calloc(keys[i].nuids + 1, sizeof(*kept));
+		size_t na = 0, nkept = 0;
 		struct smp_key_rec k;
-		const char *fprs[1] = {keys[i].fpr};
 		int r;
 
-		fill_key_rec(&k, &keys[i]);
-		if (a->address_opt)
-			r = smp_gpg_import_minimal(g, data, len, keys[i].fpr, a->address_opt,
-						   &k.material, &k.material_len);
-		else
-			r = smp_gpg_import(g, data, len, NULL) < 0
-				    ? -1
-				    : smp_gpg_export_minimal(g, fprs, 1, &k.material,
-							     &k.material_len);
-		if (r > 0 || (r == 0 && !k.material)) {
-			if (a->address_opt)
-				continue; /* this key has no such user ID */
-			smpctl_error("gpg exported nothing for key %s", keys[i].fpr);
-			rc = EX_DATAERR;
-		} else if (r < 0) {
-			smpctl_error("gpg failed on key %s: %s", keys[i].fpr, smp_gpg_errmsg(g));
+		memset(&k, 0, sizeof(k));
+		if (!addrs || !kept) {
+			free(addrs);
+			free(kept);
+			smpctl_error("out of memory");
 			rc = EX_SOFTWARE;
-		} else if (smp_keyring_key_put(kr, &k) < 0) {
-			rc = -1;
-		} else if (a->address_opt) {
-			rc = pin_address(kr, a->address_opt, &k, SMP_SRC_ADMIN, "imported");
-			bound += rc == 0;
+			break;
+		}
+		if (a->address_opt) {
+			addrs[na++] = a->address_opt;
 		} else {
-			for (size_t u = 0; u < keys[i].nuids && rc == 0; u++) {
+			for (size_t u = 0; u < keys[i].nuids; u++) {
 				const char *email = keys[i].uids[u].email;
 				enum smp_address_status ast;
+				bool dup = false;
 
 				if (!email || !*email || keys[i].uids[u].revoked ||
 				    keys[i].uids[u].invalid)
@@ -670,11 +735,34 @@ static int cmd_import(struct smp_keyring *kr, const struct args *a)
 						     smp_address_strerror(ast));
 					continue;
 				}
-				rc = pin_address(kr, email, &k, SMP_SRC_ADMIN, "imported");
+				for (size_t j = 0; j < na && !dup; j++)
+					dup = strcmp(addrs[j], email) == 0;
+				if (!dup)
+					addrs[na++] = email;
+			}
+		}
+		r = na ? import_material(kr, c, a->pos[0], data + b->off, b->len,
+					 keys[i].fpr, addrs, na, kept, &nkept, &k)
+		       : 1;
+		if (r == -2) {
+			rc = -1;
+		} else if (r < 0) {
+			rc = EX_SOFTWARE;
+		} else if (r > 0) {
+			/* no user ID of this key for the address(es) */
+		} else if (smp_keyring_key_put(kr, &k) < 0) {
+			rc = -1;
+		} else {
+			for (size_t j = 0; j < na && rc == 0; j++) {
+				if (!kept[j])
+					continue;
+				rc = pin_address(kr, addrs[j], &k, SMP_SRC_ADMIN, "imported");
 				bound += rc == 0;
 			}
 		}
 		smp_key_rec_clear(&k);
+		free(addrs);
+		free(kept);
 	}
 	if (rc == 0 && bound == 0) {
 		smpctl_error("%s: no key has a user ID %s%s", a->pos[0],
@@ -695,21 +783,31 @@ static int cmd_import(struct smp_keyring *kr, const struct args *a)
 	printf("%s: %zu key%s, %zu address%s pinned\n", a->pos[0], n, n == 1 ? "" : "s",
 	       bound, bound == 1 ? "" : "es");
 out:
-	smp_gpg_keys_free(keys, n);
-	if (g)
-		smp_gpg_close(g);
+	smp_key_infos_free(keys, n);
+	free(blocks);
+	smp_crypto_close(c);
 	free(data);
 	return rc;
 }
 
+/* keys rebuild: the gnupg engine's GnuPG home regenerated from the keyring.
+ * With crypto.engine = rnp nothing reads a GnuPG home; the same command
+ * then writes one at gnupg_home as an export for inspection with gpg
+ * (gpg --homedir DIR --list-keys), and says so on stderr. */
 static int cmd_rebuild(struct smp_keyring *kr, const struct args *a)
 {
-	struct smp_gpg *g = open_gpg();
+	const struct smp_config *cfg = smpctl_config();
+	struct smp_gpg *g = NULL;
 	size_t nkeys = 0;
+	char err[512];
 
 	(void)a;
-	if (!g)
+	if (!cfg)
 		return EX_CONFIG;
+	if (smp_gpg_open(cfg->gnupg_home, &g, err, sizeof(err)) < 0) {
+		smpctl_error("%s", err);
+		return EX_CONFIG;
+	}
 	if (smp_gpg_rebuild(g, kr, &nkeys) < 0) {
 		smpctl_error("cannot rebuild the GnuPG cache in %s: %s", smp_gpg_home(g),
 			     smp_gpg_errmsg(g));
@@ -718,6 +816,11 @@ static int cmd_rebuild(struct smp_keyring *kr, const struct args *a)
 	}
 	printf("%s: %zu key%s imported from the keyring\n", smp_gpg_home(g), nkeys,
 	       nkeys == 1 ? "" : "s");
+	if (strcmp(cfg->crypto_engine, "gnupg") != 0)
+		fprintf(stderr, "smpctl: note: crypto.engine = %s reads keys from the keyring "
+				"only; %s is an export for inspection with gpg, the milter "
+				"does not use it\n",
+			cfg->crypto_engine, smp_gpg_home(g));
 	smp_gpg_close(g);
 	return 0;
 }
