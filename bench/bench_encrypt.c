@@ -1,15 +1,18 @@
 /*
  * bench_encrypt.c - outbound encryption throughput (SPEC.md 5, 8, 9): the
- * milter's library path vs a bare gpgme encrypt loop, in one run.
+ * milter's library path on a crypto engine vs a bare gpgme encrypt loop,
+ * in one run.
  *
- *   bench_encrypt --smpctl PATH [--dir DIR] [--small N] [--large N]
+ *   bench_encrypt --smpctl PATH [--engine rnp|gnupg] [--dir DIR]
+ *                 [--small N] [--large N]
  *
  * Setup (not timed): a temporary directory (under DIR, $TMPDIR or /tmp)
  * with a config naming an SQLite keyring and a GnuPG home there;
  * "smpctl -c CONF keys import fixtures/keys/bob.pub.asc" pins bob's key to
- * bob@example.net in the keyring and puts it into the GnuPG home (whose
- * gpg.conf smp_gpg_open() writes: no-random-seed-file, trust-model always,
- * ...). Two messages from alice@example.org to bob@example.net, CRLF line
+ * bob@example.net in the keyring, and "smpctl keys rebuild" puts the
+ * keyring into the GnuPG home (whose gpg.conf smp_gpg_open() writes:
+ * no-random-seed-file, trust-model always, ...) for the bare gpgme loop
+ * and the gnupg engine. Two messages from alice@example.org to bob@example.net, CRLF line
  * ends as the milter buffers them: SMALL, text/plain of about 20 KB, and
  * LARGE, multipart/mixed of about 1 MB (a short text part and a base64
  * attachment of random octets).
@@ -19,9 +22,10 @@
  *   (a) library  what the daemon runs per message at end of message
  *                (smp-milter/milter.c eom_encrypt): smp_encrypt_check(),
  *                smp_policy_decide() (default opportunistic) on the
- *                keyring, smp_encrypt_message() to the decided keys; one
- *                warm-up call first (it makes the pooled gpgme context:
- *                one gpg run);
+ *                keyring, smp_encrypt_message() to the decided keys on the
+ *                engine (--engine, default rnp: the milter's default); one
+ *                warm-up call first (the engine reads bob's key into its
+ *                cache: rnp parses it, gnupg imports it, one gpg run);
  *   (b) bare     gpgme_op_encrypt() of the same message bytes to bob's key
  *                (gpgme_get_key once, untimed) with
  *                GPGME_ENCRYPT_ALWAYS_TRUST, one reused context on the same
@@ -34,8 +38,8 @@
  * msgs/s (goal >= 0.8).
  *
  *   (c) 2 threads  (a) and (b) again with two threads at once, each with
- *                its own keyring connection and smp_gpg (a) or gpgme
- *                context (b), on the one GnuPG home; each thread runs the
+ *                its own keyring connection and engine instance (a) or
+ *                gpgme context (b), on the one GnuPG home; each thread runs the
  *                same iteration count as above (aggregate msgs/s and the
  *                speed-up over one thread). Then, for the SMALL message, (b)
  *                with two threads on a copy of the home whose gpg.conf
@@ -61,6 +65,7 @@
 
 #include <gpgme.h>
 
+#include "smp_crypto.h"
 #include "smp_encrypt.h"
 #include "smp_gpg.h"
 #include "smp_keyring.h"
@@ -252,7 +257,7 @@ struct pass {
 /* What one thread of (a) needs. */
 struct lib_worker {
 	struct smp_keyring *kr;
-	struct smp_gpg *g;
+	struct smp_crypto *c;
 	const struct smp_policy *pol;
 };
 
@@ -285,7 +290,7 @@ static int lib_once(struct lib_worker *w, const struct msg *m, struct pass *p)
 		return -1;
 	}
 	t1 = now_s();
-	st = smp_encrypt_message(w->g, w->kr, m->buf, m->len, (const char *const *)d.fprs,
+	st = smp_encrypt_message(w->c, w->kr, m->buf, m->len, (const char *const *)d.fprs,
 				 d.nfprs, &o, &e, err, sizeof(err));
 	smp_decision_clear(&d);
 	if (p) {
@@ -533,14 +538,14 @@ static void make_seed_home(void)
 
 int main(int argc, char **argv)
 {
-	const char *base = getenv("TMPDIR"), *smpctl = NULL;
+	const char *base = getenv("TMPDIR"), *smpctl = NULL, *engine = "rnp";
 	unsigned small_n = 240, large_n = 36;
 	struct smp_policy *pol;
 	struct msg msgs[2];
 	char path[1200], cmd[4096], err[512], fpr[SMP_FPR_MAX] = "";
 	struct job ja, jb, two[2];
 	struct smp_keyring *kr2 = NULL;
-	struct smp_gpg *g2 = NULL;
+	struct smp_crypto *c2 = NULL;
 	double t_start = now_s();
 	FILE *f;
 
@@ -552,13 +557,16 @@ int main(int argc, char **argv)
 			smpctl = argv[++i];
 		else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
 			base = argv[++i];
+		else if (!strcmp(argv[i], "--engine") && i + 1 < argc &&
+			 smp_crypto_engine_known(argv[i + 1]))
+			engine = argv[++i];
 		else if (!strcmp(argv[i], "--small") && i + 1 < argc)
 			small_n = (unsigned)strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--large") && i + 1 < argc)
 			large_n = (unsigned)strtoul(argv[++i], NULL, 10);
 		else {
-			fprintf(stderr, "usage: bench_encrypt --smpctl PATH [--dir DIR] "
-					"[--small N] [--large N]\n");
+			fprintf(stderr, "usage: bench_encrypt --smpctl PATH [--engine rnp|gnupg] "
+					"[--dir DIR] [--small N] [--large N]\n");
 			return 64;
 		}
 	}
@@ -591,17 +599,19 @@ int main(int argc, char **argv)
 	fprintf(f, "keyring {\n  path = \"%s\"\n}\ngnupg_home = \"%s\"\n", dbpath, home);
 	if (fclose(f))
 		die("cannot write %s", path);
-	snprintf(cmd, sizeof(cmd), "'%s' -c '%s' keys import " BOB_KEY " >/dev/null", smpctl,
-		 path);
+	snprintf(cmd, sizeof(cmd),
+		 "'%s' -c '%s' keys import " BOB_KEY " >/dev/null && "
+		 "'%s' -c '%s' keys rebuild >/dev/null 2>&1",
+		 smpctl, path, smpctl, path);
 	if (sh(cmd))
 		die("%s failed", cmd);
 
-	/* one keyring connection and smp_gpg per thread, as the daemon's pool */
+	/* one keyring connection and engine per thread, as the daemon's pool */
 	if (smp_keyring_open("sqlite", dbpath, &ja.lw.kr, err, sizeof(err)) < 0 ||
 	    smp_keyring_open("sqlite", dbpath, &kr2, err, sizeof(err)) < 0)
 		die("%s", err);
-	if (smp_gpg_open(home, &ja.lw.g, err, sizeof(err)) < 0 ||
-	    smp_gpg_open(home, &g2, err, sizeof(err)) < 0)
+	if (smp_crypto_open(engine, home, &ja.lw.c, err, sizeof(err)) < 0 ||
+	    smp_crypto_open(engine, home, &c2, err, sizeof(err)) < 0)
 		die("%s", err);
 	pol = smp_policy_new(SMP_ENC_OPPORTUNISTIC);
 	if (!pol)
@@ -634,7 +644,8 @@ int main(int argc, char **argv)
 		fclose(f);
 	}
 	printf("\n");
-	printf("  (a) library: smp_encrypt_check + smp_policy_decide (opportunistic) + smp_encrypt_message, as eom_encrypt\n");
+	printf("  (a) library: smp_encrypt_check + smp_policy_decide (opportunistic) + smp_encrypt_message, as eom_encrypt,\n"
+	       "               on the %s crypto engine\n", engine);
 	printf("  (b) bare:    gpgme_op_encrypt, always-trust, one reused context, armored, same bytes and key\n");
 
 	for (int mi = 0; mi < 2; mi++) {
@@ -650,7 +661,7 @@ int main(int argc, char **argv)
 		printf("\n== %s: %zu octets in, %zu octets of PGP/MIME body out; %u iterations each path\n",
 		       m->name, m->len, warm.out_len, m->iters);
 		if (mi == 0)
-			printf("  warm-up: %lu gpg run(s) for the first library call (the pooled context is made), not timed\n",
+			printf("  warm-up: %lu gpg run(s) for the first library call (the engine reads the key), not timed\n",
 			       warm.gpg_runs);
 		free(warm.ms);
 
@@ -677,7 +688,7 @@ int main(int argc, char **argv)
 		two[0].path = two[1].path = PATH_LIB;
 		two[0].lw = ja.lw;
 		two[1].lw.kr = kr2;
-		two[1].lw.g = g2;
+		two[1].lw.c = c2;
 		two[1].lw.pol = pol;
 		run_two(two, m, &pa2);
 		memset(two, 0, sizeof(two));
@@ -734,10 +745,9 @@ int main(int argc, char **argv)
 	printf("  total %.1f s\n", now_s() - t_start);
 
 	bare_close(&jb.bw);
-	smp_encrypt_cleanup();
 	smp_policy_free(pol);
-	smp_gpg_close(ja.lw.g);
-	smp_gpg_close(g2);
+	smp_crypto_close(ja.lw.c);
+	smp_crypto_close(c2);
 	smp_keyring_close(ja.lw.kr);
 	smp_keyring_close(kr2);
 	free(msgs[0].buf);

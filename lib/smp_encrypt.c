@@ -3,7 +3,7 @@
 #include "smp_encrypt.h"
 
 #include <errno.h>
-#include <pthread.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,14 +12,12 @@
 #include <sys/random.h>
 
 #include <glib.h>
-#include <gpgme.h>
 
 #include "smp_mime.h"
 #include "smp_validate.h"
 
 #define PGP_MESSAGE_LINE "-----BEGIN PGP MESSAGE-----"
 #define PROTECTED_PARAM "; protected-headers=\"v1\""
-#define POOL_MAX 32 /* idle gpgme contexts kept, all homes together */
 
 /* ------------------------------------------------------------------ */
 /* Names, errors                                                       */
@@ -505,95 +503,6 @@ static GString *inner_header(const char *msg, const struct header *h,
 }
 
 /* ------------------------------------------------------------------ */
-/* gpgme contexts                                                      */
-
-struct pooled {
-	char *home;
-	gpgme_ctx_t ctx;
-};
-
-static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct pooled pool[POOL_MAX];
-static size_t npool;
-
-/* A context for home: an idle one, or a new one (*made = true: that cost
- * a gpg process). NULL with err set on failure. */
-static gpgme_ctx_t ctx_get(const char *home, bool *made, char *err,
-			   size_t errlen)
-{
-	gpgme_ctx_t c = NULL;
-	gpgme_error_t e;
-
-	*made = false;
-	pthread_mutex_lock(&pool_mu);
-	for (size_t i = npool; i-- > 0;) {
-		if (strcmp(pool[i].home, home) == 0) {
-			c = pool[i].ctx;
-			free(pool[i].home);
-			pool[i] = pool[--npool];
-			break;
-		}
-	}
-	pthread_mutex_unlock(&pool_mu);
-	if (c)
-		return c;
-	if (!smp_gpg_init()) {
-		seterr(err, errlen, "gpgme or its gpg engine is not usable");
-		return NULL;
-	}
-	if ((e = gpgme_new(&c))) {
-		seterr(err, errlen, "gpgme: %s", gpgme_strerror(e));
-		return NULL;
-	}
-	*made = true;
-	if ((e = gpgme_set_protocol(c, GPGME_PROTOCOL_OpenPGP)) ||
-	    (e = gpgme_ctx_set_engine_info(c, GPGME_PROTOCOL_OpenPGP, NULL,
-					   home)) ||
-	    (e = gpgme_set_keylist_mode(c, GPGME_KEYLIST_MODE_LOCAL))) {
-		seterr(err, errlen, "gpgme setup for %s: %s", home,
-		       gpgme_strerror(e));
-		gpgme_release(c);
-		return NULL;
-	}
-	gpgme_set_armor(c, 1);
-	gpgme_set_textmode(c, 0);
-	gpgme_set_offline(c, 1);
-	return c;
-}
-
-static void ctx_put(const char *home, gpgme_ctx_t c)
-{
-	char *h;
-
-	if (!c)
-		return;
-	h = strdup(home);
-	pthread_mutex_lock(&pool_mu);
-	if (h && npool < POOL_MAX) {
-		pool[npool].home = h;
-		pool[npool].ctx = c;
-		npool++;
-		c = NULL;
-		h = NULL;
-	}
-	pthread_mutex_unlock(&pool_mu);
-	free(h);
-	if (c)
-		gpgme_release(c);
-}
-
-void smp_encrypt_cleanup(void)
-{
-	pthread_mutex_lock(&pool_mu);
-	for (size_t i = 0; i < npool; i++) {
-		gpgme_release(pool[i].ctx);
-		free(pool[i].home);
-	}
-	npool = 0;
-	pthread_mutex_unlock(&pool_mu);
-}
-
-/* ------------------------------------------------------------------ */
 /* Fingerprints, keys                                                  */
 
 /* Upper-case hex without spaces; false unless 32..64 hex digits. */
@@ -613,168 +522,81 @@ static bool fpr_clean(const char *in, char out[SMP_FPR_MAX])
 	return n >= 32;
 }
 
-/* Imports the stored material of the keys fprs[0..n) from the keyring.
- * *found: how many of them the keyring had. */
-static int import_from_keyring(struct smp_gpg *g, struct smp_keyring *kr,
-			       char **fprs, size_t n, size_t *found,
-			       struct smp_gpg_import_counts *c, char *err,
-			       size_t errlen)
-{
-	GByteArray *buf = g_byte_array_new();
-	int rc = -1;
+/* The keys to encrypt to: every fingerprint once, with its material from
+ * the keyring. The ones the keyring lacks (or kr is NULL) are listed in
+ * missing. 0, or -1 (a keyring failure or memory; err says). */
+struct keyset {
+	char (*fpr)[SMP_FPR_MAX];
+	struct smp_key_rec *rec;
+	struct smp_crypto_key *keys;
+	size_t n;
+};
 
-	*found = 0;
-	memset(c, 0, sizeof(*c));
-	for (size_t i = 0; i < n; i++) {
-		struct smp_key_rec k;
+static void keyset_free(struct keyset *ks)
+{
+	for (size_t i = 0; ks->rec && i < ks->n; i++)
+		smp_key_rec_clear(&ks->rec[i]);
+	free(ks->fpr);
+	free(ks->rec);
+	free(ks->keys);
+	memset(ks, 0, sizeof(*ks));
+}
+
+static int keyset_load(struct keyset *ks, struct smp_keyring *kr,
+		       const char *const *fprs, size_t nfprs, GString *missing,
+		       char *err, size_t errlen)
+{
+	memset(ks, 0, sizeof(*ks));
+	ks->fpr = calloc(nfprs, sizeof(*ks->fpr));
+	ks->rec = calloc(nfprs, sizeof(*ks->rec));
+	ks->keys = calloc(nfprs, sizeof(*ks->keys));
+	if (!ks->fpr || !ks->rec || !ks->keys) {
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < nfprs; i++) {
+		char f[SMP_FPR_MAX];
+		bool dup = false;
 		int r;
 
-		memset(&k, 0, sizeof(k));
-		r = smp_keyring_key_get(kr, fprs[i], &k);
+		if (!fpr_clean(fprs[i], f)) {
+			seterr(err, errlen, "'%.80s' is not a fingerprint",
+			       fprs[i] ? fprs[i] : "");
+			return -1;
+		}
+		for (size_t j = 0; j < ks->n && !dup; j++)
+			dup = strcmp(ks->fpr[j], f) == 0;
+		if (dup)
+			continue; /* an archive key that is also a recipient's */
+		r = kr ? smp_keyring_key_get(kr, f, &ks->rec[ks->n]) : 1;
 		if (r < 0) {
 			seterr(err, errlen, "keyring: %s",
 			       smp_keyring_errmsg(kr));
-			goto out;
+			return -1;
 		}
-		if (r == 0 && k.material && k.material_len) {
-			g_byte_array_append(buf, k.material,
-					    (guint)k.material_len);
-			(*found)++;
+		if (r > 0 || !ks->rec[ks->n].material ||
+		    !ks->rec[ks->n].material_len) {
+			smp_key_rec_clear(&ks->rec[ks->n]);
+			g_string_append_printf(missing, "%s%s",
+					       missing->len ? ", " : "", f);
+			continue;
 		}
-		smp_key_rec_clear(&k);
+		memcpy(ks->fpr[ks->n], f, SMP_FPR_MAX);
+		ks->keys[ks->n].fpr = ks->fpr[ks->n];
+		ks->keys[ks->n].material = ks->rec[ks->n].material;
+		ks->keys[ks->n].len = ks->rec[ks->n].material_len;
+		ks->n++;
 	}
-	if (buf->len && smp_gpg_import(g, buf->data, buf->len, c)) {
-		seterr(err, errlen, "importing keys from the keyring: %s",
-		       smp_gpg_errmsg(g));
-		goto out;
-	}
-	rc = 0;
-out:
-	g_byte_array_free(buf, TRUE);
-	return rc;
+	return 0;
 }
 
-int smp_encrypt_ensure_keys(struct smp_gpg *g, struct smp_keyring *kr,
-			    const char *const *fprs, size_t n,
-			    size_t *missing, char *err, size_t errlen)
+/* gpg processes the engine has started (0 on rnp). */
+static unsigned long processes(const struct smp_crypto *c)
 {
-	const char *home = smp_gpg_home(g);
-	char (*clean)[SMP_FPR_MAX] = NULL;
-	const char **pat = NULL;
-	char **miss = NULL;
-	bool *have = NULL, made;
-	size_t nmiss = 0, found = 0;
-	struct smp_gpg_import_counts c;
-	gpgme_ctx_t ctx = NULL;
-	gpgme_key_t k;
-	gpgme_error_t e;
-	int rc = -1;
+	struct smp_crypto_stats st;
 
-	if (missing)
-		*missing = 0;
-	if (n == 0)
-		return 0;
-	if (!home) {
-		seterr(err, errlen, "no GnuPG home");
-		return -1;
-	}
-	clean = calloc(n, sizeof(*clean));
-	pat = calloc(n + 1, sizeof(*pat));
-	miss = calloc(n, sizeof(*miss));
-	have = calloc(n, sizeof(*have));
-	if (!clean || !pat || !miss || !have) {
-		seterr(err, errlen, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (!fpr_clean(fprs[i], clean[i])) {
-			seterr(err, errlen, "'%.80s' is not a fingerprint",
-			       fprs[i] ? fprs[i] : "");
-			goto out;
-		}
-		pat[i] = clean[i];
-	}
-	ctx = ctx_get(home, &made, err, errlen);
-	if (!ctx)
-		goto out;
-	e = gpgme_op_keylist_ext_start(ctx, pat, 0, 0);
-	while (!e && !(e = gpgme_op_keylist_next(ctx, &k))) {
-		for (size_t i = 0; k->fpr && i < n; i++)
-			if (g_ascii_strcasecmp(k->fpr, clean[i]) == 0)
-				have[i] = true;
-		gpgme_key_unref(k);
-	}
-	gpgme_op_keylist_end(ctx);
-	if (gpg_err_code(e) != GPG_ERR_EOF) {
-		seterr(err, errlen, "gpg key listing in %s failed: %s", home,
-		       gpgme_strerror(e));
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (!have[i])
-			miss[nmiss++] = clean[i];
-	if (nmiss && kr &&
-	    import_from_keyring(g, kr, miss, nmiss, &found, &c, err, errlen))
-		goto out;
-	if (missing) {
-		size_t took = (size_t)c.imported + c.unchanged;
-		*missing = nmiss - (found < took ? found : took);
-	}
-	rc = 0;
-out:
-	if (ctx)
-		ctx_put(home, ctx);
-	free(clean);
-	free(pat);
-	free(miss);
-	free(have);
-	return rc;
-}
-
-/* ------------------------------------------------------------------ */
-/* gpgme data: the inner entity in, the armor out                      */
-
-struct reader {
-	const char *seg[2];
-	size_t len[2];
-	size_t which, off;
-};
-
-static ssize_t reader_read(void *handle, void *buffer, size_t size)
-{
-	struct reader *r = handle;
-
-	while (r->which < 2 && r->off == r->len[r->which]) {
-		r->which++;
-		r->off = 0;
-	}
-	if (r->which >= 2)
-		return 0;
-	if (size > r->len[r->which] - r->off)
-		size = r->len[r->which] - r->off;
-	memcpy(buffer, r->seg[r->which] + r->off, size);
-	r->off += size;
-	return (ssize_t)size;
-}
-
-struct writer {
-	GString *g;
-	char prev;
-};
-
-/* Appends gpg's armor with its LF line ends made CRLF. */
-static ssize_t writer_write(void *handle, const void *buffer, size_t size)
-{
-	struct writer *w = handle;
-	const char *p = buffer;
-
-	for (size_t i = 0; i < size; i++) {
-		if (p[i] == '\n' && w->prev != '\r')
-			g_string_append_c(w->g, '\r');
-		g_string_append_c(w->g, p[i]);
-		w->prev = p[i];
-	}
-	return (ssize_t)size;
+	smp_crypto_get_stats(c, &st);
+	return st.processes;
 }
 
 /* ------------------------------------------------------------------ */
@@ -902,109 +724,19 @@ void smp_encrypted_clear(struct smp_encrypted *e)
 /* ------------------------------------------------------------------ */
 /* Encryption                                                          */
 
-/* One gpg run: 0 done; 1 recipients refused (the missing ones, reason
- * "no public key", in *miss, the others described in bad); -1 error. */
-static int run_gpg(gpgme_ctx_t ctx, const char *recp, struct reader rd,
-		   GString *body, char ***miss, size_t *nmiss, GString *bad,
-		   char *err, size_t errlen)
-{
-	struct gpgme_data_cbs in_cbs = {reader_read, NULL, NULL, NULL};
-	struct gpgme_data_cbs out_cbs = {NULL, writer_write, NULL, NULL};
-	struct writer wr = {body, '\0'};
-	gpgme_data_t in = NULL, out = NULL;
-	gpgme_encrypt_result_t res;
-	gpgme_error_t e;
-	size_t mark = body->len;
-	int rc = -1;
-
-	*miss = NULL;
-	*nmiss = 0;
-	if ((e = gpgme_data_new_from_cbs(&in, &in_cbs, &rd)) ||
-	    (e = gpgme_data_new_from_cbs(&out, &out_cbs, &wr))) {
-		seterr(err, errlen, "gpgme data: %s", gpgme_strerror(e));
-		goto out;
-	}
-	e = gpgme_op_encrypt_ext(ctx, NULL, recp,
-				 GPGME_ENCRYPT_ALWAYS_TRUST |
-					 GPGME_ENCRYPT_NO_ENCRYPT_TO,
-				 in, out);
-	if (!e) {
-		rc = 0;
-		goto out;
-	}
-	g_string_truncate(body, mark);
-	res = gpgme_op_encrypt_result(ctx);
-	if (res && res->invalid_recipients) {
-		size_t cnt = 0;
-		for (gpgme_invalid_key_t k = res->invalid_recipients; k;
-		     k = k->next)
-			cnt++;
-		*miss = calloc(cnt, sizeof(**miss));
-		if (!*miss) {
-			seterr(err, errlen, "out of memory");
-			goto out;
-		}
-		for (gpgme_invalid_key_t k = res->invalid_recipients; k;
-		     k = k->next) {
-			const char *f = k->fpr ? k->fpr : "?";
-			if (gpg_err_code(k->reason) == GPG_ERR_NO_PUBKEY) {
-				(*miss)[*nmiss] = strdup(f);
-				if (!(*miss)[*nmiss]) {
-					seterr(err, errlen, "out of memory");
-					goto out;
-				}
-				(*nmiss)++;
-			} else {
-				g_string_append_printf(
-					bad, "%s%.64s (%s)", bad->len ? ", " : "",
-					f, gpgme_strerror(k->reason));
-			}
-		}
-		rc = 1;
-		goto out;
-	}
-	seterr(err, errlen, "gpg encryption failed: %s", gpgme_strerror(e));
-out:
-	if (in)
-		gpgme_data_release(in);
-	if (out)
-		gpgme_data_release(out);
-	return rc;
-}
-
-static void strv_free(char **v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-static void list_keys(char *err, size_t errlen, const char *what,
-		      char **v, size_t n)
-{
-	GString *g = g_string_new(NULL);
-
-	for (size_t i = 0; i < n; i++)
-		g_string_append_printf(g, "%s%.64s", i ? ", " : "", v[i]);
-	seterr(err, errlen, "%s: %s", what, g->str);
-	g_string_free(g, TRUE);
-}
-
-int smp_encrypt_message(struct smp_gpg *g, struct smp_keyring *kr,
+int smp_encrypt_message(struct smp_crypto *c, struct smp_keyring *kr,
 			const char *msg, size_t len,
 			const char *const *fprs, size_t nfprs,
 			const struct smp_encrypt_opts *o,
 			struct smp_encrypted *out, char *err, size_t errlen)
 {
 	struct smp_encrypt_opts dopts;
-	const char *home = smp_gpg_home(g);
 	struct header h;
-	GString *inner = NULL, *body = NULL, *recp = NULL, *bad = NULL;
-	char boundary[64];
-	char **miss = NULL, **clean = NULL;
-	size_t nmiss = 0, nclean = 0;
-	gpgme_ctx_t ctx = NULL;
-	bool made = false, imported = false;
+	struct keyset ks = {0};
+	GString *inner = NULL, *body = NULL, *missing = NULL;
+	char boundary[64], *armor = NULL;
+	size_t alen = 0;
+	unsigned long procs0 = ULONG_MAX;
 	int rc = SMP_ENCRYPT_ERROR, r;
 
 	memset(out, 0, sizeof(*out));
@@ -1026,103 +758,41 @@ int smp_encrypt_message(struct smp_gpg *g, struct smp_keyring *kr,
 	if (rc != SMP_ENCRYPT_OK)
 		goto out;
 	rc = SMP_ENCRYPT_ERROR;
-	if (!home) {
-		seterr(err, errlen, "no GnuPG home");
+	if (!c) {
+		seterr(err, errlen, "no crypto engine");
 		goto out;
 	}
-	if (nfprs == 0) {
+	procs0 = processes(c);
+	if (nfprs == 0 || !fprs) {
 		seterr(err, errlen, "no key to encrypt to");
 		goto out;
 	}
-	recp = g_string_new(NULL);
-	clean = calloc(nfprs, sizeof(*clean));
-	if (!clean) {
-		seterr(err, errlen, "out of memory");
+	/* the keys' material from the keyring: the only key store */
+	missing = g_string_new(NULL);
+	if (keyset_load(&ks, kr, fprs, nfprs, missing, err, errlen))
+		goto out;
+	if (missing->len) {
+		seterr(err, errlen, "keys not in the keyring: %s",
+		       missing->str);
+		rc = SMP_ENCRYPT_NO_KEY;
 		goto out;
 	}
-	for (size_t i = 0; i < nfprs; i++) {
-		char f[SMP_FPR_MAX];
-		if (!fpr_clean(fprs[i], f)) {
-			seterr(err, errlen, "'%.80s' is not a fingerprint",
-			       fprs[i] ? fprs[i] : "");
-			goto out;
-		}
-		g_string_append_printf(recp, "%s\n", f);
-		clean[nclean] = strdup(f);
-		if (!clean[nclean]) {
-			seterr(err, errlen, "out of memory");
-			goto out;
-		}
-		nclean++;
-	}
 
+	/* the inner entity: the Content-* fields (CRLF), the body */
 	inner = inner_header(msg, &h, o->protect_subject);
 	out->inner_len = inner->len + (len - h.body);
-	make_boundary(boundary, sizeof(boundary));
-	body = g_string_sized_new(out->inner_len * 4 / 3 + 4096);
-	body_head(body, boundary);
-
-	ctx = ctx_get(home, &made, err, errlen);
-	if (!ctx)
+	g_string_append_len(inner, msg + h.body, (gssize)(len - h.body));
+	r = smp_crypto_encrypt(c, inner->str, inner->len, ks.keys, ks.n,
+			       &armor, &alen, err, errlen);
+	if (r != 0) {
+		rc = r > 0 ? SMP_ENCRYPT_BAD_KEY : SMP_ENCRYPT_ERROR;
 		goto out;
-	if (made)
-		out->gpg_runs++;
-	for (;;) {
-		struct reader rd = {{inner->str, msg + h.body},
-				    {inner->len, len - h.body}, 0, 0};
-
-		if (!bad)
-			bad = g_string_new(NULL);
-		g_string_truncate(bad, 0);
-		strv_free(miss, nmiss);
-		miss = NULL;
-		nmiss = 0;
-		out->gpg_runs++;
-		r = run_gpg(ctx, recp->str, rd, body, &miss, &nmiss, bad, err,
-			    errlen);
-		if (r <= 0) {
-			if (r < 0)
-				goto out;
-			break;
-		}
-		if (bad->len) {
-			seterr(err, errlen, "gpg refused recipient keys: %s",
-			       bad->str);
-			rc = SMP_ENCRYPT_BAD_KEY;
-			goto out;
-		}
-		if (imported || !kr || nmiss == 0) {
-			list_keys(err, errlen,
-				  nmiss ? "keys not in the GnuPG home or the "
-					  "keyring"
-					: "gpg refused the recipients",
-				  miss, nmiss);
-			rc = nmiss ? SMP_ENCRYPT_NO_KEY : SMP_ENCRYPT_BAD_KEY;
-			goto out;
-		}
-		/* gpg names only the first key it misses: import every
-		 * recipient key the keyring has (keys already in the home
-		 * come out "unchanged"), one gpg process */
-		{
-			struct smp_gpg_import_counts c;
-			size_t found;
-
-			out->gpg_runs++;
-			if (import_from_keyring(g, kr, clean, nclean, &found,
-						&c, err, errlen))
-				goto out;
-			if (found == 0) {
-				out->gpg_runs--; /* gpg did not run */
-				list_keys(err, errlen,
-					  "keys not in the GnuPG home or the "
-					  "keyring",
-					  miss, nmiss);
-				rc = SMP_ENCRYPT_NO_KEY;
-				goto out;
-			}
-		}
-		imported = true;
 	}
+
+	make_boundary(boundary, sizeof(boundary));
+	body = g_string_sized_new(alen + 1024);
+	body_head(body, boundary);
+	g_string_append_len(body, armor, (gssize)alen);
 	/* the closing delimiter; the armor ends with CRLF */
 	if (body->len < 2 || body->str[body->len - 1] != '\n')
 		g_string_append(body, "\r\n");
@@ -1148,23 +818,18 @@ int smp_encrypt_message(struct smp_gpg *g, struct smp_keyring *kr,
 	body = NULL;
 	rc = SMP_ENCRYPT_OK;
 out:
-	if (ctx)
-		ctx_put(home, ctx);
-	if (rc != SMP_ENCRYPT_OK) {
-		unsigned runs = out->gpg_runs;
+	if (rc != SMP_ENCRYPT_OK)
 		smp_encrypted_clear(out);
-		out->gpg_runs = runs;
-	}
-	strv_free(miss, nmiss);
-	strv_free(clean, nclean);
+	if (c && procs0 != ULONG_MAX)
+		out->gpg_runs = (unsigned)(processes(c) - procs0);
+	free(armor);
 	if (inner)
 		g_string_free(inner, TRUE);
 	if (body)
 		g_string_free(body, TRUE);
-	if (recp)
-		g_string_free(recp, TRUE);
-	if (bad)
-		g_string_free(bad, TRUE);
+	if (missing)
+		g_string_free(missing, TRUE);
+	keyset_free(&ks);
 	header_free(&h);
 	return rc;
 }

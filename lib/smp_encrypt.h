@@ -32,25 +32,21 @@
  * through gmime's serializer (gmime 3.2.13 issue 165; and re-serialising
  * would change bytes, e.g. refold headers or re-encode). gmime's own
  * GMimeMultipartEncrypted/GMimeGpgContext is not used for the same reason,
- * and because its context cannot be pointed at our GnuPG home, picks its
- * own boundary and lists every recipient key first (one more gpg run per
- * key). The encryption itself is gpgme: gpgme_op_encrypt_ext with the
- * fingerprints as recipient strings and always-trust (the keyring decides
- * which key is used), so encrypting costs exactly one gpg process when
- * the keys are in the GnuPG home.
+ * and because it picks its own boundary and engine. The encryption itself
+ * is the crypto interface (smp_crypto_encrypt: AES-256, SEIPD v1 with
+ * MDC, armored, CRLF), on whichever engine the caller opened: rnp (in
+ * process, no process ever) or gnupg (one gpg process per message).
  *
- * gpgme contexts: a context bound to a GnuPG home costs one gpg process to
- * make (engine version check). This module keeps a small process-wide pool
- * of idle contexts per home (thread-safe), so that a warm daemon starts
- * exactly one gpg process per encrypted message. smp_encrypt_cleanup()
- * releases the pool.
+ * Keys: the keyring database is the only key store. Each fingerprint's
+ * minimal key material is read from the keyring (smp_keyring_key_get) and
+ * handed to the engine with the payload; the engine keeps keys it has
+ * seen parsed (rnp) or imported into its GnuPG home (gnupg) in a bounded
+ * cache keyed by fingerprint and material, so a key the keyring changed
+ * (a merge, a revocation) is used at the next message. A fingerprint the
+ * keyring does not hold (an archive key never imported, a key deleted
+ * meanwhile) is SMP_ENCRYPT_NO_KEY: nothing is encrypted.
  *
- * Missing keys: the GnuPG home is a cache of the keyring. When gpg says a
- * recipient key is not there (and a keyring was given), the keys' stored
- * material is imported from the keyring (one gpg process, through
- * smp_gpg_import) and the encryption is tried once more.
- *
- * Never encrypted (smp_encrypt_check, no gpg process; returned by
+ * Never encrypted (smp_encrypt_check, no crypto work; returned by
  * smp_encrypt_message too, which then changes nothing):
  *   SMP_ENCRYPT_SKIP_PGP     top-level multipart/encrypted (any protocol),
  *                            application/pgp-encrypted, application/pgp
@@ -73,8 +69,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "smp_crypto.h"
 #include "smp_detect.h"
-#include "smp_gpg.h"
 #include "smp_keyring.h"
 #include "smp_limits.h"
 
@@ -83,16 +79,18 @@
 #define SMP_PROTECTED_SUBJECT "..."
 
 enum smp_encrypt_status {
-	SMP_ENCRYPT_ERROR = -1,      /* gpg or memory failure: err says */
+	SMP_ENCRYPT_ERROR = -1,      /* engine, keyring or memory failure:
+				      * err says */
 	SMP_ENCRYPT_OK = 0,
 	SMP_ENCRYPT_SKIP_PGP,        /* already PGP/MIME encrypted */
 	SMP_ENCRYPT_SKIP_SMIME,      /* already S/MIME */
 	SMP_ENCRYPT_SKIP_INLINE,     /* inline PGP message in a text body */
 	SMP_ENCRYPT_SKIP_SMP,        /* an SMP message */
-	SMP_ENCRYPT_NO_KEY,          /* a recipient key is neither in the
-				      * GnuPG home nor in the keyring */
-	SMP_ENCRYPT_BAD_KEY,         /* gpg refused a recipient key (expired,
-				      * revoked, cannot encrypt) */
+	SMP_ENCRYPT_NO_KEY,          /* a recipient key is not in the
+				      * keyring (or no keyring was given) */
+	SMP_ENCRYPT_BAD_KEY,         /* the engine refused a recipient key
+				      * (expired, revoked, cannot encrypt;
+				      * gnupg: an expiry past 2106) */
 };
 
 /* "ok", "error", "already-pgp", "already-smime", "inline-pgp", "smp",
@@ -145,50 +143,38 @@ struct smp_encrypted {
 	struct smp_hdr_edit *edits;
 	size_t nedits;
 	size_t ndeleted;          /* how many of the edits are deletions */
-	unsigned gpg_runs;        /* gpg processes this call started (the
-				   * encryption, an import, a new context) */
+	unsigned gpg_runs;        /* gpg processes this call started (gnupg:
+				   * the encryption, an import of a key new to
+				   * its home; rnp: always 0) */
 	size_t inner_len;         /* octets encrypted */
 };
 
 void smp_encrypted_clear(struct smp_encrypted *e);
 
 /*
- * Would this message be encrypted? SMP_ENCRYPT_OK or a SKIP code; never
- * starts gpg. o may be NULL (defaults).
+ * Would this message be encrypted? SMP_ENCRYPT_OK or a SKIP code; no
+ * crypto work. o may be NULL (defaults).
  */
 int smp_encrypt_check(const char *msg, size_t len,
 		      const struct smp_encrypt_opts *o);
 
 /*
  * Encrypts the message msg[0..len) (RFC 5322 as the milter buffers it:
- * the header fields, an empty line, the body; CRLF or LF line ends) to
- * the keys fprs[0..nfprs) (fingerprints; every recipient's plus the
- * archive keys). kr may be NULL (then missing keys are not imported).
+ * the header fields, an empty line, the body; CRLF or LF line ends) with
+ * the engine c to the keys fprs[0..nfprs) (fingerprints, either case,
+ * spaces allowed; every recipient's plus the archive keys; a fingerprint
+ * given twice is encrypted to once), whose material is read from kr.
+ * c and kr are used by this thread only for the duration of the call.
  * Returns SMP_ENCRYPT_OK with *out filled (clear it with
- * smp_encrypted_clear), a SKIP code, SMP_ENCRYPT_NO_KEY or
- * SMP_ENCRYPT_BAD_KEY (err names the keys), or SMP_ENCRYPT_ERROR (err
- * says why). Anything but OK leaves *out empty.
+ * smp_encrypted_clear), a SKIP code, SMP_ENCRYPT_NO_KEY (a key not in
+ * the keyring, or kr NULL) or SMP_ENCRYPT_BAD_KEY (the engine refused a
+ * key), err naming the keys, or SMP_ENCRYPT_ERROR (err says why).
+ * Anything but OK leaves *out empty (but for gpg_runs).
  */
-int smp_encrypt_message(struct smp_gpg *g, struct smp_keyring *kr,
+int smp_encrypt_message(struct smp_crypto *c, struct smp_keyring *kr,
 			const char *msg, size_t len,
 			const char *const *fprs, size_t nfprs,
 			const struct smp_encrypt_opts *o,
 			struct smp_encrypted *out, char *err, size_t errlen);
-
-/*
- * Makes sure the keys fprs[0..n) are in the GnuPG home of g: lists them
- * there (one gpg process) and imports the missing ones from their
- * material in the keyring (one more gpg process, only when some are
- * missing). *missing (may be NULL) receives how many are still missing
- * afterwards (not in the keyring either, or gpg did not take them).
- * Returns 0 or -1 (gpg or keyring failure, err says).
- */
-int smp_encrypt_ensure_keys(struct smp_gpg *g, struct smp_keyring *kr,
-			    const char *const *fprs, size_t n,
-			    size_t *missing, char *err, size_t errlen);
-
-/* Releases the pool of idle gpgme contexts (at exit, or after a reload
- * that changed gnupg_home). Contexts in use are released when returned. */
-void smp_encrypt_cleanup(void);
 
 #endif

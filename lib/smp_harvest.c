@@ -187,9 +187,9 @@ int smp_hv_db_fail(struct hv *h)
 	return smp_hv_fail(h, "keyring: %s", smp_keyring_errmsg(h->kr));
 }
 
-int smp_hv_gpg_fail(struct hv *h)
+int smp_hv_crypto_fail(struct hv *h)
 {
-	return smp_hv_fail(h, "%s", smp_gpg_errmsg(h->g));
+	return smp_hv_fail(h, "%s", smp_crypto_errmsg(h->cr));
 }
 
 void smp_hv_free_state(struct state *s)
@@ -211,7 +211,7 @@ static void free_hv(struct hv *h)
 		if (h->st[i].present)
 			smp_key_rec_clear(&h->st[i].rec);
 	free(h->st);
-	smp_gpg_keys_free(h->keys, h->nkeys);
+	smp_key_infos_free(h->keys, h->nkeys);
 	for (size_t i = 0; i < h->nsub; i++)
 		smp_hv_free_material(&h->sub[i].m);
 	free(h->sub);
@@ -256,7 +256,7 @@ struct cand *smp_hv_new_cand(struct hv *h, unsigned part,
 /* ------------------------------------------------------------------ */
 /* Writing                                                              */
 
-static bool self_encrypted(const struct hv *h, const struct smp_gpg_key *k)
+static bool self_encrypted(const struct hv *h, const struct smp_key_info *k)
 {
 	const struct smp_msg_info *mi = h->ctx->msg;
 
@@ -292,13 +292,13 @@ static int event(struct hv *h, const char *address, const char *fpr,
 	return 0;
 }
 
-static void enc_keyids(const struct smp_gpg_key *k, char *out, size_t size)
+static void enc_keyids(const struct smp_key_info *k, char *out, size_t size)
 {
 	size_t len = 0;
 
 	out[0] = '\0';
 	for (size_t i = 0; i < k->nsubkeys; i++) {
-		const struct smp_gpg_subkey *s = &k->subkeys[i];
+		const struct smp_key_sub *s = &k->subkeys[i];
 		size_t need = strlen(s->keyid) + (len ? 1 : 0);
 		if (!s->can_encrypt || s->revoked || s->invalid)
 			continue;
@@ -312,7 +312,7 @@ static void enc_keyids(const struct smp_gpg_key *k, char *out, size_t size)
 static int put_key(struct hv *h, const struct material *m,
 		   const struct smp_key_rec *old)
 {
-	const struct smp_gpg_key *k = &m->key[0];
+	const struct smp_key_info *k = &m->key;
 	struct smp_key_rec r;
 
 	memset(&r, 0, sizeof(r));
@@ -396,7 +396,8 @@ static int apply_subject(struct hv *h, struct subject *sub)
 	if (smp_hv_read_state(h, sub->fpr, &s))
 		return -1;
 	rec = s.have_rec ? &s.rec : NULL;
-	/* stored state changed since gpg looked: assume the key is new */
+	/* stored state changed since the engine looked: assume the key is
+	 * new */
 	changed = sub->changed;
 	if (sub->m.done ? !smp_hv_material_current(&sub->m, rec) :
 			  !smp_hv_same_rec(rec, rec != NULL, st ? &st->rec : NULL,
@@ -410,11 +411,11 @@ static int apply_subject(struct hv *h, struct subject *sub)
 		d.outcome = SMP_HV_REFUSED;
 		d.reason = SMP_HR_UNUSABLE;
 	} else if (d.need_material && !sub->revoke &&
-		   smp_hv_key_reason(h, &sub->m.key[0]) != SMP_HR_NONE) {
-		/* the merge with what gpg or the store knew says no (a
-		 * revocation the new copy lacked, say) */
+		   smp_hv_key_reason(h, &sub->m.key) != SMP_HR_NONE) {
+		/* the merge with what the store knew says no (a revocation
+		 * the new copy lacked, say) */
 		d.outcome = SMP_HV_REFUSED;
-		d.reason = smp_hv_key_reason(h, &sub->m.key[0]);
+		d.reason = smp_hv_key_reason(h, &sub->m.key);
 	} else if (d.need_material && sub->m.len > h->lim.max_key_bytes) {
 		d.outcome = SMP_HV_REFUSED;
 		d.reason = SMP_HR_TOO_LARGE;
@@ -428,7 +429,7 @@ static int apply_subject(struct hv *h, struct subject *sub)
 	c->reason = d.reason;
 	if (d.outcome != SMP_HV_REFUSED)
 		c->self_enc = self_encrypted(h, c->key) ||
-			      (sub->m.data && self_encrypted(h, sub->m.key));
+			      (sub->m.data && self_encrypted(h, &sub->m.key));
 
 	if (d.need_material && d.outcome != SMP_HV_REFUSED &&
 	    put_key(h, &sub->m, rec))
@@ -587,15 +588,25 @@ static int pick_subjects(struct hv *h)
 			    errno == ENOMEM)
 				return smp_hv_oom(h);
 			e->revoked_update = revoke;
-			if (smp_hv_listing_adds(e->key, st ? st->key : NULL,
-					 e->keep, e->nkeep))
+			if (smp_hv_listing_adds(h, e->key,
+						st ? st->key : NULL, e->keep,
+						e->nkeep))
 				sub->changed = true;
 		}
 	}
 	return 0;
 }
 
-int smp_harvest_message(struct smp_keyring *kr, struct smp_gpg *g,
+/* gpg processes the engine has started (0 on rnp). */
+static unsigned long processes(const struct smp_crypto *cr)
+{
+	struct smp_crypto_stats st;
+
+	smp_crypto_get_stats(cr, &st);
+	return st.processes;
+}
+
+int smp_harvest_message(struct smp_keyring *kr, struct smp_crypto *cr,
 			const struct smp_harvest_ctx *ctx,
 			const struct smp_key_part *parts, size_t nparts,
 			struct smp_harvest_report *rep)
@@ -617,10 +628,10 @@ int smp_harvest_message(struct smp_keyring *kr, struct smp_gpg *g,
 	if (ctx->outbound && !ctx->cfg->outbound)
 		return 0;
 	h.kr = kr;
-	h.g = g;
+	h.cr = cr;
 	h.ctx = ctx;
 	h.rep = rep;
-	h.ops0 = smp_gpg_ops(g);
+	h.procs0 = processes(cr);
 	h.now = ctx->now ? ctx->now : (int64_t)time(NULL);
 	/* no Date, or one in the future: now (Autocrypt) */
 	h.date = ctx->msg_date > 0 && ctx->msg_date <= h.now ? ctx->msg_date :
@@ -645,8 +656,8 @@ int smp_harvest_message(struct smp_keyring *kr, struct smp_gpg *g,
 		rc = 0;
 		goto out;
 	}
-	if (!kr || !g) {
-		smp_hv_fail(&h, "no keyring or GnuPG home to harvest into");
+	if (!kr || !cr) {
+		smp_hv_fail(&h, "no keyring or crypto engine to harvest with");
 		goto out;
 	}
 	h.sender = smp_address_normalize(ctx->envelope_sender);
@@ -669,12 +680,14 @@ int smp_harvest_message(struct smp_keyring *kr, struct smp_gpg *g,
 			c->reason = mr;
 		}
 	} else {
-		/* framing and blocked keys: no gpg yet */
-		if (smp_hv_frame_parts(&h, parts, nparts, use) || smp_hv_fetch_stored(&h))
+		/* framing and blocked keys: no crypto work yet */
+		if (smp_hv_frame_parts(&h, parts, nparts, use) ||
+		    smp_hv_fetch_stored(&h))
 			goto out;
 		for (size_t i = 0; i < h.nc; i++)
 			nlive += h.c[i].live;
-		/* gpg: one process for what is left, more for a new key */
+		/* one inspection for what is left, a merge for a new or
+		 * changed key */
 		if (nlive && (smp_hv_inspect(&h) || smp_hv_key_rules(&h) ||
 			      pick_subjects(&h)))
 			goto out;
@@ -684,8 +697,9 @@ int smp_harvest_message(struct smp_keyring *kr, struct smp_gpg *g,
 			struct subject *sub = &h.sub[i];
 			struct decision d;
 
-			/* a first decision on what was read: only gpg work
-			 * that may count is done before the transaction */
+			/* a first decision on what was read: only crypto
+			 * work that may count is done before the
+			 * transaction */
 			if (sub->st) {
 				s0.rec = sub->st->rec;
 				s0.have_rec = true;
@@ -694,8 +708,8 @@ int smp_harvest_message(struct smp_keyring *kr, struct smp_gpg *g,
 			s0.have_rec = false;
 			memset(&s0.rec, 0, sizeof(s0.rec));
 			if (d.need_material &&
-			    smp_hv_make_material(&h, sub, sub->st ? &sub->st->rec :
-							     NULL))
+			    smp_hv_make_material(&h, sub,
+						 sub->st ? &sub->st->rec : NULL))
 				goto out;
 		}
 	}
@@ -729,7 +743,8 @@ out:
 		smp_harvest_report_clear(rep);
 		memcpy(rep->error, keep, sizeof(keep));
 	}
-	rep->gpg_ops = smp_gpg_ops(g) - h.ops0;
+	rep->gpg_ops = processes(cr) - h.procs0;
+	rep->crypto_ops = h.calls;
 	smp_hv_free_state(&s0);
 	free(use);
 	free_hv(&h);

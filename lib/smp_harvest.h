@@ -6,15 +6,17 @@
  * application/pgp-keys parts and Autocrypt: headers of any message,
  * decoded to binary by the caller) and applies every rule through the
  * keyring store in ONE transaction per message: either everything it
- * decided is written (bindings, keys, events) or, on a database or gpg
- * failure, nothing is, and it returns -1 so the caller can apply
- * on_error.
+ * decided is written (bindings, keys, events) or, on a database or crypto
+ * engine failure, nothing is, and it returns -1 so the caller can apply
+ * on_error. Key inspection and the minimal key material go through the
+ * crypto interface (smp_crypto.h, either engine: rnp in process, gnupg
+ * with a gpg process per operation).
  *
  * The rules, in the order they are applied; each refusal has a reason
  * token (smp_harvest_reason_token), is logged in the report and appended
  * to the event history as event "refused" with the token as detail:
  *
- * Message level (no gpg process is started for these):
+ * Message level (no crypto work for these):
  *   outbound mail is not harvested unless harvest.outbound (no report);
  *   parts of a source not in harvest.sources are ignored (no report);
  *   sender-mismatch     the envelope sender and exactly one From address
@@ -27,7 +29,7 @@
  *                       Authentication-Results header whose authserv-id
  *                       is ours says pass for the sender (see
  *                       smp_harvest_auth_ok)
- * Per key, before gpg (packet framing only):
+ * Per key, before any crypto work (packet framing only):
  *   too-large           the part or the key is over limits.max_key_bytes,
  *                       or more than limits.max_keys keys in the message
  *   secret              secret key packets (the whole part is refused)
@@ -36,9 +38,9 @@
  *   too-many-uids       more user ID packets than limits.max_uids
  *   blocked             the fingerprint is blocked (smpctl keys block);
  *                       a blocked key is never harvested again
- * (the blocked test reads the database; no gpg yet)
- * Per key, from gpg's listing (one gpg process for all keys):
- *   unusable            gpg does not accept the key at all (no valid
+ * (the blocked test reads the database; no crypto work yet)
+ * Per key, from the engine's listing (one inspection for all keys):
+ *   unusable            the engine does not accept the key (no valid
  *                       self-signed user ID, unsupported version or
  *                       algorithm, broken packets inside)
  *   secret, revoked, expired (against ctx->now)
@@ -65,11 +67,12 @@
  *
  * Outcomes of a key that passed every rule:
  *   harvested  new binding, state active
- *   merged     same fingerprint, and the key gained something (new subkey,
- *              new expiry, new user ID for a bound address, revocation of
- *              a subkey): the stored material is replaced by gpg's merge of
- *              the stored and the new key; the binding's last_seen,
- *              times_seen, msg_date, message_id, client_addr are updated
+ *   merged     same fingerprint, and the key gained something its minimal
+ *              form keeps (a newer encryption subkey, a new expiry, a user
+ *              ID for a new address, revocation of a subkey): the stored
+ *              material is replaced by smp_crypto_merge() of the stored
+ *              and the new key; the binding's last_seen, times_seen,
+ *              msg_date, message_id, client_addr are updated
  *   seen       same fingerprint, nothing new: only the binding's counters
  *              (times_seen, last_seen, msg_date, message_id, client_addr)
  *              change, and no event is recorded (every other line of the
@@ -92,35 +95,42 @@
  *
  * A key whose stored copy is revoked is never taken again (refused
  * "revoked"), whatever copy a later message carries; a merge whose result
- * gpg finds revoked or expired is refused with that reason.
+ * the engine finds revoked or expired is refused with that reason.
  *
- * Process cost (SPEC.md 9), measured with strace in the tests' setting:
- *   0 gpg processes when no part is left after the message-level and
- *     framing rules (no key parts, outbound, a source not enabled, sender
- *     mismatch, own domain, not authenticated, secret, too large, too many
- *     user IDs, v3, blocked fingerprint);
- *   1 (one inspection of all new keys together with the stored versions
- *     of the same fingerprints) when nothing changes: "seen", and every
- *     refusal decided from gpg's listing;
- *   4 (inspection, import into the GnuPG home, minimal export, inspection
- *     of the result) for a new or changed key; 3 more for each stored key
+ * The stored material is the minimal key (smp_crypto_merge: self-
+ * signatures only, the user IDs of the bound addresses, the newest usable
+ * encryption subkey), so "seen" is decided by comparing the listings: a
+ * copy that only carries what the minimal form drops anyway (signing
+ * subkeys, older encryption subkeys, other user IDs) is "seen".
+ *
+ * Cost (SPEC.md 9), in crypto calls (rep->crypto_ops) and gpg processes
+ * (rep->gpg_ops: always 0 on the rnp engine):
+ *   0 when no part is left after the message-level and framing rules (no
+ *     key parts, outbound, a source not enabled, sender mismatch, own
+ *     domain, not authenticated, secret, too large, too many user IDs,
+ *     v3, blocked fingerprint);
+ *   1 call (one inspection of all new keys together with the stored
+ *     versions of the same fingerprints; 1 gpg process) when nothing
+ *     changes: "seen", and every refusal decided from the listing;
+ *   2 calls (the inspection, smp_crypto_merge; 5 gpg processes on gnupg)
+ *     for a new or changed key; one more merge for each stored key
  *     revoked by its owner in the same message.
- * All gpg work runs before the transaction starts (smp_keyring_begin
+ * All crypto work runs before the transaction starts (smp_keyring_begin
  * takes the database's write lock), on what was read before it; inside
  * the transaction the state is read again and the rules are applied to
- * it, and only if the stored key changed in between is the gpg work
- * redone there.
+ * it, and only if the stored key changed in between is the merge redone
+ * there.
  *
- * The GnuPG home is a cache: a key imported there but then not stored
- * (kept, refused at the last step, rolled back) does no harm, because the
- * database decides which key an address gets; smp_gpg_rebuild() drops it.
- * A key that is only "seen" is not imported again, so a home that lost
- * keys is repaired by smpctl keys rebuild, not by harvesting.
+ * The gnupg engine's GnuPG home is a cache: a key imported there but then
+ * not stored (kept, refused at the last step, rolled back) does no harm,
+ * because the database decides which key an address gets, and encryption
+ * hands the engine the stored material (smp_crypto_encrypt).
  *
  * Addresses: the envelope sender, the From address and each user ID's
- * email (gpgme's, byte for byte) are compared after smp_address_normalize
- * (domain in lower case, local part exact): quoted local parts, UTF-8 and
- * very long local parts are stored and found exactly as they are.
+ * email (gpgme's reading of it, on both engines, byte for byte) are
+ * compared after smp_address_normalize (domain in lower case, local part
+ * exact): quoted local parts, UTF-8 and very long local parts are stored
+ * and found exactly as they are.
  */
 #ifndef SMP_HARVEST_H
 #define SMP_HARVEST_H
@@ -129,6 +139,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "smp_crypto.h"
 #include "smp_gpg.h"
 #include "smp_keyring.h"
 #include "smp_limits.h"
@@ -259,7 +270,10 @@ struct smp_harvest_report {
 	unsigned refused;               /* refused + revoked */
 	size_t n;
 	struct smp_harvest_line *lines;
-	unsigned long gpg_ops;          /* gpg processes for this message */
+	unsigned long gpg_ops;          /* gpg processes for this message
+					 * (gnupg engine; 0 on rnp) */
+	unsigned crypto_ops;            /* smp_crypto calls for this message
+					 * (inspections, merges) */
 	char error[512];                /* the failure, when -1 was returned */
 };
 
@@ -277,14 +291,15 @@ size_t smp_harvest_report_format(const struct smp_harvest_report *r,
 /*
  * Applies the harvest rules to the key parts of one message (see the top
  * of this file). parts[i].data/size/kind are used (kind SMP_KEY_SECRET and
- * SMP_KEY_BAD are refused; the framing is checked again here). kr and g
- * are used by this thread only for the duration of the call. rep is
- * filled on success (and cleared first; call smp_harvest_report_clear
- * afterwards). Returns 0, or -1 on a database or gpg failure: then the
- * transaction was rolled back, nothing was written, rep->error says what
- * failed, and the caller applies on_error.
+ * SMP_KEY_BAD are refused; the framing is checked again here). kr and c
+ * (either engine) are used by this thread only for the duration of the
+ * call. rep is filled on success (and cleared first; call
+ * smp_harvest_report_clear afterwards). Returns 0, or -1 on a database or
+ * crypto engine failure: then the transaction was rolled back, nothing
+ * was written, rep->error says what failed, and the caller applies
+ * on_error.
  */
-int smp_harvest_message(struct smp_keyring *kr, struct smp_gpg *g,
+int smp_harvest_message(struct smp_keyring *kr, struct smp_crypto *c,
 			const struct smp_harvest_ctx *ctx,
 			const struct smp_key_part *parts, size_t nparts,
 			struct smp_harvest_report *rep);

@@ -18,7 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "smp_gpg.h"
+#include "smp_crypto.h"
+#include "smp_gpg.h" /* smp_keyblock_* */
 #include "smp_harvest.h"
 #include "smp_keyring.h"
 
@@ -36,10 +37,10 @@ struct cand {
 	enum smp_harvest_reason reason;
 	enum smp_harvest_outcome outcome;
 	bool self_enc;
-	bool live;                   /* handed to gpg */
+	bool live;                   /* past the rules before crypto */
 	bool dup;                    /* a later copy of an earlier key */
 	bool revoked_update;         /* revoked, stored, bound: merge it */
-	const struct smp_gpg_key *key;   /* gpg's listing of the block */
+	const struct smp_key_info *key;  /* the engine's listing of the block */
 	const char **keep;           /* its valid user IDs for the sender */
 	size_t nkeep;
 	unsigned char *filtered;     /* the block with only those */
@@ -51,16 +52,15 @@ struct stored {
 	char fpr[SMP_FPR_MAX];
 	bool present;
 	struct smp_key_rec rec;
-	const struct smp_gpg_key *key;   /* gpg's listing of rec.material */
+	const struct smp_key_info *key;  /* the listing of rec.material */
 };
 
 /* The merged minimal key of one fingerprint. */
 struct material {
 	bool done;
-	unsigned char *data;         /* NULL: gpg produced nothing usable */
+	unsigned char *data;         /* NULL: the merge gave nothing usable */
 	size_t len;
-	struct smp_gpg_key *key;     /* gpg's listing of data */
-	size_t nkey;
+	struct smp_key_info key;     /* the listing of data (when data) */
 	bool had_rec;                /* merged with a stored version: */
 	unsigned char *based_on;     /* its material */
 	size_t based_len;
@@ -87,20 +87,22 @@ struct state {
 
 struct hv {
 	struct smp_keyring *kr;
-	struct smp_gpg *g;
+	struct smp_crypto *cr;
 	const struct smp_harvest_ctx *ctx;
 	struct smp_harvest_report *rep;
 	struct smp_limits lim;
 	int64_t now, date;
 	char *sender;                /* normalised */
 	const char *sender_domain;   /* inside sender */
-	unsigned long ops0;
+	unsigned long procs0;        /* the engine's processes at the start */
+	unsigned calls;              /* smp_crypto calls made (inspections,
+				      * merges) */
 
 	struct cand *c;
 	size_t nc;
 	struct stored *st;
 	size_t nst;
-	struct smp_gpg_key *keys;    /* the first inspection */
+	struct smp_key_info *keys;   /* the first inspection */
 	size_t nkeys;
 	struct subject *sub;
 	size_t nsub;
@@ -119,7 +121,7 @@ int smp_hv_fail(struct hv *h, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int smp_hv_oom(struct hv *h);
 int smp_hv_db_fail(struct hv *h);
-int smp_hv_gpg_fail(struct hv *h);
+int smp_hv_crypto_fail(struct hv *h);
 struct cand *smp_hv_new_cand(struct hv *h, unsigned part,
 			     enum smp_key_source src);
 /* Reads the sender's bindings and the key record of fpr (may be NULL). */
@@ -131,10 +133,10 @@ enum smp_harvest_reason smp_hv_message_reason(struct hv *h);
 int smp_hv_frame_parts(struct hv *h, const struct smp_key_part *parts,
 		       size_t nparts, const bool *use);
 enum smp_harvest_reason smp_hv_key_reason(const struct hv *h,
-					  const struct smp_gpg_key *k);
+					  const struct smp_key_info *k);
 int smp_hv_key_rules(struct hv *h);
-bool smp_hv_listing_adds(const struct smp_gpg_key *n,
-			 const struct smp_gpg_key *s, const char *const *keep,
+bool smp_hv_listing_adds(const struct hv *h, const struct smp_key_info *n,
+			 const struct smp_key_info *s, const char *const *keep,
 			 size_t nkeep);
 void smp_hv_decide(const struct hv *h, const struct subject *sub,
 		   const struct state *s, bool changed, struct decision *d);

@@ -14,7 +14,7 @@ void smp_hv_free_material(struct material *m)
 {
 	free(m->data);
 	free(m->based_on);
-	smp_gpg_keys_free(m->key, m->nkey);
+	smp_key_info_clear(&m->key);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -93,9 +93,9 @@ static size_t count_blocks(const unsigned char *d, size_t n)
 	return nkb;
 }
 
-/* One gpg process for every live candidate and the stored versions of
- * their fingerprints (stored first: gpg stops at a block it cannot
- * parse, and only a sender's block can be such). */
+/* One inspection (one gpg process on gnupg) of every live candidate and
+ * the stored versions of their fingerprints (stored first: gpg stops at a
+ * block it cannot parse, and only a sender's block can be such). */
 int smp_hv_inspect(struct hv *h)
 {
 	struct buf b = {0};
@@ -118,12 +118,13 @@ int smp_hv_inspect(struct hv *h)
 		if (buf_put(&b, h->c[i].data, h->c[i].len))
 			goto nomem;
 	}
-	if (smp_gpg_inspect(h->g, b.p, b.len, &h->keys, &h->nkeys)) {
-		rc = smp_hv_gpg_fail(h);
+	h->calls++;
+	if (smp_crypto_inspect_all(h->cr, b.p, b.len, &h->keys, &h->nkeys)) {
+		rc = smp_hv_crypto_fail(h);
 		goto out;
 	}
 	for (size_t k = 0; k < h->nkeys; k++) {
-		const struct smp_gpg_key *key = &h->keys[k];
+		const struct smp_key_info *key = &h->keys[k];
 		bool mine = false;
 
 		for (size_t i = 0; i < h->nc; i++) {
@@ -148,7 +149,6 @@ out:
 	return rc;
 }
 
-/* After gpg's listing: the per-key rules and the sender's user IDs. */
 /* ------------------------------------------------------------------ */
 /* Material                                                             */
 
@@ -159,24 +159,20 @@ static bool cand_of(const struct cand *c, const struct subject *sub)
 }
 
 /*
- * Merges the stored material (rec, may be NULL) and the subject's
- * candidates (already cut down to the sender's user IDs) in the home,
- * exports the key minimal, keeps only the user IDs of the stored
- * material and the sender's, and lists the result: three gpg processes.
- * m->data stays NULL when gpg took nothing.
+ * The material of the subject: smp_crypto_merge of the stored material
+ * (rec, may be NULL) and the subject's candidates (already cut down to
+ * the sender's user IDs), bound to the sender (a revocation keeps the
+ * stored user IDs only). m->data stays NULL when the merge gave nothing
+ * usable.
  */
 int smp_hv_make_material(struct hv *h, struct subject *sub,
 			 const struct smp_key_rec *rec)
 {
 	struct material *m = &sub->m;
 	struct buf in = {0};
-	char **stored_uids = NULL;
-	size_t nstored_uids = 0, nkeep = 0;
-	const char **keep = NULL;
-	unsigned char *exp = NULL;
-	size_t elen = 0, nkb = 0;
-	struct smp_keyblock *kb = NULL;
-	int rc = -1;
+	void *out = NULL;
+	size_t outlen = 0;
+	int r, rc = -1;
 
 	smp_hv_free_material(m);
 	m->done = true;
@@ -187,62 +183,31 @@ int smp_hv_make_material(struct hv *h, struct subject *sub,
 			goto nomem;
 		memcpy(m->based_on, rec->material, rec->material_len);
 		m->based_len = rec->material_len;
-		if (buf_put(&in, rec->material, rec->material_len) ||
-		    smp_keyblock_uids(rec->material, rec->material_len,
-				      &stored_uids, &nstored_uids))
-			goto nomem;
 	}
 	for (size_t i = 0; i < h->nc; i++) {
 		const struct cand *c = &h->c[i];
-		if (!cand_of(c, sub))
-			continue;
-		if (buf_put(&in, c->filtered, c->flen))
+		if (cand_of(c, sub) && buf_put(&in, c->filtered, c->flen))
 			goto nomem;
-		nkeep += c->nkeep;
 	}
-	keep = calloc(nkeep + nstored_uids + 1, sizeof(*keep));
-	if (!keep)
-		goto nomem;
-	nkeep = 0;
-	for (size_t i = 0; i < nstored_uids; i++)
-		keep[nkeep++] = stored_uids[i];
-	for (size_t i = 0; i < h->nc; i++)
-		for (size_t u = 0; cand_of(&h->c[i], sub) && u < h->c[i].nkeep;
-		     u++)
-			keep[nkeep++] = h->c[i].keep[u];
-
-	if (smp_gpg_import(h->g, in.p, in.len, NULL) ||
-	    smp_gpg_export_minimal(h->g, &sub->fpr, 1, &exp, &elen)) {
-		rc = smp_hv_gpg_fail(h);
+	if (in.len == 0) {
+		rc = 0; /* nothing of the message to merge */
 		goto out;
 	}
-	if (elen && smp_keyblock_split(exp, elen, &kb, &nkb) != 0 &&
-	    errno == ENOMEM)
-		goto nomem;
-	for (size_t i = 0; i < nkb; i++) {
-		unsigned kept = 0;
-		if (strcmp(kb[i].fpr, sub->fpr) != 0)
-			continue;
-		if (smp_keyblock_filter(exp + kb[i].off, kb[i].len, keep,
-					nkeep, &m->data, &m->len, &kept)) {
-			if (errno == ENOMEM)
-				goto nomem;
-		} else if (kept == 0) {
-			free(m->data);
-			m->data = NULL;
-			m->len = 0;
-		}
-		break;
-	}
-	if (m->data &&
-	    smp_gpg_inspect(h->g, m->data, m->len, &m->key, &m->nkey)) {
-		rc = smp_hv_gpg_fail(h);
+	h->calls++;
+	r = smp_crypto_merge(h->cr, rec ? rec->material : NULL,
+			     rec ? rec->material_len : 0, in.p, in.len,
+			     sub->revoke ? NULL : h->sender, &out, &outlen,
+			     &m->key);
+	if (r < 0) {
+		rc = smp_hv_crypto_fail(h);
 		goto out;
 	}
-	if (m->data && (m->nkey != 1 || strcmp(m->key[0].fpr, sub->fpr))) {
-		free(m->data);
-		m->data = NULL;
-		m->len = 0;
+	if (r == 0 && strcmp(m->key.fpr, sub->fpr) == 0) {
+		m->data = out;
+		m->len = outlen;
+		out = NULL;
+	} else {
+		smp_key_info_clear(&m->key);
 	}
 	rc = 0;
 	goto out;
@@ -250,10 +215,7 @@ nomem:
 	rc = smp_hv_oom(h);
 out:
 	free(in.p);
-	free(keep);
-	free(exp);
-	free(kb);
-	smp_strv_free(stored_uids, nstored_uids);
+	free(out);
 	return rc;
 }
 

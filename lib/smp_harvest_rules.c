@@ -243,7 +243,7 @@ enum smp_harvest_reason smp_hv_message_reason(struct hv *h)
 }
 
 /* ------------------------------------------------------------------ */
-/* Framing (no gpg)                                                     */
+/* Framing (no crypto work)                                             */
 
 static enum smp_harvest_reason part_reason(const struct hv *h,
 					   const struct smp_key_part *p)
@@ -321,11 +321,11 @@ int smp_hv_frame_parts(struct hv *h, const struct smp_key_part *parts,
 }
 
 /* ------------------------------------------------------------------ */
-/* gpg's view                                                           */
+/* The engine's view of a key                                           */
 
-/* gpgme_pubkey_algo_t values (RFC 4880 9.1 numbers) */
-enum { A_RSA = 1, A_RSA_E = 2, A_RSA_S = 3, A_ELG_E = 16, A_DSA = 17,
-       A_ELG = 20 };
+/* RFC 4880 9.1 algorithm numbers (struct smp_key_sub's pubkey_algo) */
+enum { A_RSA = SMP_PK_RSA, A_RSA_E = SMP_PK_RSA_E, A_RSA_S = SMP_PK_RSA_S,
+       A_ELG_E = SMP_PK_ELG_E, A_DSA = SMP_PK_DSA, A_ELG = SMP_PK_ELG };
 
 static bool algo_weak(unsigned algo, unsigned bits)
 {
@@ -343,15 +343,15 @@ static bool algo_weak(unsigned algo, unsigned bits)
 	}
 }
 
-static bool subkey_usable(const struct smp_gpg_subkey *s, int64_t now)
+static bool subkey_usable(const struct smp_key_sub *s, int64_t now)
 {
-	return s->can_encrypt && !s->revoked && !s->invalid && !s->disabled &&
-	       !s->expired && (s->expires == 0 || s->expires > now);
+	return s->can_encrypt && !s->revoked && !s->invalid && !s->expired &&
+	       (s->expires == 0 || s->expires > now);
 }
 
-/* The rules on gpg's listing of one key. */
+/* The rules on the engine's listing of one key. */
 enum smp_harvest_reason smp_hv_key_reason(const struct hv *h,
-					  const struct smp_gpg_key *k)
+					  const struct smp_key_info *k)
 {
 	bool any_enc = false, strong_enc = false;
 
@@ -367,7 +367,7 @@ enum smp_harvest_reason smp_hv_key_reason(const struct hv *h,
 	    algo_weak(k->pubkey_algo, k->bits))
 		return SMP_HR_WEAK_ALGORITHM;
 	for (size_t i = 0; i < k->nsubkeys; i++) {
-		const struct smp_gpg_subkey *s = &k->subkeys[i];
+		const struct smp_key_sub *s = &k->subkeys[i];
 		if (!subkey_usable(s, h->now))
 			continue;
 		any_enc = true;
@@ -385,7 +385,7 @@ enum smp_harvest_reason smp_hv_key_reason(const struct hv *h,
  * too when with_revoked), and its block filtered down to them. */
 static int match_uids(struct hv *h, struct cand *c, bool with_revoked)
 {
-	const struct smp_gpg_key *k = c->key;
+	const struct smp_key_info *k = c->key;
 	unsigned kept = 0;
 
 	c->nkeep = 0;
@@ -393,7 +393,7 @@ static int match_uids(struct hv *h, struct cand *c, bool with_revoked)
 	if (!c->keep)
 		return smp_hv_oom(h);
 	for (size_t u = 0; u < k->nuids; u++) {
-		const struct smp_gpg_uid *id = &k->uids[u];
+		const struct smp_key_uid *id = &k->uids[u];
 		char *a;
 
 		if (id->invalid || (id->revoked && !with_revoked))
@@ -411,7 +411,7 @@ static int match_uids(struct hv *h, struct cand *c, bool with_revoked)
 			return smp_hv_oom(h);
 		kept = 0;
 	}
-	if (kept == 0) /* gpg's user ID and the packet differ: not ours */
+	if (kept == 0) /* the listed user ID and the packet differ */
 		c->nkeep = 0;
 	return 0;
 }
@@ -465,34 +465,69 @@ int smp_hv_key_rules(struct hv *h)
 	return 0;
 }
 
-/* Does the new listing n say something the stored listing s lacks? */
-bool smp_hv_listing_adds(const struct smp_gpg_key *n,
-			 const struct smp_gpg_key *s, const char *const *keep,
+/* The encryption key a minimal form of k keeps (smp_crypto_merge): the
+ * newest usable encryption subkey, the first of equals; else the primary
+ * key when it encrypts; else NULL. */
+static const struct smp_key_sub *newest_enc(const struct smp_key_info *k,
+					    int64_t now)
+{
+	const struct smp_key_sub *best = NULL;
+
+	for (size_t i = 1; i < k->nsubkeys; i++) {
+		const struct smp_key_sub *s = &k->subkeys[i];
+		if (subkey_usable(s, now) && (!best || s->created > best->created))
+			best = s;
+	}
+	if (!best && k->nsubkeys && subkey_usable(&k->subkeys[0], now))
+		best = &k->subkeys[0];
+	return best;
+}
+
+static const struct smp_key_sub *sub_by_fpr(const struct smp_key_info *k,
+					    const char *fpr)
+{
+	for (size_t i = 0; i < k->nsubkeys; i++)
+		if (strcmp(k->subkeys[i].fpr, fpr) == 0)
+			return &k->subkeys[i];
+	return NULL;
+}
+
+/* Does the new listing n say something the stored (minimal) listing s
+ * lacks, i.e. would merging them change the stored key? A new expiry or
+ * revocation of the key or of a stored subkey, an encryption subkey newer
+ * than the stored one, the sender's user ID missing (or revoked) there,
+ * a stored user ID revoked. Subkeys and user IDs the minimal form drops
+ * anyway (signing subkeys, older encryption subkeys, other people's user
+ * IDs) are no news. */
+bool smp_hv_listing_adds(const struct hv *h, const struct smp_key_info *n,
+			 const struct smp_key_info *s, const char *const *keep,
 			 size_t nkeep)
 {
+	const struct smp_key_sub *e, *es;
+	bool found = nkeep == 0;
+
 	if (!n || !s)
 		return true;
 	if (n->expires != s->expires || n->revoked != s->revoked)
 		return true;
 	for (size_t i = 0; i < n->nsubkeys; i++) {
-		const struct smp_gpg_subkey *a = &n->subkeys[i], *b = NULL;
-		for (size_t j = 0; j < s->nsubkeys && !b; j++)
-			if (strcmp(s->subkeys[j].keyid, a->keyid) == 0)
-				b = &s->subkeys[j];
-		if (!b || a->expires != b->expires ||
-		    a->revoked != b->revoked ||
-		    a->can_encrypt != b->can_encrypt ||
-		    a->can_sign != b->can_sign)
+		const struct smp_key_sub *a = &n->subkeys[i];
+		const struct smp_key_sub *b = sub_by_fpr(s, a->fpr);
+		if (b && (a->expires != b->expires || a->revoked != b->revoked))
 			return true;
 	}
-	for (size_t i = 0; i < nkeep; i++) {
-		bool found = false;
+	e = newest_enc(n, h->now);
+	if (e && !sub_by_fpr(s, e->fpr)) {
+		es = newest_enc(s, h->now);
+		if (!es || es->created < e->created)
+			return true;
+	}
+	for (size_t i = 0; i < nkeep && !found; i++)
 		for (size_t j = 0; j < s->nuids && !found; j++)
 			found = strcmp(s->uids[j].uid, keep[i]) == 0 &&
 				!s->uids[j].revoked;
-		if (!found)
-			return true;
-	}
+	if (!found)
+		return true;
 	for (size_t j = 0; j < s->nuids; j++)
 		for (size_t i = 0; i < n->nuids; i++)
 			if (strcmp(n->uids[i].uid, s->uids[j].uid) == 0 &&

@@ -1,4 +1,4 @@
-/* keypool.c - a small pool of keyring connections and gpgme contexts, and
+/* keypool.c - a small pool of keyring connections and crypto engines, and
  * what keeps them on the right files (see keypool.h). */
 #include "keypool.h"
 
@@ -60,13 +60,18 @@ static void slot_close_kr(struct smp_keyslot *s)
 	set_live(s, false);
 }
 
+static void slot_close_crypto(struct smp_keyslot *s)
+{
+	smp_crypto_close(s->crypto);
+	s->crypto = NULL;
+	free(s->engine);
+	free(s->home);
+	s->engine = s->home = NULL;
+}
+
 static void slot_close(struct smp_keyslot *s)
 {
-	if (s->gpg)
-		smp_gpg_close(s->gpg);
-	s->gpg = NULL;
-	free(s->home);
-	s->home = NULL;
+	slot_close_crypto(s);
 	slot_close_kr(s);
 }
 
@@ -339,53 +344,64 @@ struct smp_keyslot *smp_keypool_get(const struct smp_config *cfg, char *err,
 	return s;
 }
 
-struct smp_gpg *smp_keyslot_gpg(struct smp_keyslot *s, const struct smp_config *cfg,
-				char *err, size_t errlen)
+static bool is_gnupg(const char *engine)
 {
+	return strcmp(engine, "gnupg") == 0;
+}
+
+struct smp_crypto *smp_keyslot_crypto(struct smp_keyslot *s,
+				      const struct smp_config *cfg, char *err,
+				      size_t errlen)
+{
+	const char *engine = cfg->crypto_engine;
+	const char *home = is_gnupg(engine) ? cfg->gnupg_home : NULL;
 	struct stat st;
-	bool missing;
+	bool missing = false;
 	int rc;
 
-	if (s->gpg && strcmp(s->home, cfg->gnupg_home)) {
-		smp_gpg_close(s->gpg);
-		s->gpg = NULL;
-		free(s->home);
-		s->home = NULL;
-	}
-	if (!s->gpg) {
-		s->home = strdup(cfg->gnupg_home);
-		if (!s->home) {
+	if (s->crypto && (strcmp(s->engine, engine) ||
+			  (home && strcmp(s->home, home))))
+		slot_close_crypto(s); /* a reload chose another engine or home */
+	if (!s->crypto) {
+		s->engine = strdup(engine);
+		s->home = home ? strdup(home) : NULL;
+		if (!s->engine || (home && !s->home)) {
+			slot_close_crypto(s);
 			snprintf(err, errlen, "out of memory");
 			return NULL;
 		}
-		pthread_mutex_lock(&home_lock);
-		missing = stat(cfg->gnupg_home, &st) != 0 && errno == ENOENT;
-		rc = smp_gpg_open(cfg->gnupg_home, &s->gpg, err, errlen);
-		pthread_mutex_unlock(&home_lock);
+		/* rnp: in memory only; gnupg: the home is made when missing */
+		if (home) {
+			pthread_mutex_lock(&home_lock);
+			missing = stat(home, &st) != 0 && errno == ENOENT;
+		}
+		rc = smp_crypto_open(engine, home, &s->crypto, err, errlen);
+		if (home)
+			pthread_mutex_unlock(&home_lock);
 		if (rc < 0) {
-			free(s->home);
-			s->home = NULL;
-			s->gpg = NULL;
+			s->crypto = NULL;
+			slot_close_crypto(s);
 			return NULL;
 		}
 		if (missing)
 			smp_log(LOG_NOTICE, "created the GnuPG home %s (mode 0700)",
-				s->home);
-		return s->gpg;
+				home);
+	} else if (home) {
+		/* a home deleted meanwhile is a cache: made again, the keys
+		 * come back from the keyring as messages need them */
+		pthread_mutex_lock(&home_lock);
+		rc = smp_crypto_check(s->crypto);
+		pthread_mutex_unlock(&home_lock);
+		if (rc < 0) {
+			snprintf(err, errlen, "%s", smp_crypto_errmsg(s->crypto));
+			return NULL;
+		}
+		if (rc == 1)
+			smp_log(LOG_WARNING, "GnuPG home %s was missing: created it "
+				"again (mode 0700)", home);
 	}
-	/* a home deleted meanwhile is a cache: made again, the keys come
-	 * back from the keyring as messages need them */
-	pthread_mutex_lock(&home_lock);
-	rc = smp_gpg_check_home(s->gpg);
-	pthread_mutex_unlock(&home_lock);
-	if (rc < 0) {
-		snprintf(err, errlen, "%s", smp_gpg_errmsg(s->gpg));
-		return NULL;
-	}
-	if (rc == 1)
-		smp_log(LOG_WARNING, "GnuPG home %s was missing: created it again "
-			"(mode 0700)", s->home);
-	return s->gpg;
+	smp_crypto_set_cache_max(s->crypto, (size_t)cfg->crypto_cache_keys);
+	return s->crypto;
 }
 
 void smp_keypool_put(struct smp_keyslot *s)

@@ -1,11 +1,16 @@
-/* keypool.h - keyring connections and gpgme contexts for the workers.
+/* keypool.h - keyring connections and crypto engines for the workers.
  *
- * A keyring connection and a gpgme context each serve one thread at a time
- * (lib/smp_keyring.h, lib/smp_gpg.h), and every gpgme context costs gpg
- * processes to set up, so the daemon keeps a small pool of pairs, opened on
- * first use (after the privilege drop) and reused by every message. A
- * reload that changes keyring.* or gnupg_home retires the old pairs as
- * they come back.
+ * A keyring connection and a crypto engine instance (lib/smp_crypto.h)
+ * each serve one thread at a time: librnp's objects are not thread-safe,
+ * and neither is a gpgme context. So the daemon keeps a small pool of
+ * slots, each with one keyring connection and one engine instance beside
+ * it, opened on first use (after the privilege drop) and reused by every
+ * message; an instance is never shared between threads. With the default
+ * engine (crypto.engine = rnp) no process is started and no GnuPG home is
+ * made, ever: the keyring database is the only key store, and each slot's
+ * engine keeps the keys it encrypts to parsed (crypto.cache_keys). A
+ * reload that changes keyring.*, crypto.engine or (for gnupg) gnupg_home
+ * retires the old ones as they come back.
  *
  * What the daemon owns on disk is watched (doc/keyring.md, "When the
  * keyring or the GnuPG home goes away"):
@@ -22,23 +27,25 @@
  *   first open of a path creates a missing file (first start; logged).
  *   Its directory, when it goes missing later, is made again (mode 0700,
  *   logged), so that the file can be restored into it;
- * - a GnuPG home that is missing is made again (logged) before a
- *   message's gpg work.
+ * - with crypto.engine = gnupg, a GnuPG home that is missing is made
+ *   again (logged) before a message's gpg work.
  * Errors name the path and the system's reason.
  */
 #ifndef SMP_MILTER_KEYPOOL_H
 #define SMP_MILTER_KEYPOOL_H
 
 #include "smp_config.h"
-#include "smp_gpg.h"
+#include "smp_crypto.h"
 #include "smp_keyring.h"
 
 #define SMP_KEYPOOL_SIZE 4
 
 struct smp_keyslot {
 	struct smp_keyring *kr;
-	struct smp_gpg *gpg;      /* opened only when a message needs it */
-	char *target, *home;      /* what they were opened with */
+	struct smp_crypto *crypto; /* opened only when a message needs it */
+	char *target;             /* what kr was opened with */
+	char *engine, *home;      /* what crypto was opened with (home:
+				   * gnupg only, else NULL) */
 	bool busy;
 	bool live;                /* kr is open or being opened (guarded by
 				   * the pool's lock) */
@@ -50,10 +57,12 @@ struct smp_keyslot {
 struct smp_keyslot *smp_keypool_get(const struct smp_config *cfg, char *err,
 				    size_t errlen);
 
-/* The slot's gpgme context, opened on first use; its home made again when
- * it went missing. NULL with err set. */
-struct smp_gpg *smp_keyslot_gpg(struct smp_keyslot *s, const struct smp_config *cfg,
-				char *err, size_t errlen);
+/* The slot's crypto engine (cfg's crypto.engine, cache_keys), opened on
+ * first use; for gnupg its home made again when it went missing. NULL
+ * with err set. */
+struct smp_crypto *smp_keyslot_crypto(struct smp_keyslot *s,
+				      const struct smp_config *cfg, char *err,
+				      size_t errlen);
 
 void smp_keypool_put(struct smp_keyslot *s);
 

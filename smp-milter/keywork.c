@@ -1,5 +1,5 @@
 /* keywork.c - harvest and replay check for one message, with a keyring
- * connection and gpgme context borrowed from the pool. */
+ * connection and crypto engine borrowed from the pool. */
 #include "keywork.h"
 
 #include <gmime/gmime.h>
@@ -137,13 +137,13 @@ static int do_harvest(struct smp_keyslot *slot, const struct smp_keywork_in *in,
 	struct smp_harvest_config hcfg;
 	struct smp_harvest_ctx hctx;
 	struct smp_harvest_report rep = {0};
-	struct smp_gpg *g;
+	struct smp_crypto *cr;
 	size_t nfrom = 0;
 	char **from = NULL;
 	int rc = -1;
 
-	g = smp_keyslot_gpg(slot, in->cfg, err, errlen);
-	if (!g)
+	cr = smp_keyslot_crypto(slot, in->cfg, err, errlen);
+	if (!cr)
 		return -1;
 	harvest_config(in->cfg, &hcfg);
 	/* two From: headers are as unusable as two addresses in one */
@@ -168,7 +168,7 @@ static int do_harvest(struct smp_keyslot *slot, const struct smp_keywork_in *in,
 		static const char *const none[2] = {"", ""};
 		hctx.from = none;
 	}
-	if (smp_harvest_message(slot->kr, g, &hctx, parts, nparts, &rep) < 0) {
+	if (smp_harvest_message(slot->kr, cr, &hctx, parts, nparts, &rep) < 0) {
 		snprintf(err, errlen, "harvest failed: %s", rep.error);
 		goto out;
 	}
@@ -226,7 +226,7 @@ int smp_keywork_message(const struct smp_keywork_in *in,
 		goto out;
 	}
 	if (nparts == 0 && !replay)
-		goto out; /* no database, no gpg for this message */
+		goto out; /* no database, no crypto work for this message */
 	slot = smp_keypool_get(in->cfg, err, errlen);
 	if (!slot) {
 		rc = -1;

@@ -41,7 +41,7 @@ struct smp_keywork_out {
  * Harvests r's public-key-N parts (r may be NULL for a non-SMP message)
  * and the Autocrypt/pgp-keys keys harvest.sources enables, and checks r's
  * payload for a replay.
- * Returns 0, or -1 on a database or gpg failure (nothing half-written:
+ * Returns 0, or -1 on a database or crypto engine failure (nothing half-written:
  * the caller applies on_error) with err set.
  */
 int smp_keywork_message(const struct smp_keywork_in *in,

@@ -195,6 +195,10 @@ static void reload(const char *path)
 				     "socket_group, socket_mode, user, group, pidfile "
 				     "and timeout take effect at the next restart");
 	smp_log_set_level(c->log_level);
+	/* a switch to the gnupg engine: gpgme's first call in this thread */
+	if (!strcmp(c->crypto_engine, "gnupg") && !smp_gpg_init())
+		smp_log(LOG_WARNING, "reload: crypto.engine = gnupg, but gpgme or "
+				     "gpg is not usable");
 	smp_conf_set(c);
 	smp_conf_put(old);
 	smp_log(LOG_NOTICE, "configuration reloaded from %s", path);
@@ -258,8 +262,9 @@ int main(int argc, char **argv)
 	}
 	smp_lib_init();
 	smp_log_open(o.foreground, cfg->log_level);
-	/* gpgme wants its first call in the main thread, before threads */
-	if (!smp_gpg_init())
+	/* gpgme wants its first call in the main thread, before threads;
+	 * the rnp engine starts no process, so gpg is not even asked */
+	if (!strcmp(cfg->crypto_engine, "gnupg") && !smp_gpg_init())
 		smp_log(LOG_WARNING, "gpgme or gpg is not usable: key harvesting "
 				     "will fail (and follow on_error)");
 
@@ -280,8 +285,8 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	smp_log(LOG_NOTICE, "smp-milter %s starting on %s (config %s)",
-		SMP_MILTER_VERSION, cfg->socket, o.config);
+	smp_log(LOG_NOTICE, "smp-milter %s starting on %s (config %s, crypto engine %s)",
+		SMP_MILTER_VERSION, cfg->socket, o.config, cfg->crypto_engine);
 	smp_conf_set(cfg);
 	cfg = NULL;
 	if (pthread_create(&tid, NULL, milter_thread, &milter_rc) != 0) {
@@ -304,7 +309,6 @@ int main(int argc, char **argv)
 	pthread_join(tid, NULL);
 	smp_maintain_stop();
 	smp_keypool_shutdown();
-	smp_encrypt_cleanup();
 	smp_log(LOG_NOTICE, "smp-milter stopped");
 	smp_conf_shutdown();
 	if (pidfile && *pidfile && unlink(pidfile) < 0)

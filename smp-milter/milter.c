@@ -706,7 +706,7 @@ static sfsistat eom_encrypt(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 	struct smp_encrypted e;
 	struct smp_encrypt_opts o;
 	struct smp_keyslot *slot = NULL;
-	struct smp_gpg *g;
+	struct smp_crypto *cr;
 	const char **fprs = NULL;
 	size_t nf = 0;
 	char err[512], *list = NULL;
@@ -729,7 +729,7 @@ static sfsistat eom_encrypt(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 	o.protect_subject = cfg->encrypt_protect_subject;
 	o.match = cfg->check.match;
 	o.limits = &cfg->check.limits;
-	/* never re-encrypt: no keyring, no gpg for these */
+	/* never re-encrypt: no keyring, no crypto work for these */
 	st = smp_encrypt_check(m->buf, m->len, &o);
 	if (st == SMP_ENCRYPT_SKIP_INLINE && m->any_required) {
 		/* text may travel around the armored block: never re-encrypted,
@@ -787,8 +787,8 @@ static sfsistat eom_encrypt(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 		snprintf(err, sizeof(err), "the MTA does not allow body changes");
 		goto failed;
 	}
-	g = smp_keyslot_gpg(slot, cfg, err, sizeof(err));
-	if (!g)
+	cr = smp_keyslot_crypto(slot, cfg, err, sizeof(err));
+	if (!cr)
 		goto failed;
 	fprs = calloc(d.nfprs + cfg->encrypt_archive_keys.n + 1, sizeof(*fprs));
 	if (!fprs) {
@@ -800,7 +800,7 @@ static sfsistat eom_encrypt(SMFICTX *ctx, struct connctx *c, struct msgctx *m,
 	for (size_t i = 0; i < cfg->encrypt_archive_keys.n; i++)
 		fprs[nf++] = cfg->encrypt_archive_keys.v[i];
 	err[0] = '\0';
-	st = smp_encrypt_message(g, slot->kr, m->buf, m->len, fprs, nf, &o, &e, err,
+	st = smp_encrypt_message(cr, slot->kr, m->buf, m->len, fprs, nf, &o, &e, err,
 				 sizeof(err));
 	smp_keypool_put(slot);
 	slot = NULL;

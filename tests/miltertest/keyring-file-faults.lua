@@ -3,6 +3,9 @@
 -- config:   path = "@TMP@/kr-faults/keyring.db"
 -- config: }
 -- config: gnupg_home = "@TMP@/gnupg-kr-faults"
+-- config: crypto {
+-- config:   engine = gnupg
+-- config: }
 -- config: encrypt {
 -- config:   policy "example.net" {
 -- config:     encrypt = required

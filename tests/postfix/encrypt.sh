@@ -16,9 +16,18 @@
 #
 # Keys: bob's public key (fixtures/keys/bob.pub.asc) is pinned with
 # "smpctl keys import"; carol@example.com has no key in the milter's
-# keyring. Decryption uses bob's secret key (fixtures/keys/bob.sec.asc)
-# imported into a scratch GNUPGHOME, on the armored application/octet-stream
-# part taken from the sink's dump (python3 email).
+# keyring. Decryption uses bob's secret key (fixtures/keys/bob.sec.asc),
+# on the armored application/octet-stream part taken from the sink's dump
+# (python3 email), twice: by gpg (the key imported into a scratch
+# GNUPGHOME) and by Sequoia (sq decrypt --recipient-key); both must give
+# the same octets.
+#
+# The milter runs the default crypto engine (rnp: librnp in process, keys
+# from the keyring database only). From the first message to the end of
+# the rnp part (round trips, inbound, already, required, mixed, split, and
+# a broken gnupg_home that rnp does not need), strace follows the daemon:
+# it must execute no program at all (no gpg, no gpgconf, nothing). Then
+# the broken-home scenario runs again with crypto.engine = gnupg.
 #
 # Scenarios (encrypt.default = opportunistic unless said otherwise):
 #   round trip  text/plain (quoted-printable, UTF-8), multipart/alternative
@@ -45,11 +54,14 @@
 #               answers 452 4.5.3 for the second class, Postfix retries,
 #               and the sink gets two transactions: one PGP/MIME to bob
 #               only (decrypts to the original), one plain to carol only
-#   broken home bob required; gnupg_home pointed (SIGHUP) at a path that
-#               is a file: the message given to "out" is deferred with
-#               mx's 451 4.3.0 and nothing reaches the sink; gnupg_home
-#               back (SIGHUP), postqueue -f: it arrives once, encrypted,
-#               and decrypts to the original
+#   no home     rnp, bob required, gnupg_home pointed (SIGHUP) at a path
+#               that is a file: the message arrives encrypted (rnp reads
+#               no GnuPG home) and the file is left alone
+#   broken home crypto.engine = gnupg, bob required, gnupg_home a file: the
+#               message given to "out" is deferred with mx's 451 4.3.0
+#               and nothing reaches the sink; gnupg_home back (SIGHUP),
+#               postqueue -f: it arrives once, encrypted, and decrypts to
+#               the original
 #   subject     protect_subject = yes: the outer Subject is "...", the
 #               decrypted entity carries the real Subject and its
 #               Content-Type gets protected-headers="v1"
@@ -84,6 +96,8 @@ if [ "$(id -u)" != 0 ]; then
 	exit 0
 fi
 command -v gpg >/dev/null 2>&1 || pf_die "gpg not found"
+command -v sq >/dev/null 2>&1 || pf_die "sq (Sequoia) not found"
+command -v strace >/dev/null 2>&1 || pf_die "strace not found"
 command -v python3 >/dev/null 2>&1 || pf_die "python3 not found"
 pf_init smp-enc
 WORK=$PF_TMP/work
@@ -354,11 +368,16 @@ deliver() {
 	pf_wait "$WAIT" sink_has "$1" && GOT=$(sink_file "$1")
 }
 
-# decrypt DUMP OUT: bob's secret key on the PGP/MIME dump; 0 on success.
+# decrypt DUMP OUT: bob's secret key on the PGP/MIME dump, by gpg into
+# OUT and by sq into OUT.sq; 0 when both decrypt it to the same octets.
 decrypt() {
 	python3 "$PY" extract "$1" >"$2.asc" 2>"$2.err" || return 1
+	rm -f "$2" "$2.sq"
 	gpg --homedir "$DEC" --batch --pinentry-mode loopback --passphrase '' \
-		--decrypt --output "$2" "$2.asc" 2>>"$2.err"
+		--decrypt --output "$2" "$2.asc" 2>>"$2.err" || return 1
+	sq decrypt --recipient-key "$KEYS/bob.sec.asc" --output "$2.sq" "$2.asc" \
+		2>>"$2.err" || { echo "sq could not decrypt it" >>"$2.err"; return 1; }
+	cmp -s "$2" "$2.sq" || { echo "gpg and sq decrypted different octets" >>"$2.err"; return 1; }
 }
 
 # check_encrypted DESC ID SRC: the dump of ID is PGP/MIME and decrypts to
@@ -420,6 +439,7 @@ ENC_SPLIT=$'encrypt {\n  default = opportunistic\n  split_recipients = yes\n}'
 ENC_BOB_REQ=$'encrypt {\n  default = opportunistic\n  policy "bob@example.net" {\n    encrypt = required\n  }\n}'
 ENC_SUBJ=$'encrypt {\n  default = opportunistic\n  protect_subject = yes\n}'
 INBOUND=$'outbound {\n  networks = {"192.0.2.0/24"}\n}'
+CRYPTO_GNUPG=$'crypto {\n  engine = gnupg\n}'
 reload() { pf_milter_reload "$MILTER_BASE" "$@" || pf_die "smp-milter did not log 'configuration reloaded' after SIGHUP"; }
 
 pf_sink_start sink
@@ -433,6 +453,20 @@ pf_smpctl keys import "$KEYS/bob.pub.asc" >"$WORK/import.out" 2>&1 ||
 pf_instance_start mx
 pf_instance_start out
 pf_log "sink 127.0.0.1:$SINK_PORT_sink, mx 127.0.0.1:$SMTPD_PORT_mx, tmp $PF_TMP"
+
+# the default engine starts no process: strace follows the daemon (and
+# anything it would start) from here to the end of the rnp part
+if grep -q 'crypto engine rnp' "$PF_MILTER_LOG"; then
+	ok "smp-milter runs the default crypto engine, rnp (start-up log)"
+else
+	not_ok "smp-milter runs the default crypto engine, rnp (start-up log)" "$(grep -m1 starting "$PF_MILTER_LOG")"
+fi
+STRACE_OUT=$WORK/milter.strace
+strace -f -qq -e trace=execve,execveat -o "$STRACE_OUT" -p "$PF_MILTER_PID" 2>"$WORK/strace.err" &
+STRACE_PID=$!
+PF_PIDS+=("$STRACE_PID")
+traced() { grep -q "^TracerPid:[[:space:]]*[1-9]" "/proc/$PF_MILTER_PID/status"; }
+pf_wait 10 traced || pf_die "strace did not attach to smp-milter: $(cat "$WORK/strace.err")"
 
 # ------------------------------------------------------------ round trips
 
@@ -450,7 +484,7 @@ for kind in text html bin; do
 			"sink file: ${GOT:-none}" "Content-Type: $( [ -n "$GOT" ] && hdr "$GOT" Content-Type)" \
 			"swaks: $(grep -E '^(<\*\*|<-  [0-9]{3})' "$WORK/rt-$kind.swaks" | tail -2 | tr '\n' '|')"
 	fi
-	check_encrypted "$what: decrypted with bob's secret key, Content-* lines and body equal the original byte for byte (line ends normalised to LF)" \
+	check_encrypted "$what: decrypted with bob's secret key by gpg and by sq, Content-* lines and body equal the original byte for byte (line ends normalised to LF)" \
 		"rt-$kind" "$WORK/$kind.src"
 	log_check "$what: smp-milter logged direction=outbound ... encrypt=pgp-mime" "$GOT" 'direction=outbound .*encrypt=pgp-mime'
 done
@@ -545,44 +579,86 @@ else
 	not_ok "split_recipients: carol's copy is the original, untouched" "plain dumps: [$plain_f] $(cat "$WORK/split-carol.cmp" 2>/dev/null)"
 fi
 
-# --------------------------------------------------------- broken GnuPG home
+# ------------------------------------------- rnp: no GnuPG home needed
 
 BROKEN=$PF_TMP/milter/gnupg-broken
 echo broken >"$BROKEN"
 pf_milter_reload_gnupg "$BROKEN" "$MILTER_BASE" "$ENC_BOB_REQ" ||
+	pf_die "smp-milter did not log 'configuration reloaded' after SIGHUP (gnupg_home a file)"
+m=$(msg nohome "$WORK/text.src")
+pf_sendmail out alice@example.org bob@example.net "$m" 2>>"$WORK/postfix.err"
+arrived_nohome() { sink_has nohome && pf_queue_empty out && pf_queue_empty mx; }
+pf_wait "$WAIT" arrived_nohome
+if [ "$(sink_count nohome)" = 1 ] && [ "$(cat "$BROKEN")" = broken ]; then
+	ok "rnp, gnupg_home a file: the required message to bob arrives once (rnp reads no GnuPG home; the file is untouched)"
+else
+	not_ok "rnp, gnupg_home a file: the required message to bob arrives once" \
+		"at sink: $(sink_count nohome), out queue: $(pf_queue_count out)"
+fi
+check_encrypted "rnp, gnupg_home a file: it is encrypted and decrypts to the original" nohome "$WORK/text.src"
+
+# the end of the rnp part: what did the daemon execute?
+kill "$STRACE_PID" 2>/dev/null
+wait "$STRACE_PID" 2>/dev/null
+nexec=$(grep -c 'execve' "$STRACE_OUT" 2>/dev/null)
+nmsg=$(grep -c 'encrypt=pgp-mime' "$PF_MILTER_LOG")
+if [ -f "$STRACE_OUT" ] && [ "${nexec:-1}" = 0 ] && [ "$nmsg" -ge 5 ]; then
+	ok "rnp: smp-milter executed no program (0 execve under strace -f) while it encrypted $nmsg messages"
+else
+	not_ok "rnp: smp-milter executed no program while it encrypted" \
+		"execve: ${nexec:-?}, encrypted: $nmsg" "$(grep -m3 execve "$STRACE_OUT" 2>/dev/null | tr '\n' '|')"
+fi
+
+# ------------------------------------------ gnupg engine: broken GnuPG home
+
+pf_milter_reload_gnupg "$BROKEN" "$MILTER_BASE" "$ENC_BOB_REQ" "$CRYPTO_GNUPG" ||
 	pf_die "smp-milter did not log 'configuration reloaded' after SIGHUP (broken gnupg_home)"
+# the same strace on the gnupg engine, to show it sees gpg when there is one
+STRACE_OUT=$WORK/milter-gnupg.strace
+strace -f -qq -e trace=execve,execveat -o "$STRACE_OUT" -p "$PF_MILTER_PID" 2>"$WORK/strace.err" &
+STRACE_PID=$!
+PF_PIDS+=("$STRACE_PID")
+pf_wait 10 traced || pf_die "strace did not attach to smp-milter: $(cat "$WORK/strace.err")"
 m=$(msg broken "$WORK/text.src")
 pf_sendmail out alice@example.org bob@example.net "$m" 2>>"$WORK/postfix.err"
 deferred_451() { grep -q 'status=deferred.*451 4\.3\.0' "$PF_TMP/out/log/maillog"; }
 if pf_wait "$WAIT" deferred_451; then
-	ok "broken gnupg_home (a file): the required message is deferred by 'out' with mx's 451 4.3.0"
+	ok "gnupg engine, broken gnupg_home (a file): the required message is deferred by 'out' with mx's 451 4.3.0"
 else
-	not_ok "broken gnupg_home (a file): the required message is deferred by 'out' with mx's 451 4.3.0" \
+	not_ok "gnupg engine, broken gnupg_home (a file): the required message is deferred by 'out' with mx's 451 4.3.0" \
 		"$(grep 'status=' "$PF_TMP/out/log/maillog" | tail -2 | tr '\n' '|')"
 fi
 sleep 3   # a few retry rounds (1-2 s backoff) against the broken home
 if [ "$(sink_count broken)" = 0 ] && [ "$(pf_queue_count out)" -ge 1 ] &&
 	grep -q 'encryption failed: .*action=tempfail' "$PF_MILTER_LOG"; then
-	ok "broken gnupg_home: nothing reaches the sink, the message waits in 'out' (milter logged 'encryption failed ... action=tempfail')"
+	ok "gnupg engine, broken gnupg_home: nothing reaches the sink, the message waits in 'out' (milter logged 'encryption failed ... action=tempfail')"
 else
-	not_ok "broken gnupg_home: nothing reaches the sink, the message waits in 'out'" \
+	not_ok "gnupg engine, broken gnupg_home: nothing reaches the sink, the message waits in 'out'" \
 		"at sink: $(sink_count broken), out queue: $(pf_queue_count out)"
 fi
-reload "$ENC_BOB_REQ"
+reload "$ENC_BOB_REQ" "$CRYPTO_GNUPG"
 postqueue -c "$(pf_conf out)" -f 2>>"$WORK/postfix.err"
 arrived() { sink_has broken && pf_queue_empty out && pf_queue_empty mx; }
 pf_wait "$WAIT" arrived
 if [ "$(sink_count broken)" = 1 ]; then
-	ok "gnupg_home fixed (SIGHUP) + postqueue -f: the message arrives once"
+	ok "gnupg engine, gnupg_home fixed (SIGHUP) + postqueue -f: the message arrives once"
 else
-	not_ok "gnupg_home fixed (SIGHUP) + postqueue -f: the message arrives once" \
+	not_ok "gnupg engine, gnupg_home fixed (SIGHUP) + postqueue -f: the message arrives once" \
 		"at sink: $(sink_count broken), out queue: $(pf_queue_count out)"
 fi
-check_encrypted "after the fix it arrives encrypted and decrypts to the original (line ends normalised)" broken "$WORK/text.src"
+check_encrypted "gnupg engine: after the fix it arrives encrypted and decrypts to the original (line ends normalised)" broken "$WORK/text.src"
+kill "$STRACE_PID" 2>/dev/null
+wait "$STRACE_PID" 2>/dev/null
+nexec=$(grep -c 'execve("[^"]*/gpg"' "$STRACE_OUT" 2>/dev/null)
+if [ "${nexec:-0}" -ge 1 ]; then
+	ok "gnupg engine: the same strace sees the daemon execute gpg ($nexec times): the rnp count above is not blind"
+else
+	not_ok "gnupg engine: the same strace sees the daemon execute gpg" "$(head -3 "$STRACE_OUT" 2>/dev/null | tr '\n' '|')"
+fi
 
 # ------------------------------------------------------- protect_subject
 
-reload "$ENC_SUBJ"
+reload "$ENC_SUBJ"   # back to the default engine, rnp
 deliver subj "$(msg subj "$WORK/text.src")"
 s_out=$( [ -n "$GOT" ] && hdr "$GOT" Subject)
 if [ -n "$GOT" ] && [ "$s_out" = "..." ]; then

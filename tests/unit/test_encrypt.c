@@ -1,12 +1,15 @@
 /* test_encrypt.c - unit tests for lib/smp_encrypt.c: PGP/MIME encryption
- * with the real fixture keys, a real GnuPG home (the cache) in a temporary
- * directory and a real SQLite keyring.
+ * with the real fixture keys in a real SQLite keyring (the only key
+ * store), on each crypto engine: one test body, two engines (every test
+ * runs as "rnp: NAME" and as "gnupg: NAME", the latter with a GnuPG home
+ * in a temporary directory).
  *
  * Checks are independent of libsmp: the result is decrypted by the gpg
  * command line in separate GnuPG homes holding bob's or carol's secret
- * key, the new message (the edits applied the way an MTA applies milter
- * header changes) is parsed by gmime, and gpg processes are counted by
- * interposing fork(), which gpgme calls once per gpg process it starts.
+ * key and by Sequoia's sq with the same secret key, the new message (the
+ * edits applied the way an MTA applies milter header changes) is parsed
+ * by gmime, and processes are counted by interposing fork(), which gpgme
+ * calls once per gpg process it starts (the rnp engine must start none).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,8 +31,8 @@
 
 #include <gmime/gmime.h>
 
+#include "smp_crypto.h"
 #include "smp_encrypt.h"
-#include "smp_gpg.h"
 #include "smp_keyring.h"
 #include "test_util.h"
 
@@ -135,7 +138,8 @@ static void fpr_of(const char *name, char out[SMP_FPR_MAX])
 }
 
 static char FPR_BOB[SMP_FPR_MAX], FPR_CAROL[SMP_FPR_MAX],
-	FPR_DAVE[SMP_FPR_MAX], FPR_EXPIRED[SMP_FPR_MAX];
+	FPR_DAVE[SMP_FPR_MAX], FPR_EXPIRED[SMP_FPR_MAX],
+	FPR_FUTURE[SMP_FPR_MAX];
 
 /* ------------------------------------------------------------------ */
 /* Fixtures                                                            */
@@ -157,6 +161,7 @@ static int group_setup(void **state)
 	fpr_of("carol", FPR_CAROL);
 	fpr_of("dave", FPR_DAVE);
 	fpr_of("expired", FPR_EXPIRED);
+	fpr_of("future2122", FPR_FUTURE);
 	/* the recipients' own homes, with their secret keys */
 	for (int i = 0; i < 2; i++) {
 		const char *who = i ? "carol" : "bob";
@@ -175,17 +180,22 @@ static int group_teardown(void **state)
 	(void)state;
 	sh("gpgconf --homedir '%s/bob' --kill all >/dev/null 2>&1", root);
 	sh("gpgconf --homedir '%s/carol' --kill all >/dev/null 2>&1", root);
-	smp_encrypt_cleanup();
 	rmrf(root);
 	free(root);
 	return 0;
 }
 
 struct env {
-	char *dir;
-	struct smp_gpg *g;
+	char *dir, *home;
+	const char *engine;
+	struct smp_crypto *c;
 	struct smp_keyring *kr;
 };
+
+static bool gnupg(const struct env *e)
+{
+	return strcmp(e->engine, "gnupg") == 0;
+}
 
 static void put_key(struct smp_keyring *kr, const char *name,
 		    const char *fpr, const char *addr)
@@ -215,20 +225,20 @@ static void put_key(struct smp_keyring *kr, const char *name,
 static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
-	char err[512], *home, *db;
+	char err[512], *db;
 
 	assert_non_null(e);
+	e->engine = *state;
 	e->dir = path_in(root, "envXXXXXX");
 	assert_non_null(mkdtemp(e->dir));
-	home = path_in(e->dir, "gnupg");
+	e->home = path_in(e->dir, "gnupg");
 	db = path_in(e->dir, "keyring.db");
-	if (smp_gpg_open(home, &e->g, err, sizeof(err)))
-		fail_msg("smp_gpg_open: %s", err);
+	if (smp_crypto_open(e->engine, e->home, &e->c, err, sizeof(err)))
+		fail_msg("smp_crypto_open %s: %s", e->engine, err);
 	if (smp_keyring_open("sqlite", db, &e->kr, err, sizeof(err)))
 		fail_msg("smp_keyring_open: %s", err);
 	put_key(e->kr, "bob", FPR_BOB, "bob@example.net");
 	put_key(e->kr, "carol", FPR_CAROL, "carol@example.com");
-	free(home);
 	free(db);
 	*state = e;
 	return 0;
@@ -238,10 +248,11 @@ static int teardown(void **state)
 {
 	struct env *e = *state;
 
-	smp_gpg_close(e->g);
+	smp_crypto_close(e->c);
 	smp_keyring_close(e->kr);
 	rmrf(e->dir);
 	free(e->dir);
+	free(e->home);
 	free(e);
 	return 0;
 }
@@ -406,6 +417,19 @@ static unsigned char *decrypt_as(const char *who,
 	       root, who, out, in) != 0)
 		fail_msg("gpg could not decrypt as %s", who);
 	p = slurp(out, n);
+	/* and Sequoia reads the same */
+	unlink(out);
+	if (sh("sq decrypt --recipient-key '" KEYS "%s.sec.asc' "
+	       "--output '%s' '%s' 2>/dev/null",
+	       who, out, in) != 0)
+		fail_msg("sq could not decrypt as %s", who);
+	{
+		size_t sn;
+		unsigned char *sp = slurp(out, &sn);
+		assert_int_equal(sn, *n);
+		assert_memory_equal(sp, p, sn);
+		free(sp);
+	}
 	free(in);
 	free(out);
 	return p;
@@ -606,7 +630,7 @@ static void round_trip(struct env *e, struct msg *m, const char *const *fprs,
 	char err[512] = "";
 	int rc;
 
-	rc = smp_encrypt_message(e->g, e->kr, (const char *)m->all.p,
+	rc = smp_encrypt_message(e->c, e->kr, (const char *)m->all.p,
 				 m->all.len, fprs, nfprs, NULL, &r, err,
 				 sizeof(err));
 	if (rc != SMP_ENCRYPT_OK)
@@ -690,7 +714,7 @@ static void test_only_the_recipients(void **state)
 	size_t an;
 
 	text_message(&m);
-	assert_int_equal(smp_encrypt_message(e->g, e->kr,
+	assert_int_equal(smp_encrypt_message(e->c, e->kr,
 					     (const char *)m.all.p, m.all.len,
 					     fprs, 1, NULL, &r, err,
 					     sizeof(err)),
@@ -736,7 +760,7 @@ static void test_line_ends(void **state)
 	unsigned char *plain;
 	size_t pn;
 
-	assert_int_equal(smp_encrypt_message(e->g, e->kr, msg,
+	assert_int_equal(smp_encrypt_message(e->c, e->kr, msg,
 					     sizeof(msg) - 1, fprs, 1, NULL,
 					     &r, err, sizeof(err)),
 			 SMP_ENCRYPT_OK);
@@ -785,7 +809,7 @@ static void test_edits_order(void **state)
 	unsigned char *plain;
 	size_t pn;
 
-	assert_int_equal(smp_encrypt_message(e->g, e->kr, msg, sizeof(msg) - 1,
+	assert_int_equal(smp_encrypt_message(e->c, e->kr, msg, sizeof(msg) - 1,
 					     fprs, 1, NULL, &r, err,
 					     sizeof(err)),
 			 SMP_ENCRYPT_OK);
@@ -816,7 +840,7 @@ static void test_edits_order(void **state)
 	smp_encrypted_clear(&r);
 
 	/* no Content-* field at all: the entity is the empty line + body */
-	assert_int_equal(smp_encrypt_message(e->g, e->kr, plain_msg,
+	assert_int_equal(smp_encrypt_message(e->c, e->kr, plain_msg,
 					     sizeof(plain_msg) - 1, fprs, 1,
 					     NULL, &r, err, sizeof(err)),
 			 SMP_ENCRYPT_OK);
@@ -844,7 +868,7 @@ static void test_protect_subject(void **state)
 	html_message(&m);
 	smp_encrypt_opts_init(&o);
 	o.protect_subject = true;
-	assert_int_equal(smp_encrypt_message(e->g, e->kr,
+	assert_int_equal(smp_encrypt_message(e->c, e->kr,
 					     (const char *)m.all.p, m.all.len,
 					     fprs, 1, &o, &r, err, sizeof(err)),
 			 SMP_ENCRYPT_OK);
@@ -900,7 +924,7 @@ static void test_protect_subject(void **state)
 			"Subject: secret plans\r\n"
 			"\r\n"
 			"hi\r\n";
-		assert_int_equal(smp_encrypt_message(e->g, e->kr, msg,
+		assert_int_equal(smp_encrypt_message(e->c, e->kr, msg,
 						     sizeof(msg) - 1, fprs, 1,
 						     &o, &r, err, sizeof(err)),
 				 SMP_ENCRYPT_OK);
@@ -912,91 +936,163 @@ static void test_protect_subject(void **state)
 	msg_free(&m);
 }
 
-/* Keys come from the keyring when the GnuPG home lacks them; then one gpg
- * process per message. */
-static void test_gpg_processes(void **state)
+/* rnp: no process at all, ever. gnupg: the keys are imported from their
+ * keyring material once (one gpg process), then one gpg process per
+ * message. */
+static void test_processes(void **state)
 {
 	struct env *e = *state;
 	struct msg m;
 	const char *fprs[] = {FPR_BOB, FPR_CAROL};
 	struct smp_encrypted r;
 	char err[512];
-	unsigned long before, ops_before;
+	unsigned long before;
+	struct stat st;
 
 	text_message(&m);
-	/* the home is empty: gpg misses both keys, they are imported from
-	 * the keyring, gpg runs again (plus one for a new gpgme context) */
 	before = forks;
-	ops_before = smp_gpg_ops(e->g);
-	assert_int_equal(smp_encrypt_message(e->g, e->kr,
+	assert_int_equal(smp_encrypt_message(e->c, e->kr,
 					     (const char *)m.all.p, m.all.len,
 					     fprs, 2, NULL, &r, err,
 					     sizeof(err)),
 			 SMP_ENCRYPT_OK);
-	print_message("first message (keys imported): %lu gpg processes, "
-		      "gpg_runs %u\n",
-		      forks - before, r.gpg_runs);
+	print_message("%s: first message: %lu processes, gpg_runs %u\n",
+		      e->engine, forks - before, r.gpg_runs);
 	assert_int_equal(forks - before, r.gpg_runs);
-	assert_int_equal(r.gpg_runs, 4);
-	assert_int_equal(smp_gpg_ops(e->g) - ops_before, 1); /* the import */
+	assert_int_equal(r.gpg_runs, gnupg(e) ? 2 : 0);
 	smp_encrypted_clear(&r);
 
 	for (int i = 0; i < 3; i++) {
 		before = forks;
-		assert_int_equal(smp_encrypt_message(e->g, e->kr,
+		assert_int_equal(smp_encrypt_message(e->c, e->kr,
 						     (const char *)m.all.p,
 						     m.all.len, fprs, 2, NULL,
 						     &r, err, sizeof(err)),
 				 SMP_ENCRYPT_OK);
-		print_message("next message: %lu gpg process(es)\n",
-			      forks - before);
-		assert_int_equal(forks - before, 1);
-		assert_int_equal(r.gpg_runs, 1);
+		assert_int_equal(forks - before, gnupg(e) ? 1 : 0);
+		assert_int_equal(r.gpg_runs, gnupg(e) ? 1 : 0);
 		smp_encrypted_clear(&r);
 	}
-
-	/* smp_encrypt_ensure_keys: all there, one listing */
-	{
-		size_t missing = 99;
-		before = forks;
-		assert_int_equal(smp_encrypt_ensure_keys(e->g, e->kr, fprs, 2,
-							 &missing, err,
-							 sizeof(err)),
-				 0);
-		assert_int_equal(missing, 0);
-		assert_int_equal(forks - before, 1);
-	}
+	/* no GnuPG home is made or needed by rnp */
+	if (!gnupg(e))
+		assert_int_not_equal(stat(e->home, &st), 0);
 	msg_free(&m);
 }
 
-static void test_ensure_keys(void **state)
+/* A key whose material the keyring changed (a merge, say; here carol's
+ * record gets the copy with bob's certification, same fingerprint) is
+ * read again at the next message; a key the keyring lost is "no key" at
+ * the next message, without any process. */
+static void test_keyring_is_the_key_store(void **state)
 {
 	struct env *e = *state;
-	const char *fprs[] = {FPR_BOB, FPR_DAVE};
-	size_t missing = 0;
+	struct msg m;
+	const char *fprs[] = {FPR_CAROL};
+	struct smp_encrypted r;
 	char err[512];
-	unsigned long before = forks;
+	unsigned long before;
+	unsigned char *plain;
+	size_t pn;
+	struct smp_crypto_stats cs;
 
-	/* bob comes from the keyring, dave is nowhere */
-	assert_int_equal(smp_encrypt_ensure_keys(e->g, e->kr, fprs, 2,
-						 &missing, err, sizeof(err)),
-			 0);
-	assert_int_equal(missing, 1);
-	/* a new context, the listing, the import */
-	assert_int_equal(forks - before, 3);
-	missing = 99;
-	assert_int_equal(smp_encrypt_ensure_keys(e->g, e->kr, fprs, 1,
-						 &missing, err, sizeof(err)),
-			 0);
-	assert_int_equal(missing, 0);
+	text_message(&m);
+	assert_int_equal(smp_encrypt_message(e->c, e->kr,
+					     (const char *)m.all.p, m.all.len,
+					     fprs, 1, NULL, &r, err,
+					     sizeof(err)),
+			 SMP_ENCRYPT_OK);
+	smp_encrypted_clear(&r);
 	{
-		const char *bad[] = {"bob@example.net"};
-		assert_int_equal(smp_encrypt_ensure_keys(e->g, e->kr, bad, 1,
-							 &missing, err,
-							 sizeof(err)),
-				 -1);
-		assert_non_null(strstr(err, "not a fingerprint"));
+		struct smp_key_rec k;
+		size_t n;
+		assert_int_equal(smp_keyring_key_get(e->kr, FPR_CAROL, &k), 0);
+		free(k.material);
+		k.material = slurp(KEYS "carol-certified.pub.gpg", &n);
+		k.material_len = n;
+		assert_int_equal(smp_keyring_key_put(e->kr, &k), 0);
+		smp_key_rec_clear(&k);
 	}
+	smp_crypto_get_stats(e->c, &cs);
+	before = cs.cache_misses;
+	assert_int_equal(smp_encrypt_message(e->c, e->kr,
+					     (const char *)m.all.p, m.all.len,
+					     fprs, 1, NULL, &r, err,
+					     sizeof(err)),
+			 SMP_ENCRYPT_OK);
+	smp_crypto_get_stats(e->c, &cs);
+	assert_int_equal(cs.cache_misses, before + 1);
+	plain = decrypt_as("carol", &r, &pn);
+	free(plain);
+	smp_encrypted_clear(&r);
+
+	/* deleted from the keyring: no key, nothing encrypted, no process */
+	assert_int_equal(smp_keyring_key_delete(e->kr, FPR_CAROL), 0);
+	before = forks;
+	assert_int_equal(smp_encrypt_message(e->c, e->kr,
+					     (const char *)m.all.p, m.all.len,
+					     fprs, 1, NULL, &r, err,
+					     sizeof(err)),
+			 SMP_ENCRYPT_NO_KEY);
+	assert_non_null(strstr(err, FPR_CAROL));
+	assert_non_null(strstr(err, "not in the keyring"));
+	assert_int_equal(forks - before, 0);
+	assert_null(r.body);
+	msg_free(&m);
+}
+
+/* The fixture key that expires in 2122: rnp encrypts to it (gpg and sq
+ * decrypt it with its secret key); gnupg refuses it, saying why. */
+static void test_key_expiring_2122(void **state)
+{
+	struct env *e = *state;
+	struct msg m;
+	const char *fprs[] = {FPR_FUTURE};
+	struct smp_encrypted r;
+	char err[512];
+	int rc;
+
+	put_key(e->kr, "future2122", FPR_FUTURE, "future@example.org");
+	text_message(&m);
+	rc = smp_encrypt_message(e->c, e->kr, (const char *)m.all.p,
+				 m.all.len, fprs, 1, NULL, &r, err,
+				 sizeof(err));
+	if (gnupg(e)) {
+		assert_int_equal(rc, SMP_ENCRYPT_BAD_KEY);
+		assert_non_null(strstr(err, FPR_FUTURE));
+		assert_non_null(strstr(err, "past 2106"));
+		assert_null(r.body);
+	} else {
+		const char *a;
+		size_t an;
+		char *in = path_in(e->dir, "future.asc");
+		char *out = path_in(e->dir, "future.out");
+		char *home = path_in(e->dir, "future-home");
+
+		if (rc != SMP_ENCRYPT_OK)
+			fail_msg("%s: %s", smp_encrypt_status_name(rc), err);
+		armor_of(&r, &a, &an);
+		spit(in, a, an);
+		assert_int_equal(sh("sq decrypt --recipient-key '" KEYS
+				    "future2122.sec.asc' --output '%s' '%s' "
+				    "2>/dev/null",
+				    out, in),
+				 0);
+		assert_int_equal(sh("mkdir -m 700 '%s' && gpg --homedir '%s' "
+				    "--batch --quiet --import '" KEYS
+				    "future2122.sec.asc' 2>/dev/null && gpg "
+				    "--homedir '%s' --batch --no-tty --quiet "
+				    "--pinentry-mode loopback --passphrase '' "
+				    "--decrypt '%s' >/dev/null 2>&1; rc=$?; "
+				    "gpgconf --homedir '%s' --kill all; "
+				    "exit $rc",
+				    home, home, home, in, home),
+				 0);
+		smp_encrypted_clear(&r);
+		free(in);
+		free(out);
+		free(home);
+	}
+	msg_free(&m);
 }
 
 static void test_key_errors(void **state)
@@ -1008,10 +1104,10 @@ static void test_key_errors(void **state)
 	int rc;
 
 	text_message(&m);
-	/* dave's key is neither in the home nor in the keyring */
+	/* dave's key is not in the keyring */
 	{
 		const char *fprs[] = {FPR_BOB, FPR_DAVE};
-		rc = smp_encrypt_message(e->g, e->kr, (const char *)m.all.p,
+		rc = smp_encrypt_message(e->c, e->kr, (const char *)m.all.p,
 					 m.all.len, fprs, 2, NULL, &r, err,
 					 sizeof(err));
 		assert_int_equal(rc, SMP_ENCRYPT_NO_KEY);
@@ -1020,47 +1116,64 @@ static void test_key_errors(void **state)
 		assert_null(r.body);
 		assert_int_equal(r.nedits, 0);
 	}
-	/* without a keyring, a key missing from the home is not fetched */
+	/* without a keyring there is no key */
 	{
 		const char *fprs[] = {FPR_CAROL};
-		struct smp_gpg *g2;
-		char *home = path_in(e->dir, "gnupg2");
-		assert_int_equal(smp_gpg_open(home, &g2, err, sizeof(err)), 0);
-		rc = smp_encrypt_message(g2, NULL, (const char *)m.all.p,
+		rc = smp_encrypt_message(e->c, NULL, (const char *)m.all.p,
 					 m.all.len, fprs, 1, NULL, &r, err,
 					 sizeof(err));
 		assert_int_equal(rc, SMP_ENCRYPT_NO_KEY);
 		assert_non_null(strstr(err, FPR_CAROL));
-		smp_gpg_close(g2);
-		free(home);
 	}
-	/* an expired key in the home: gpg refuses it */
+	/* an expired key in the keyring: the engine refuses it, and
+	 * nothing is encrypted to the good one either */
 	{
 		const char *fprs[] = {FPR_BOB, FPR_EXPIRED};
-		size_t kn;
-		unsigned char *k = slurp(KEYS "expired.pub.gpg", &kn);
-		assert_int_equal(smp_gpg_import(e->g, k, kn, NULL), 0);
-		free(k);
-		rc = smp_encrypt_message(e->g, e->kr, (const char *)m.all.p,
+		put_key(e->kr, "expired", FPR_EXPIRED, "expired@example.org");
+		rc = smp_encrypt_message(e->c, e->kr, (const char *)m.all.p,
 					 m.all.len, fprs, 2, NULL, &r, err,
 					 sizeof(err));
 		assert_int_equal(rc, SMP_ENCRYPT_BAD_KEY);
 		assert_non_null(strstr(err, FPR_EXPIRED));
+		assert_null(strstr(err, FPR_BOB));
+		assert_null(r.body);
+	}
+	/* the same fingerprint twice (an archive key that is also a
+	 * recipient's): encrypted to once */
+	{
+		const char *fprs[] = {FPR_BOB, FPR_BOB};
+		unsigned char *plain;
+		size_t pn;
+		rc = smp_encrypt_message(e->c, e->kr, (const char *)m.all.p,
+					 m.all.len, fprs, 2, NULL, &r, err,
+					 sizeof(err));
+		assert_int_equal(rc, SMP_ENCRYPT_OK);
+		plain = decrypt_as("bob", &r, &pn);
+		free(plain);
+		smp_encrypted_clear(&r);
+	}
+	/* no engine */
+	{
+		const char *fprs[] = {FPR_BOB};
+		rc = smp_encrypt_message(NULL, e->kr, (const char *)m.all.p,
+					 m.all.len, fprs, 1, NULL, &r, err,
+					 sizeof(err));
+		assert_int_equal(rc, SMP_ENCRYPT_ERROR);
 	}
 	/* not fingerprints, or none */
 	{
 		const char *fprs[] = {"bob@example.net"};
 		const char *fprs2[] = {"0123\nABCD"};
-		rc = smp_encrypt_message(e->g, e->kr, (const char *)m.all.p,
+		rc = smp_encrypt_message(e->c, e->kr, (const char *)m.all.p,
 					 m.all.len, fprs, 1, NULL, &r, err,
 					 sizeof(err));
 		assert_int_equal(rc, SMP_ENCRYPT_ERROR);
 		assert_non_null(strstr(err, "not a fingerprint"));
-		rc = smp_encrypt_message(e->g, e->kr, (const char *)m.all.p,
+		rc = smp_encrypt_message(e->c, e->kr, (const char *)m.all.p,
 					 m.all.len, fprs2, 1, NULL, &r, err,
 					 sizeof(err));
 		assert_int_equal(rc, SMP_ENCRYPT_ERROR);
-		rc = smp_encrypt_message(e->g, e->kr, (const char *)m.all.p,
+		rc = smp_encrypt_message(e->c, e->kr, (const char *)m.all.p,
 					 m.all.len, fprs, 0, NULL, &r, err,
 					 sizeof(err));
 		assert_int_equal(rc, SMP_ENCRYPT_ERROR);
@@ -1076,7 +1189,7 @@ static void test_key_errors(void **state)
 			low[o++] = (char)(FPR_BOB[i] | 0x20);
 		}
 		low[o] = '\0';
-		rc = smp_encrypt_message(e->g, e->kr, (const char *)m.all.p,
+		rc = smp_encrypt_message(e->c, e->kr, (const char *)m.all.p,
 					 m.all.len, fprs, 1, NULL, &r, err,
 					 sizeof(err));
 		assert_int_equal(rc, SMP_ENCRYPT_OK);
@@ -1095,7 +1208,7 @@ static void expect_skip(struct env *e, const char *msg, int want)
 	int rc;
 
 	assert_int_equal(smp_encrypt_check(msg, strlen(msg), NULL), want);
-	rc = smp_encrypt_message(e->g, e->kr, msg, strlen(msg), fprs, 1,
+	rc = smp_encrypt_message(e->c, e->kr, msg, strlen(msg), fprs, 1,
 				 NULL, &r, err, sizeof(err));
 	if (rc != want)
 		fail_msg("got %s, want %s", smp_encrypt_status_name(rc),
@@ -1249,7 +1362,7 @@ static void test_not_skipped(void **state)
 	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
 		struct smp_encrypted r;
 		char err[512];
-		int rc = smp_encrypt_message(e->g, e->kr, msgs[i],
+		int rc = smp_encrypt_message(e->c, e->kr, msgs[i],
 					     strlen(msgs[i]), fprs, 1, NULL,
 					     &r, err, sizeof(err));
 		if (rc != SMP_ENCRYPT_OK)
@@ -1278,7 +1391,7 @@ static void test_hostile_content_type(void **state)
 	tb_str(&m, "From: a@example.org\r\nSubject: long\r\n");
 	tb_put(&m, ct.p, ct.len);
 	tb_str(&m, "\r\nbody\r\n");
-	assert_int_equal(smp_encrypt_message(e->g, e->kr, (const char *)m.p,
+	assert_int_equal(smp_encrypt_message(e->c, e->kr, (const char *)m.p,
 					     m.len, fprs, 1, NULL, &r, err,
 					     sizeof(err)),
 			 SMP_ENCRYPT_OK);
@@ -1320,27 +1433,51 @@ static void test_status_names(void **state)
 	assert_true(smp_encrypt_is_skip(SMP_ENCRYPT_SKIP_SMP));
 }
 
+static const struct {
+	const char *name;
+	CMUnitTestFunction f;
+} engine_tests[] = {
+	{"text_round_trip", test_text_round_trip},
+	{"html_round_trip", test_html_round_trip},
+	{"attachment_round_trip", test_attachment_round_trip},
+	{"only_the_recipients", test_only_the_recipients},
+	{"line_ends", test_line_ends},
+	{"edits_order", test_edits_order},
+	{"protect_subject", test_protect_subject},
+	{"processes", test_processes},
+	{"keyring_is_the_key_store", test_keyring_is_the_key_store},
+	{"key_expiring_2122", test_key_expiring_2122},
+	{"key_errors", test_key_errors},
+	{"never_reencrypt", test_never_reencrypt},
+	{"not_skipped", test_not_skipped},
+	{"hostile_content_type", test_hostile_content_type},
+};
+
+#define N_ENGINE_TESTS (sizeof(engine_tests) / sizeof(engine_tests[0]))
+
+/* One test body, two engines: every engine test runs once as
+ * "rnp: NAME" and once as "gnupg: NAME", in one group (one summary). */
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_status_names),
-		T(test_text_round_trip),
-		T(test_html_round_trip),
-		T(test_attachment_round_trip),
-		T(test_only_the_recipients),
-		T(test_line_ends),
-		T(test_edits_order),
-		T(test_protect_subject),
-		T(test_gpg_processes),
-		T(test_ensure_keys),
-		T(test_key_errors),
-		T(test_never_reencrypt),
-		T(test_not_skipped),
-		T(test_hostile_content_type),
+	static const char *const engines[] = {"rnp", "gnupg"};
+	static char names[2 * N_ENGINE_TESTS][64];
+	struct CMUnitTest tests[2 * N_ENGINE_TESTS + 1] = {
+		[2 * N_ENGINE_TESTS] = cmocka_unit_test(test_status_names),
 	};
-#undef T
 
+	for (size_t e = 0; e < 2; e++) {
+		for (size_t i = 0; i < N_ENGINE_TESTS; i++) {
+			size_t k = e * N_ENGINE_TESTS + i;
+
+			snprintf(names[k], sizeof(names[k]), "%s: %s",
+				 engines[e], engine_tests[i].name);
+			tests[k].name = names[k];
+			tests[k].test_func = engine_tests[i].f;
+			tests[k].setup_func = setup;
+			tests[k].teardown_func = teardown;
+			tests[k].initial_state = (void *)engines[e];
+		}
+	}
 	t_filter_from_env();
 	return cmocka_run_group_tests_name("encrypt", tests, group_setup,
 					   group_teardown);
