@@ -58,7 +58,7 @@ done
 # Fault scenarios (tests/faults/README.md): real Postfix instances, TAP
 # lines like the black-box tests, each under a timeout. FAULT_SCENARIOS
 # picks some ("" for none).
-for f in ${FAULT_SCENARIOS-reload kill9 lock}; do
+for f in ${FAULT_SCENARIOS-reload keyring kill9 lock}; do
 	t=tests/faults/$f.sh
 	[ -f "$t" ] || continue
 	echo "== faults/$f"
