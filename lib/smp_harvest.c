@@ -216,6 +216,7 @@ static void free_hv(struct hv *h)
 		smp_hv_free_material(&h->sub[i].m);
 	free(h->sub);
 	free(h->sender);
+	smp_bindings_free(h->sb, h->nsb);
 }
 
 /* Reads the sender's bindings and the key record of fpr (may be NULL). */
@@ -255,6 +256,30 @@ struct cand *smp_hv_new_cand(struct hv *h, unsigned part,
 
 /* ------------------------------------------------------------------ */
 /* Writing                                                              */
+
+/* The same from a key record's encryption subkey IDs (a known key,
+ * which is not listed). */
+static bool self_encrypted_ids(const struct hv *h, const char *ids)
+{
+	const struct smp_msg_info *mi = h->ctx->msg;
+
+	if (!mi || !ids)
+		return false;
+	for (unsigned e = 0; e < mi->n_esk_kept && e < SMP_MSG_MAX_ESK_KEPT; e++) {
+		const char *id = mi->esk[e].keyid, *p = ids;
+		size_t n = strlen(id);
+
+		if (mi->esk[e].type != SMP_ESK_PUBKEY || n == 0)
+			continue;
+		while ((p = strcasestr(p, id))) {
+			if ((p == ids || p[-1] == ' ') &&
+			    (p[n] == ' ' || p[n] == '\0'))
+				return true;
+			p += n;
+		}
+	}
+	return false;
+}
 
 static bool self_encrypted(const struct hv *h, const struct smp_key_info *k)
 {
@@ -382,6 +407,52 @@ static int demote_others(struct hv *h, const struct state *s,
 	return 0;
 }
 
+/* What the memo will know of the subject's blocks once the transaction
+ * is committed: the material the keyring then holds and until when it
+ * encrypts (from the listing of what was merged, or of the stored key). */
+static void remember(struct hv *h, struct subject *sub,
+		     const struct decision *d, const struct smp_key_rec *rec)
+{
+	const struct smp_key_info *k = NULL;
+
+	sub->remember = false;
+	if (!h->ctx->memo || sub->revoke)
+		return;
+	switch (d->outcome) {
+	case SMP_HV_HARVESTED:
+	case SMP_HV_MERGED:
+	case SMP_HV_SEEN:
+	case SMP_HV_CONFLICT:
+	case SMP_HV_REPLACED:
+		break;
+	default:
+		return;
+	}
+	if (d->need_material && sub->m.data) {
+		smp_hv_sha256(sub->m.data, sub->m.len, sub->remember_mat);
+		k = &sub->m.key;
+	} else if (rec) {
+		smp_hv_sha256(rec->material, rec->material_len,
+			      sub->remember_mat);
+		k = sub->st && sub->st->key && sub->st->rec.material_len ==
+							 rec->material_len &&
+				    memcmp(sub->st->rec.material, rec->material,
+					   rec->material_len) == 0 ?
+			    sub->st->key :
+			    NULL;
+		if (!k && sub->known) {
+			/* as the memo had it: only refreshed */
+			sub->remember_until = -1;
+			sub->remember = true;
+			return;
+		}
+	}
+	if (!k)
+		return;
+	sub->remember_until = smp_hv_key_until(h, k);
+	sub->remember = true;
+}
+
 /* Inside the transaction: reads the state again, decides, writes. */
 static int apply_subject(struct hv *h, struct subject *sub)
 {
@@ -397,11 +468,13 @@ static int apply_subject(struct hv *h, struct subject *sub)
 		return -1;
 	rec = s.have_rec ? &s.rec : NULL;
 	/* stored state changed since the engine looked: assume the key is
-	 * new */
+	 * new (not for a known block: it was in the stored key, and a merge
+	 * only adds to that; revoked and blocked are judged from s) */
 	changed = sub->changed;
-	if (sub->m.done ? !smp_hv_material_current(&sub->m, rec) :
-			  !smp_hv_same_rec(rec, rec != NULL, st ? &st->rec : NULL,
-				    st != NULL))
+	if (!sub->known &&
+	    (sub->m.done ? !smp_hv_material_current(&sub->m, rec) :
+			   !smp_hv_same_rec(rec, rec != NULL,
+					    st ? &st->rec : NULL, st != NULL)))
 		changed = true;
 	smp_hv_decide(h, sub, &s, changed, &d);
 	if (d.need_material && !smp_hv_material_current(&sub->m, rec) &&
@@ -429,7 +502,10 @@ static int apply_subject(struct hv *h, struct subject *sub)
 	c->reason = d.reason;
 	if (d.outcome != SMP_HV_REFUSED)
 		c->self_enc = self_encrypted(h, c->key) ||
-			      (sub->m.data && self_encrypted(h, &sub->m.key));
+			      (sub->m.data && self_encrypted(h, &sub->m.key)) ||
+			      (c->known && rec &&
+			       self_encrypted_ids(h, rec->enc_keyids));
+	remember(h, sub, &d, rec);
 
 	if (d.need_material && d.outcome != SMP_HV_REFUSED &&
 	    put_key(h, &sub->m, rec))
@@ -526,6 +602,8 @@ static int report_lines(struct hv *h)
 			  detail))
 			return -1;
 	}
+	for (size_t i = 0; i < h->nc; i++)
+		rep->known += h->c[i].known && !h->c[i].dup;
 	rep->harvested = rep->count[SMP_HV_HARVESTED] +
 			 rep->count[SMP_HV_MERGED] +
 			 rep->count[SMP_HV_REPLACED];
@@ -576,10 +654,12 @@ static int pick_subjects(struct hv *h)
 		sub->fpr = c->kb.fpr;
 		sub->revoke = revoke;
 		sub->st = st;
+		sub->known = true;
 		for (size_t j = 0; j < h->nc; j++) {
 			struct cand *e = &h->c[j];
 			if (!e->live || strcmp(e->kb.fpr, c->kb.fpr) != 0)
 				continue;
+			sub->known &= e->known;
 			if (revoke && e->reason == SMP_HR_REVOKED &&
 			    e->nkeep && !e->filtered &&
 			    smp_keyblock_filter(e->data, e->len, e->keep,
@@ -588,7 +668,8 @@ static int pick_subjects(struct hv *h)
 			    errno == ENOMEM)
 				return smp_hv_oom(h);
 			e->revoked_update = revoke;
-			if (smp_hv_listing_adds(h, e->key,
+			if (!e->known &&
+			    smp_hv_listing_adds(h, e->key,
 						st ? st->key : NULL, e->keep,
 						e->nkeep))
 				sub->changed = true;
@@ -733,6 +814,7 @@ int smp_harvest_message(struct smp_keyring *kr, struct smp_crypto *cr,
 		goto out;
 	}
 	in_txn = false;
+	smp_hv_memo_record(&h);
 	rc = 0;
 out:
 	if (in_txn)

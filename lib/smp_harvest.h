@@ -109,6 +109,8 @@
  *     key parts, outbound, a source not enabled, sender mismatch, own
  *     domain, not authenticated, secret, too large, too many user IDs,
  *     v3, blocked fingerprint);
+ *   0 calls for a key block the memo knows (ctx->memo, see
+ *     smp_harvest_memo below): the same block seen again;
  *   1 call (one inspection of all new keys together with the stored
  *     versions of the same fingerprints; 1 gpg process) when nothing
  *     changes: "seen", and every refusal decided from the listing;
@@ -210,6 +212,8 @@ struct smp_harvest_ctx {
 	enum smp_key_source source;        /* of every part ... */
 	const enum smp_key_source *part_sources; /* ... or one per part */
 	int64_t now;                       /* 0: time(NULL) */
+	struct smp_harvest_memo *memo;     /* known key blocks; NULL: none
+					    * (every key is inspected) */
 };
 
 enum smp_harvest_outcome {
@@ -274,6 +278,7 @@ struct smp_harvest_report {
 					 * (gnupg engine; 0 on rnp) */
 	unsigned crypto_ops;            /* smp_crypto calls for this message
 					 * (inspections, merges) */
+	unsigned known;                 /* keys decided from the memo alone */
 	char error[512];                /* the failure, when -1 was returned */
 };
 
@@ -303,6 +308,32 @@ int smp_harvest_message(struct smp_keyring *kr, struct smp_crypto *c,
 			const struct smp_harvest_ctx *ctx,
 			const struct smp_key_part *parts, size_t nparts,
 			struct smp_harvest_report *rep);
+
+/*
+ * Known key blocks (issue 9: a known key seen again costs no crypto
+ * work). A memo remembers, for each key block a harvest took or saw
+ * (harvested, merged, seen, conflict, replaced), the SHA-256 of the block
+ * as the message carried it, its fingerprint, the SHA-256 of the material
+ * the keyring held for it after the message, and until when that key can
+ * encrypt. The same block again is decided without inspecting it when the
+ * keyring still holds exactly that material (the record is read anyway),
+ * the key is neither revoked nor blocked, its expiry has not come, and
+ * the sender already has a binding of it (whose state the rules then
+ * judge as for any key): the outcome is then what it was, "seen" (or the
+ * refusal the binding's state gives). Anything else (another block, a
+ * changed, revoked or expired key, a sender the key was never bound to)
+ * takes the full path. Bounded (least recently used go first); one memo
+ * per thread at a time, like the keyring connection beside it.
+ */
+struct smp_harvest_memo;
+
+#define SMP_HARVEST_MEMO_DEFAULT 4096
+
+struct smp_harvest_memo *smp_harvest_memo_new(size_t max);
+void smp_harvest_memo_free(struct smp_harvest_memo *m);
+/* Blocks remembered, and lookups that decided a key. */
+void smp_harvest_memo_stats(const struct smp_harvest_memo *m, size_t *n,
+			    unsigned long *hits);
 
 /*
  * The require_auth check: among the Authentication-Results values, only

@@ -39,6 +39,10 @@ struct cand {
 	bool self_enc;
 	bool live;                   /* past the rules before crypto */
 	bool dup;                    /* a later copy of an earlier key */
+	bool known;                  /* the memo knows this very block: no
+				      * crypto work (smp_harvest_memo) */
+	char digest[65];             /* SHA-256 of the block, hex ("" when
+				      * there is no memo) */
 	bool revoked_update;         /* revoked, stored, bound: merge it */
 	const struct smp_key_info *key;  /* the engine's listing of the block */
 	const char **keep;           /* its valid user IDs for the sender */
@@ -52,6 +56,8 @@ struct stored {
 	char fpr[SMP_FPR_MAX];
 	bool present;
 	struct smp_key_rec rec;
+	unsigned char mat[32];       /* SHA-256 of rec.material (have_mat) */
+	bool have_mat;
 	const struct smp_key_info *key;  /* the listing of rec.material */
 };
 
@@ -74,7 +80,12 @@ struct subject {
 	bool revoke;
 	const struct stored *st;     /* NULL when nothing was stored */
 	bool changed;                /* brings something the store lacks */
+	bool known;                  /* every copy of it is known (memo) */
 	struct material m;
+	/* for the memo, once the transaction is committed */
+	bool remember;
+	unsigned char remember_mat[32];  /* SHA-256 of the material stored */
+	int64_t remember_until;
 };
 
 /* The sender's bindings and one key record, as read. */
@@ -106,6 +117,9 @@ struct hv {
 	size_t nkeys;
 	struct subject *sub;
 	size_t nsub;
+	struct smp_binding *sb;      /* the sender's bindings, for the memo */
+	size_t nsb;
+	bool have_sb;
 };
 
 struct decision {
@@ -142,6 +156,14 @@ void smp_hv_decide(const struct hv *h, const struct subject *sub,
 		   const struct state *s, bool changed, struct decision *d);
 
 /* smp_harvest_keys.c */
+void smp_hv_sha256(const void *d, size_t n, unsigned char out[32]);
+/* The candidates the memo knows (fetch_stored calls it). */
+int smp_hv_memo_check(struct hv *h, struct cand *c, struct stored *s);
+/* Records the subjects marked remember (after the commit). */
+void smp_hv_memo_record(struct hv *h);
+/* When k's minimal form stops being usable: the earlier of the primary
+ * key's expiry and its encryption key's (0 = never). */
+int64_t smp_hv_key_until(const struct hv *h, const struct smp_key_info *k);
 struct stored *smp_hv_find_stored(struct hv *h, const char *fpr);
 int smp_hv_fetch_stored(struct hv *h);
 int smp_hv_inspect(struct hv *h);

@@ -8,7 +8,213 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <glib.h>
+
 #include "smp_harvest_int.h"
+
+/* ------------------------------------------------------------------ */
+/* The memo of known key blocks (see smp_harvest.h)                    */
+
+struct memo_entry {
+	char digest[65];             /* of the block, hex: the hash key */
+	char fpr[SMP_FPR_MAX];
+	unsigned char mat[32];       /* SHA-256 of the stored material */
+	int64_t until;               /* 0 = never */
+	GList link;                  /* in lru, data = the entry */
+};
+
+struct smp_harvest_memo {
+	GHashTable *by_digest;       /* digest -> entry (owned by lru) */
+	GQueue lru;                  /* most recently used first */
+	size_t max;
+	unsigned long hits;
+};
+
+struct smp_harvest_memo *smp_harvest_memo_new(size_t max)
+{
+	struct smp_harvest_memo *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	m->by_digest = g_hash_table_new(g_str_hash, g_str_equal);
+	g_queue_init(&m->lru);
+	m->max = max ? max : SMP_HARVEST_MEMO_DEFAULT;
+	return m;
+}
+
+void smp_harvest_memo_free(struct smp_harvest_memo *m)
+{
+	GList *l;
+
+	if (!m)
+		return;
+	while ((l = g_queue_pop_head_link(&m->lru)))
+		free(l->data);
+	g_hash_table_destroy(m->by_digest);
+	free(m);
+}
+
+void smp_harvest_memo_stats(const struct smp_harvest_memo *m, size_t *n,
+			    unsigned long *hits)
+{
+	if (n)
+		*n = m ? m->lru.length : 0;
+	if (hits)
+		*hits = m ? m->hits : 0;
+}
+
+static struct memo_entry *memo_find(struct smp_harvest_memo *m,
+				    const char *digest)
+{
+	struct memo_entry *e = g_hash_table_lookup(m->by_digest, digest);
+
+	if (e) {
+		g_queue_unlink(&m->lru, &e->link);
+		g_queue_push_head_link(&m->lru, &e->link);
+	}
+	return e;
+}
+
+/* Remembers (or refreshes) one block; nothing when out of memory (the
+ * memo only saves work). until < 0: keep the entry's (a refresh). */
+static void memo_put(struct smp_harvest_memo *m, const char *digest,
+		     const char *fpr, const unsigned char mat[32],
+		     int64_t until)
+{
+	struct memo_entry *e = memo_find(m, digest);
+
+	if (!e && until < 0)
+		return;
+	if (!e) {
+		while (m->lru.length >= m->max) {
+			GList *l = g_queue_pop_tail_link(&m->lru);
+			struct memo_entry *old = l->data;
+			g_hash_table_remove(m->by_digest, old->digest);
+			free(old);
+		}
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			return;
+		memcpy(e->digest, digest, sizeof(e->digest));
+		e->link.data = e;
+		g_queue_push_head_link(&m->lru, &e->link);
+		g_hash_table_insert(m->by_digest, e->digest, e);
+	}
+	snprintf(e->fpr, sizeof(e->fpr), "%s", fpr);
+	memcpy(e->mat, mat, sizeof(e->mat));
+	if (until >= 0)
+		e->until = until;
+}
+
+void smp_hv_sha256(const void *d, size_t n, unsigned char out[32])
+{
+	GChecksum *cs = g_checksum_new(G_CHECKSUM_SHA256);
+	gsize len = 32;
+
+	memset(out, 0, 32);
+	if (!cs)
+		return;
+	g_checksum_update(cs, d, (gssize)n);
+	g_checksum_get_digest(cs, out, &len);
+	g_checksum_free(cs);
+}
+
+static void sha256_hex(const void *d, size_t n, char out[65])
+{
+	unsigned char b[32];
+
+	smp_hv_sha256(d, n, b);
+	for (size_t i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* Does the sender have a binding of fpr (any state)? Reads the sender's
+ * bindings once. -1 on a database failure. */
+static int sender_bound(struct hv *h, const char *fpr)
+{
+	if (!h->have_sb) {
+		if (smp_keyring_bindings_for(h->kr, h->sender, &h->sb,
+					     &h->nsb) < 0)
+			return smp_hv_db_fail(h);
+		h->have_sb = true;
+	}
+	for (size_t i = 0; i < h->nsb; i++)
+		if (strcmp(h->sb[i].fpr, fpr) == 0)
+			return 1;
+	return 0;
+}
+
+int smp_hv_memo_check(struct hv *h, struct cand *c, struct stored *s)
+{
+	struct smp_harvest_memo *m = h->ctx->memo;
+	const struct memo_entry *e;
+	int r;
+
+	if (!m)
+		return 0;
+	sha256_hex(c->data, c->len, c->digest);
+	if (!s->present || s->rec.revoked || s->rec.blocked ||
+	    (s->rec.expires && s->rec.expires <= h->now))
+		return 0;
+	e = memo_find(m, c->digest);
+	if (!e || strcmp(e->fpr, c->kb.fpr) != 0 ||
+	    (e->until && e->until <= h->now))
+		return 0;
+	if (!s->have_mat) {
+		smp_hv_sha256(s->rec.material, s->rec.material_len, s->mat);
+		s->have_mat = true;
+	}
+	if (memcmp(s->mat, e->mat, sizeof(s->mat)) != 0)
+		return 0; /* the keyring's key changed since */
+	r = sender_bound(h, c->kb.fpr);
+	if (r < 0)
+		return -1;
+	if (r == 0)
+		return 0;
+	c->known = true;
+	m->hits++;
+	return 0;
+}
+
+void smp_hv_memo_record(struct hv *h)
+{
+	struct smp_harvest_memo *m = h->ctx->memo;
+
+	if (!m)
+		return;
+	for (size_t i = 0; i < h->nsub; i++) {
+		const struct subject *sub = &h->sub[i];
+
+		if (!sub->remember)
+			continue;
+		for (size_t j = 0; j < h->nc; j++) {
+			const struct cand *c = &h->c[j];
+			if (c->live && c->digest[0] &&
+			    (c->reason == SMP_HR_NONE || c->known) &&
+			    strcmp(c->kb.fpr, sub->fpr) == 0)
+				memo_put(m, c->digest, sub->fpr,
+					 sub->remember_mat,
+					 sub->remember_until);
+		}
+	}
+}
+
+int64_t smp_hv_key_until(const struct hv *h, const struct smp_key_info *k)
+{
+	const struct smp_key_sub *best = NULL;
+	int64_t until = k->expires;
+
+	for (size_t i = 1; i < k->nsubkeys; i++) {
+		const struct smp_key_sub *s = &k->subkeys[i];
+		if (s->can_encrypt && !s->revoked && !s->invalid &&
+		    (s->expires == 0 || s->expires > h->now) &&
+		    (!best || s->created > best->created))
+			best = s;
+	}
+	if (best && best->expires && (!until || best->expires < until))
+		until = best->expires;
+	return until;
+}
 
 void smp_hv_free_material(struct material *m)
 {
@@ -53,10 +259,13 @@ int smp_hv_fetch_stored(struct hv *h)
 			s->present = r == 0;
 			h->nst++;
 		}
-		if (s->present && s->rec.blocked)
+		if (s->present && s->rec.blocked) {
 			c->reason = SMP_HR_BLOCKED;
-		else
-			c->live = true;
+			continue;
+		}
+		c->live = true;
+		if (smp_hv_memo_check(h, c, s))
+			return -1;
 	}
 	return 0;
 }
@@ -93,6 +302,16 @@ static size_t count_blocks(const unsigned char *d, size_t n)
 	return nkb;
 }
 
+/* Is some live candidate of fpr not known (so inspected)? */
+static bool unknown_of(const struct hv *h, const char *fpr)
+{
+	for (size_t i = 0; i < h->nc; i++)
+		if (h->c[i].live && !h->c[i].known &&
+		    strcmp(h->c[i].kb.fpr, fpr) == 0)
+			return true;
+	return false;
+}
+
 /* One inspection (one gpg process on gnupg) of every live candidate and
  * the stored versions of their fingerprints (stored first: gpg stops at a
  * block it cannot parse, and only a sender's block can be such). */
@@ -106,17 +325,21 @@ int smp_hv_inspect(struct hv *h)
 	if (!blk)
 		return smp_hv_oom(h);
 	for (size_t i = 0; i < h->nst; i++)
-		if (h->st[i].present &&
+		if (h->st[i].present && unknown_of(h, h->st[i].fpr) &&
 		    buf_put(&b, h->st[i].rec.material,
 			    h->st[i].rec.material_len))
 			goto nomem;
 	next = count_blocks(b.p, b.len);
 	for (size_t i = 0; i < h->nc; i++) {
-		if (!h->c[i].live)
+		if (!h->c[i].live || h->c[i].known)
 			continue;
 		blk[i] = next++;
 		if (buf_put(&b, h->c[i].data, h->c[i].len))
 			goto nomem;
+	}
+	if (b.len == 0) {
+		rc = 0; /* every key is known: no crypto work at all */
+		goto out;
 	}
 	h->calls++;
 	if (smp_crypto_inspect_all(h->cr, b.p, b.len, &h->keys, &h->nkeys)) {
@@ -128,7 +351,8 @@ int smp_hv_inspect(struct hv *h)
 		bool mine = false;
 
 		for (size_t i = 0; i < h->nc; i++) {
-			if (h->c[i].live && key->block == blk[i]) {
+			if (h->c[i].live && !h->c[i].known &&
+			    key->block == blk[i]) {
 				h->c[i].key = key;
 				mine = true;
 			}

@@ -421,8 +421,8 @@ int smp_hv_key_rules(struct hv *h)
 	for (size_t i = 0; i < h->nc; i++) {
 		struct cand *c = &h->c[i];
 
-		if (!c->live)
-			continue;
+		if (!c->live || c->known)
+			continue; /* known: as it was, see smp_hv_memo_check */
 		if (!c->key) {
 			c->reason = SMP_HR_UNUSABLE;
 			continue;

@@ -52,6 +52,8 @@ static void set_live(struct smp_keyslot *s, bool live)
 
 static void slot_close_kr(struct smp_keyslot *s)
 {
+	smp_harvest_memo_free(s->memo);
+	s->memo = NULL;
 	if (s->kr)
 		smp_keyring_close(s->kr);
 	s->kr = NULL;
@@ -402,6 +404,13 @@ struct smp_crypto *smp_keyslot_crypto(struct smp_keyslot *s,
 	}
 	smp_crypto_set_cache_max(s->crypto, (size_t)cfg->crypto_cache_keys);
 	return s->crypto;
+}
+
+struct smp_harvest_memo *smp_keyslot_memo(struct smp_keyslot *s)
+{
+	if (!s->memo)
+		s->memo = smp_harvest_memo_new(SMP_HARVEST_MEMO_DEFAULT);
+	return s->memo;
 }
 
 void smp_keypool_put(struct smp_keyslot *s)

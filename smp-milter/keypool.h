@@ -36,6 +36,7 @@
 
 #include "smp_config.h"
 #include "smp_crypto.h"
+#include "smp_harvest.h"
 #include "smp_keyring.h"
 
 #define SMP_KEYPOOL_SIZE 4
@@ -46,6 +47,8 @@ struct smp_keyslot {
 	char *target;             /* what kr was opened with */
 	char *engine, *home;      /* what crypto was opened with (home:
 				   * gnupg only, else NULL) */
+	struct smp_harvest_memo *memo; /* known key blocks of kr's keyring
+				   * (smp_keyslot_memo) */
 	bool busy;
 	bool live;                /* kr is open or being opened (guarded by
 				   * the pool's lock) */
@@ -63,6 +66,11 @@ struct smp_keyslot *smp_keypool_get(const struct smp_config *cfg, char *err,
 struct smp_crypto *smp_keyslot_crypto(struct smp_keyslot *s,
 				      const struct smp_config *cfg, char *err,
 				      size_t errlen);
+
+/* The slot's memo of known key blocks (lib/smp_harvest.h), made on first
+ * use and dropped with the keyring connection; NULL when out of memory
+ * (then every key is inspected). */
+struct smp_harvest_memo *smp_keyslot_memo(struct smp_keyslot *s);
 
 void smp_keypool_put(struct smp_keyslot *s);
 

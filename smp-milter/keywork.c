@@ -163,6 +163,7 @@ static int do_harvest(struct smp_keyslot *slot, const struct smp_keywork_in *in,
 	hctx.msg = r ? &r->msg : NULL;
 	hctx.source = SMP_SRC_SMP;
 	hctx.part_sources = sources;
+	hctx.memo = smp_keyslot_memo(slot);
 	if (in->nfrom_headers != 1 && !from) {
 		/* no From list to hand over: point at a harmless empty one */
 		static const char *const none[2] = {"", ""};

@@ -278,6 +278,7 @@ struct fx {
 	struct smp_keyring *kr;
 	const char *engine;
 	struct smp_crypto *c;
+	struct smp_harvest_memo *memo;
 	struct smp_harvest_config cfg;
 	char *skip[2];
 	struct smp_limits lim;
@@ -325,6 +326,9 @@ static int setup(void **state)
 	f->engine = *state;
 	if (smp_crypto_open(f->engine, f->home, &f->c, err, sizeof(err)))
 		fail_msg("crypto engine %s: %s", f->engine, err);
+	/* as the daemon has one per pool slot */
+	f->memo = smp_harvest_memo_new(0);
+	assert_non_null(f->memo);
 	smp_harvest_config_init(&f->cfg);
 	f->skip[0] = "corp.example";
 	f->cfg.skip_domains = f->skip;
@@ -340,6 +344,7 @@ static int teardown(void **state)
 
 	smp_harvest_report_clear(&f->rep);
 	smp_crypto_close(f->c);
+	smp_harvest_memo_free(f->memo);
 	smp_keyring_close(f->kr);
 	rmrf(f->dir);
 	free(f);
@@ -362,6 +367,7 @@ static void msg(struct fx *f, const char *sender, int64_t date)
 	f->ctx.client_addr = "192.0.2.25";
 	f->ctx.source = SMP_SRC_SMP;
 	f->ctx.now = NOW;
+	f->ctx.memo = f->memo;
 }
 
 /* Harvests the named public keys (pub) in one message. */
@@ -596,7 +602,9 @@ static void test_self_encryption_signal(void **state)
 	harvest_eml(f, "harvest-dave-not-self-encrypted.eml", &r);
 	expect_line(f, 0, dave, SMP_HV_SEEN, SMP_HR_NONE);
 	assert_false(f->rep.lines[0].self_encrypted);
-	cost(f, 1);
+	/* the same key block again: known, no crypto work at all */
+	cost(f, 0);
+	assert_int_equal(f->rep.known, 1);
 	assert_non_null(get_binding(f, "dave@example.net", dave, &b));
 	assert_false(b.self_encrypted);
 	assert_int_equal(b.times_seen, 2);
@@ -1225,11 +1233,12 @@ static void test_merge_updated_key(void **state)
 	assert_string_equal(k.enc_keyids, alice.enc[0]);
 	smp_key_rec_clear(&k);
 
-	/* the same version again: nothing new, one inspection, no event */
+	/* the same version again: nothing new, no crypto work (the block
+	 * is known), no event */
 	msg(f, "alice@example.org", DATE1 + DAY);
 	assert_int_equal(harvest1(f, "alice"), 0);
 	expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
-	cost(f, 1);
+	cost(f, 0);
 	assert_int_equal(f->rep.harvested, 0);
 	assert_int_equal(nevents(f, "alice@example.org"), 1);
 
@@ -1499,6 +1508,107 @@ static void test_no_parts_no_work(void **state)
 	assert_int_equal(nevents(f, "alice@example.org"), 0);
 }
 
+/* A known key seen again (the same block) costs no crypto work; anything
+ * that may change the outcome takes the full path again. */
+static void test_known_key_no_crypto(void **state)
+{
+	struct fx *f = *state;
+	const char *a = fpr_of("alice"), *fut = fpr_of("future2122");
+	struct smp_binding b;
+	struct smp_key_rec k;
+	struct smp_harvest_report first;
+	size_t n;
+	unsigned long hits;
+
+	/* without a memo, a known key is inspected every time */
+	msg(f, "alice@example.org", DATE1);
+	f->ctx.memo = NULL;
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_HARVESTED, SMP_HR_NONE);
+	cost(f, 2);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
+	cost(f, 1);
+	smp_harvest_memo_stats(f->memo, &n, &hits);
+	assert_int_equal(n, 0);
+
+	/* with it: the first "seen" is inspected and remembered, the
+	 * next ones are not even parsed */
+	msg(f, "alice@example.org", DATE1 + DAY);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
+	cost(f, 1);
+	first = f->rep;
+	memset(&f->rep, 0, sizeof(f->rep));
+	smp_harvest_report_clear(&first);
+	for (int i = 2; i < 12; i++) {
+		msg(f, "alice@example.org", DATE1 + i * DAY);
+		assert_int_equal(harvest1(f, "alice"), 0);
+		expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
+		cost(f, 0);
+		assert_int_equal(f->rep.known, 1);
+	}
+	smp_harvest_memo_stats(f->memo, &n, &hits);
+	assert_int_equal(n, 1);
+	assert_int_equal(hits, 10);
+	/* the binding's counters still count every message */
+	assert_non_null(get_binding(f, "alice@example.org", a, &b));
+	assert_int_equal(b.times_seen, 13);
+	assert_int_equal(b.msg_date, NOW); /* a Date past NOW counts as NOW */
+	smp_binding_clear(&b);
+
+	/* another sender with the same block: the full path (not bound) */
+	msg(f, "bob@example.net", DATE1 + 12 * DAY);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_REFUSED, SMP_HR_NO_MATCHING_UID);
+	cost(f, 1);
+
+	/* the binding blocked: the rules judge it as for any key */
+	assert_int_equal(smp_keyring_binding_set_state(f->kr,
+						       "alice@example.org", a,
+						       SMP_BIND_BLOCKED), 0);
+	msg(f, "alice@example.org", DATE1 + 13 * DAY);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_REFUSED, SMP_HR_BLOCKED_BINDING);
+	cost(f, 0);
+	assert_int_equal(smp_keyring_binding_set_state(f->kr,
+						       "alice@example.org", a,
+						       SMP_BIND_ACTIVE), 0);
+
+	/* the keyring's key changed (an admin stored other material): the
+	 * block is inspected again */
+	assert_int_equal(smp_keyring_key_get(f->kr, a, &k), 0);
+	free(k.material);
+	k.material = slurp(KEYS "alice-updated.pub.gpg", &k.material_len);
+	assert_int_equal(smp_keyring_key_put(f->kr, &k), 0);
+	smp_key_rec_clear(&k);
+	msg(f, "alice@example.org", DATE1 + 14 * DAY);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
+	cost(f, 1);
+
+	/* the key blocked: refused before anything, as always */
+	assert_int_equal(smp_keyring_key_set_blocked(f->kr, a, true), 0);
+	msg(f, "alice@example.org", DATE1 + 15 * DAY);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_REFUSED, SMP_HR_BLOCKED);
+	cost(f, 0);
+
+	/* a key that expires (in 2122): known until then, refused after */
+	msg(f, "future@example.org", DATE1);
+	assert_int_equal(harvest1(f, "future2122"), 0);
+	expect_line(f, 0, fut, SMP_HV_HARVESTED, SMP_HR_NONE);
+	msg(f, "future@example.org", DATE1 + DAY);
+	assert_int_equal(harvest1(f, "future2122"), 0);
+	expect_line(f, 0, fut, SMP_HV_SEEN, SMP_HR_NONE);
+	cost(f, 0);
+	msg(f, "future@example.org", DATE1 + 2 * DAY);
+	f->ctx.now = 4801798800LL + DAY;
+	assert_int_equal(harvest1(f, "future2122"), 0);
+	expect_line(f, 0, fut, SMP_HV_REFUSED, SMP_HR_EXPIRED);
+	cost(f, 1);
+}
+
 /* A key created in 2022 that expires in 2122 (past the 32-bit wrap of
  * 2106): harvested on both engines with its 64-bit expiry. */
 static void test_key_expiring_2122(void **state)
@@ -1634,6 +1744,7 @@ static const struct {
 	{"crypto_failure_writes_nothing", test_crypto_failure_writes_nothing},
 	{"db_failure_rolls_back", test_db_failure_rolls_back},
 	{"key_expiring_2122", test_key_expiring_2122},
+	{"known_key_no_crypto", test_known_key_no_crypto},
 };
 
 #define N_ENGINE_TESTS (sizeof(engine_tests) / sizeof(engine_tests[0]))
