@@ -3,7 +3,9 @@
 #   make bench-encrypt   PGP/MIME encryption throughput (msgs/s, MB/s) for a
 #                        ~20 KB and a ~1 MB message to bob's fixture key:
 #                        (a) the milter's library path (smp_encrypt_check,
-#                        smp_policy_decide, smp_encrypt_message) vs (b) a
+#                        smp_policy_decide, smp_encrypt_message on the
+#                        default crypto engine, rnp; --engine gnupg in
+#                        BENCH_ENCRYPT_ARGS for the other) vs (b) a
 #                        bare gpgme encrypt loop over the same bytes and key,
 #                        the ratio (a)/(b), gpg processes per message; (c)
 #                        both with 2 threads, and 2 threads on a GnuPG home

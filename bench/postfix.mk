@@ -3,8 +3,10 @@
 # inclusion).
 #
 #   make bench-postfix   Postfix throughput: no milter vs bench/postfix/passmilter
-#                        vs smp-milter (20 sessions, SMP + plain mix), and
-#                        smp-milter's resident memory with 100 sessions.
+#                        vs smp-milter (20 sessions, SMP + plain mix) vs
+#                        smp-milter with encryption on, per crypto engine
+#                        (rnp, gnupg), and smp-milter's resident memory with
+#                        100 sessions.
 #                        Root only; a throwaway Postfix instance on 127.0.0.1.
 #   make test-postfix    tests/postfix/e2e.sh (throwaway Postfix + smp-milter)
 #   BENCH_POSTFIX_ARGS   extra arguments/env, e.g. BENCH_POSTFIX_MESSAGES=4000
