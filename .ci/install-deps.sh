@@ -7,7 +7,7 @@ PKGS="build-essential pkg-config gnupg
 libgmime-3.0-dev libgpgme-dev librnp-dev sq libmilter-dev libconfuse-dev libcmocka-dev
 libsqlite3-dev libpq-dev libjansson-dev
 clang libclang-rt-14-dev jq
-postfix swaks iproute2 procps miltertest valgrind systemd python3"
+postfix swaks iproute2 procps miltertest valgrind systemd python3 strace"
 
 missing=""
 for p in $PKGS; do
