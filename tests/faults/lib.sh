@@ -232,8 +232,17 @@ fl_report_logs() {
 	tail -8 "$PF_TMP/out/log/maillog" | sed 's/^/# /' >&2
 }
 
-# fl_end: the plan; exit status.
+# fl_end: smp-milter stopped (SIGTERM: exit 0, no sanitizer report in its
+# log); the plan; exit status.
 fl_end() {
+	pf_milter_stop
+	check "smp-milter exits 0 on SIGTERM (exit ${PF_LAST_RC:-?})" test "${PF_LAST_RC:-}" = 0
+	if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$PF_MILTER_LOG"; then
+		not_ok "no sanitizer report in smp-milter's log" \
+			"$(grep -m3 -E 'Sanitizer|runtime error:' "$PF_MILTER_LOG")"
+	else
+		ok "no sanitizer report in smp-milter's log"
+	fi
 	fl_report_logs
 	pf_log "took $(fl_elapsed) s"
 	echo "1..$n"
