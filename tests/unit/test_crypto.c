@@ -33,6 +33,7 @@
 #include <rnp/rnp_err.h>
 
 #include "smp_armor.h"
+#include "smp_config.h"
 #include "smp_crypto.h"
 #include "test_util.h"
 
@@ -1718,6 +1719,54 @@ static void test_engine_name(void **state)
 /* ------------------------------------------------------------------ */
 /* Not per engine                                                       */
 
+/* The crypto { engine, cache_keys } options of smp-milter.conf. */
+static void test_config_options(void **state)
+{
+	static const struct {
+		const char *text, *engine, *err;
+		long cache;
+	} t[] = {
+		{"", "rnp", NULL, SMP_CRYPTO_CACHE_DEFAULT},
+		{"crypto {\n  engine = gnupg\n  cache_keys = 10\n}\n", "gnupg",
+		 NULL, 10},
+		{"crypto {\n  engine = rnp\n}\n", "rnp", NULL,
+		 SMP_CRYPTO_CACHE_DEFAULT},
+		{"crypto {\n  engine = gpg\n}\n", NULL,
+		 ":2: engine: 'gpg' is not one of rnp, gnupg", 0},
+		{"crypto {\n  cache_keys = 0\n}\n", NULL,
+		 ":2: cache_keys: '0' is not a number of keys from 1 to 1000000",
+		 0},
+	};
+	const char *tmp = getenv("TMPDIR");
+	char path[512], err[512];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/smp-test-crypto-conf.XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	assert_int_not_equal(mkstemp(path), -1);
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		FILE *f = fopen(path, "w");
+		struct smp_config *c;
+
+		assert_non_null(f);
+		fputs(t[i].text, f);
+		fclose(f);
+		err[0] = '\0';
+		c = smp_config_load(path, err, sizeof(err));
+		if (t[i].err) {
+			assert_null(c);
+			assert_non_null(strstr(err, t[i].err));
+			continue;
+		}
+		if (!c)
+			fail_msg("%s", err);
+		assert_string_equal(c->crypto_engine, t[i].engine);
+		assert_int_equal(c->crypto_cache_keys, t[i].cache);
+		smp_config_free(c);
+	}
+	unlink(path);
+}
+
 static void test_open_errors(void **state)
 {
 	struct smp_crypto *c = (struct smp_crypto *)1;
@@ -1871,7 +1920,7 @@ static const struct {
 };
 
 #define N_ENGINE_TESTS (sizeof(engine_tests) / sizeof(engine_tests[0]))
-#define N_COMMON 3
+#define N_COMMON 4
 
 /* One test body, two engines: every engine test runs once as
  * "rnp: NAME" and once as "gnupg: NAME", in one group (one summary). */
@@ -1883,6 +1932,7 @@ int main(void)
 		[2 * N_ENGINE_TESTS] = cmocka_unit_test(test_open_errors),
 		[2 * N_ENGINE_TESTS + 1] = cmocka_unit_test(test_uid_email),
 		[2 * N_ENGINE_TESTS + 2] = cmocka_unit_test(test_engines_agree),
+		[2 * N_ENGINE_TESTS + 3] = cmocka_unit_test(test_config_options),
 	};
 
 	for (size_t e = 0; e < 2; e++) {
