@@ -7,7 +7,8 @@ PKGS="build-essential pkg-config gnupg
 libgmime-3.0-dev libgpgme-dev librnp-dev sq libmilter-dev libconfuse-dev libcmocka-dev
 libsqlite3-dev libpq-dev libjansson-dev
 clang libclang-rt-14-dev jq
-postfix swaks iproute2 procps miltertest valgrind systemd python3 strace"
+postfix swaks iproute2 procps miltertest valgrind systemd python3 strace
+postgresql"
 
 missing=""
 for p in $PKGS; do
@@ -25,6 +26,9 @@ fi
 echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >/dev/null
+# postgresql: the keyring tests start throwaway servers of their own from
+# its binaries (tests/pg/pg-start.sh, a unix socket in a temp directory);
+# the system cluster the package may set up is never used.
 # tests/postfix runs throwaway Postfix instances of its own: install postfix
 # without configuring or starting the system instance.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections

@@ -285,6 +285,7 @@ static int64_t now_s(void)
 
 static const struct smp_keyring_ops *const backends[] = {
 	&smp_keyring_sqlite_ops,
+	&smp_keyring_pg_ops,
 };
 
 int smp_keyring_open(const char *backend, const char *target,
@@ -311,7 +312,7 @@ int smp_keyring_open_flags(const char *backend, const char *target,
 			ops = backends[i];
 	if (!ops) {
 		snprintf(err, errlen, "unknown keyring backend '%.64s' "
-			 "(this build has: sqlite)", backend);
+			 "(this build has: sqlite, postgresql)", backend);
 		return -1;
 	}
 	if (!target || !*target) {

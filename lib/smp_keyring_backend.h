@@ -84,6 +84,7 @@ struct smp_keyring_ops {
 };
 
 extern const struct smp_keyring_ops smp_keyring_sqlite_ops;
+extern const struct smp_keyring_ops smp_keyring_pg_ops;
 
 /* Writes a sentence into kr->errmsg; returns -1 so that callers can
  * "return smp_kr_error(...)". */

@@ -417,7 +417,7 @@ static void test_open_errors(void **state)
 	assert_int_equal(smp_keyring_open("oracle", f->path, &kr, err,
 					  sizeof(err)), -1);
 	assert_string_equal(err, "unknown keyring backend 'oracle' (this "
-			    "build has: sqlite)");
+			    "build has: sqlite, postgresql)");
 	assert_int_equal(smp_keyring_open("sqlite", "", &kr, err, sizeof(err)),
 			 -1);
 	assert_string_equal(err, "no keyring database given for the sqlite "
