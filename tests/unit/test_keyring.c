@@ -1,6 +1,12 @@
-/* test_keyring.c - unit tests for lib/smp_keyring*.c on real SQLite files
- * in a fresh temporary directory per test. Raw SQL through a separate
- * sqlite3 connection checks what is really stored. */
+/* test_keyring.c - unit tests for lib/smp_keyring*.c, one test body for
+ * both backends: the whole group runs on real SQLite files in a fresh
+ * temporary directory per test, then again on PostgreSQL, in a fresh
+ * schema per test on the server test_pg.h provides (a group that cannot
+ * have it fails). Raw SQL through a separate connection (sqlite3 or
+ * libpq) checks what is really stored. The tests of what only one
+ * backend has (SQLite files: the schema as sqlite_master shows it, file
+ * permissions, a file deleted or replaced under the milter; PostgreSQL:
+ * test_keyring_pg.c) run in that backend's group only. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,14 +23,34 @@
 #include <unistd.h>
 
 #include "smp_keyring.h"
+#include "test_pg.h"
 #include "test_util.h"
 
 #define T0 1700000000   /* a fixed "now" for the time stamps */
 #define ERR_SAMPLE 512
 
+/* The backend the running group tests (see main). */
+static const char *kr_backend = "sqlite";
+
+static bool on_pg(void)
+{
+	return strcmp(kr_backend, "postgresql") == 0;
+}
+
+/* The database's own words for a binding of a key it does not hold. */
+static const char *fk_failed(void)
+{
+	return on_pg() ? "insert or update on table \"bindings\" violates "
+			 "foreign key constraint \"bindings_fpr_fkey\""
+		       : "FOREIGN KEY constraint failed";
+}
+
 struct fix {
 	char dir[64];
-	char path[128];
+	/* the SQLite file, or the conninfo of the test's PostgreSQL schema */
+	char path[200];
+	char name[200];   /* how the backend names it in errors */
+	char schema[64];
 	struct smp_keyring *kr;
 };
 
@@ -40,12 +66,22 @@ static int setup(void **state)
 		 tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
 	if (!mkdtemp(f->dir))
 		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/keyring.db", f->dir);
-	if (smp_keyring_open("sqlite", f->path, &f->kr, err, sizeof(err)) != 0) {
+	*state = f;
+	if (on_pg()) {
+		if (tpg_schema_new(f->path, sizeof(f->path), f->schema,
+				   sizeof(f->schema)) != 0 ||
+		    strlen(f->path) + 1 >= sizeof(f->path))
+			return -1;
+		tpg_name(f->path, f->name, sizeof(f->name));
+	} else {
+		snprintf(f->path, sizeof(f->path), "%s/keyring.db", f->dir);
+		snprintf(f->name, sizeof(f->name), "%s", f->path);
+	}
+	if (smp_keyring_open(kr_backend, f->path, &f->kr, err,
+			     sizeof(err)) != 0) {
 		fprintf(stderr, "open: %s\n", err);
 		return -1;
 	}
-	*state = f;
 	return 0;
 }
 
@@ -79,6 +115,8 @@ static int teardown(void **state)
 
 	smp_keyring_close(f->kr);
 	rm_tree(f->dir);
+	if (f->schema[0])
+		tpg_schema_drop(f->schema);
 	free(f);
 	return 0;
 }
@@ -89,7 +127,7 @@ static void reopen(struct fix *f)
 
 	smp_keyring_close(f->kr);
 	f->kr = NULL;
-	assert_int_equal(smp_keyring_open("sqlite", f->path, &f->kr, err,
+	assert_int_equal(smp_keyring_open(kr_backend, f->path, &f->kr, err,
 					  sizeof(err)), 0);
 }
 
@@ -105,14 +143,44 @@ static sqlite3 *raw_open(const char *path)
 	return db;
 }
 
+/* PostgreSQL: SQLite's codes for what the tests tell apart (a refused
+ * change: a constraint, or a trigger that raises; anything else). */
+static int raw_exec_pg(const char *conninfo, const char *sql, char *msg,
+		       size_t msglen)
+{
+	PGconn *c = tpg_connect(conninfo);
+	PGresult *r;
+	const char *st, *m;
+	int rc = SQLITE_OK;
+
+	PQsetNoticeProcessor(c, tpg_quiet, NULL);
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+	    PQresultStatus(r) != PGRES_TUPLES_OK) {
+		st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		rc = st && (!strncmp(st, "23", 2) || !strcmp(st, "P0001"))
+			     ? SQLITE_CONSTRAINT : SQLITE_ERROR;
+	}
+	m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	if (msg)
+		snprintf(msg, msglen, "%s", rc != SQLITE_OK && m ? m : "");
+	PQclear(r);
+	PQfinish(c);
+	return rc;
+}
+
 /* Runs sql; returns the SQLite code and copies the message. */
 static int raw_exec(const char *path, const char *sql, char *msg,
 		    size_t msglen)
 {
-	sqlite3 *db = raw_open(path);
+	sqlite3 *db;
 	char *m = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &m);
+	int rc;
 
+	if (on_pg())
+		return raw_exec_pg(path, sql, msg, msglen);
+	db = raw_open(path);
+	rc = sqlite3_exec(db, sql, NULL, NULL, &m);
 	if (msg)
 		snprintf(msg, msglen, "%s", m ? m : "");
 	sqlite3_free(m);
@@ -122,10 +190,13 @@ static int raw_exec(const char *path, const char *sql, char *msg,
 
 static long long raw_int(const char *path, const char *sql)
 {
-	sqlite3 *db = raw_open(path);
+	sqlite3 *db;
 	sqlite3_stmt *st = NULL;
 	long long v;
 
+	if (on_pg())
+		return tpg_int(path, sql);
+	db = raw_open(path);
 	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	v = sqlite3_column_int64(st, 0);
@@ -138,9 +209,12 @@ static long long raw_int(const char *path, const char *sql)
 static const char *raw_text(const char *path, const char *sql, char *buf,
 			    size_t len)
 {
-	sqlite3 *db = raw_open(path);
+	sqlite3 *db;
 	sqlite3_stmt *st = NULL;
 
+	if (on_pg())
+		return tpg_text(path, sql, buf, len);
+	db = raw_open(path);
 	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
 	buf[0] = '\0';
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
@@ -396,12 +470,12 @@ static void test_newer_schema_refused(void **state)
 	assert_int_equal(raw_exec(f->path, "INSERT INTO schema_version "
 				  "(version, applied) VALUES (99, 0)", NULL, 0),
 			 SQLITE_OK);
-	assert_int_equal(smp_keyring_open("sqlite", f->path, &kr, err,
+	assert_int_equal(smp_keyring_open(kr_backend, f->path, &kr, err,
 					  sizeof(err)), -1);
 	assert_null(kr);
 	snprintf(want, sizeof(want), "cannot open keyring database %s: its "
 		 "schema version is 99, newer than the 2 this program knows; "
-		 "use a newer smp-milter and smpctl", f->path);
+		 "use a newer smp-milter and smpctl", f->name);
 	assert_string_equal(err, want);
 	/* the file was not touched */
 	assert_int_equal(raw_int(f->path, "SELECT MAX(version) FROM schema_version"), 99);
@@ -715,7 +789,7 @@ static void test_binding_put_update(void **state)
 	mk_bind(&b, "bob@example.org", fpr, T0);
 	assert_int_equal(smp_keyring_binding_put(f->kr, &b), -1);
 	snprintf(want, sizeof(want), "cannot store binding bob@example.org "
-		 "%s: FOREIGN KEY constraint failed", fpr);
+		 "%s: %s", fpr, fk_failed());
 	assert_string_equal(smp_keyring_errmsg(f->kr), want);
 
 	/* defaults: last_seen 0 is now, first_seen 0 is last_seen */
@@ -922,7 +996,11 @@ static void test_addresses_exact(void **state)
 				     "WHERE length(address) > 100", sql,
 				     sizeof(sql)), buf);
 	/* UTF-8 bytes as given: hex of the stored value */
-	assert_string_equal(raw_text(f->path, "SELECT hex(address) FROM "
+	assert_string_equal(raw_text(f->path, on_pg() ?
+				     "SELECT upper(encode(convert_to(address, "
+				     "'UTF8'), 'hex')) FROM bindings WHERE "
+				     "substr(address, 1, 1) = 'J'" :
+				     "SELECT hex(address) FROM "
 				     "bindings WHERE substr(address, 1, 1) = 'J'", buf,
 				     sizeof(buf)),
 			    "4AC3B672672E4DC3BC6C6C6572406578616D706C652E6F7267");
@@ -1128,7 +1206,7 @@ static void test_prune_keep_and_limits(void **state)
 {
 	struct fix *f = *state;
 	struct smp_keyring_pruned p;
-	char want[256];
+	char want[512];
 	int64_t now = T0 + 1000 * (int64_t)DAY;
 
 	add_events(f->kr, "kim@example.org", T0, "old", 3);
@@ -1158,7 +1236,7 @@ static void test_prune_keep_and_limits(void **state)
 					   30 * DAY, DAY, -1, &p), -1);
 	snprintf(want, sizeof(want), "cannot prune the event history in %s: "
 		 "events are append-only: only events older than a day can "
-		 "be pruned", f->path);
+		 "be pruned", f->name);
 	assert_string_equal(smp_keyring_errmsg(f->kr), want);
 	assert_int_equal(p.events, 0);
 	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 5);
@@ -1383,7 +1461,7 @@ static void test_transactions(void **state)
 	mk_bind(&b, "kim@example.org", k2, T0);
 	assert_int_equal(smp_keyring_binding_put(f->kr, &b), -1);
 	snprintf(want, sizeof(want), "cannot store binding kim@example.org "
-		 "%s: FOREIGN KEY constraint failed", k2);
+		 "%s: %s", k2, fk_failed());
 	assert_string_equal(smp_keyring_errmsg(f->kr), want);
 	assert_int_equal(smp_keyring_rollback(f->kr), 0);
 	assert_int_equal(smp_keyring_key_get(f->kr, k1, &g), 1);
@@ -1403,12 +1481,12 @@ static void test_transactions(void **state)
 	assert_int_equal(smp_keyring_begin(f->kr), 0);
 	assert_int_equal(smp_keyring_begin(f->kr), -1);
 	snprintf(want, sizeof(want), "cannot start a transaction on %s: one "
-		 "is already open", f->path);
+		 "is already open", f->name);
 	assert_string_equal(smp_keyring_errmsg(f->kr), want);
 	assert_int_equal(smp_keyring_commit(f->kr), 0);
 	assert_int_equal(smp_keyring_commit(f->kr), -1);
 	snprintf(want, sizeof(want), "cannot commit to %s: no transaction is "
-		 "open", f->path);
+		 "open", f->name);
 	assert_string_equal(smp_keyring_errmsg(f->kr), want);
 	assert_int_equal(smp_keyring_rollback(f->kr), 0);
 
@@ -1440,7 +1518,7 @@ static void test_writer_waits(void **state)
 
 	fpr_of(k1, 10, 1);
 	fpr_of(k2, 10, 2);
-	assert_int_equal(smp_keyring_open("sqlite", f->path, &kr2, err,
+	assert_int_equal(smp_keyring_open(kr_backend, f->path, &kr2, err,
 					  sizeof(err)), 0);
 	assert_int_equal(smp_keyring_begin(f->kr), 0);
 	put_key(f->kr, k1, 1);
@@ -1540,7 +1618,7 @@ static void *writer_main(void *arg)
 	struct smp_keyring *kr = NULL;
 	char err[512];
 
-	if (smp_keyring_open("sqlite", w->path, &kr, err, sizeof(err)) != 0) {
+	if (smp_keyring_open(kr_backend, w->path, &kr, err, sizeof(err)) != 0) {
 		snprintf(w->first_error, sizeof(w->first_error), "%s", err);
 		w->failures++;
 		pthread_barrier_wait(w->go);
@@ -1566,7 +1644,7 @@ static void *reader_main(void *arg)
 	size_t n = 0, last = 0;
 	char err[512];
 
-	if (smp_keyring_open("sqlite", w->path, &kr, err, sizeof(err)) != 0) {
+	if (smp_keyring_open(kr_backend, w->path, &kr, err, sizeof(err)) != 0) {
 		snprintf(w->first_error, sizeof(w->first_error), "%s", err);
 		w->failures++;
 		pthread_barrier_wait(w->go);
@@ -1652,7 +1730,7 @@ static void run_concurrent(struct fix *f, unsigned writers, unsigned msgs)
 	assert_int_equal(shared, msgs);
 	smp_bindings_free(l, n);
 	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM (SELECT "
-				 "DISTINCT address, fpr FROM bindings)"),
+				 "DISTINCT address, fpr FROM bindings) AS t"),
 			 writers * msgs + msgs);
 	for (unsigned id = 0; id < writers; id++) {
 		char a[64];
@@ -1871,7 +1949,7 @@ static void test_health_fresh(void **state)
 	/* NO_CREATE opens an existing keyring as usual */
 	smp_keyring_close(f->kr);
 	f->kr = NULL;
-	assert_int_equal(smp_keyring_open_flags("sqlite", f->path,
+	assert_int_equal(smp_keyring_open_flags(kr_backend, f->path,
 						SMP_KEYRING_NO_CREATE, &f->kr,
 						err, sizeof(err)), 0);
 	assert_false(smp_keyring_created(f->kr));
@@ -1994,7 +2072,7 @@ static void test_health_replaced(void **state)
 	fpr_of(fa, 0xAA, 1);
 	fpr_of(fb, 0xBB, 2);
 	fpr_of(fc, 0xCC, 3);
-	assert_int_equal(smp_keyring_open("sqlite", f->path, &kr2, err,
+	assert_int_equal(smp_keyring_open(kr_backend, f->path, &kr2, err,
 					  sizeof(err)), 0);
 	/* alice only in the old file, and still in its write-ahead log */
 	put_key(f->kr, fa, 1);
@@ -2119,7 +2197,7 @@ static void test_health_garbage_with_log(void **state)
 	size_t n = 0;
 	FILE *fp;
 
-	assert_int_equal(smp_keyring_open("sqlite", f->path, &kr2, err,
+	assert_int_equal(smp_keyring_open(kr_backend, f->path, &kr2, err,
 					  sizeof(err)), 0);
 	fpr_of(fpr, 0x6A7, 1);
 	put_key(f->kr, fpr, 1);
@@ -2256,37 +2334,42 @@ static void test_health_unknown_state(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* The tests of what every backend does, run in each backend's group. */
+#define COMMON_TESTS \
+	T(test_reopen_keeps_data), \
+	T(test_newer_schema_refused), \
+	T(test_key_put_get_replace), \
+	T(test_key_flags_sticky), \
+	T(test_key_delete_cascades), \
+	T(test_binding_put_update), \
+	T(test_bindings_lists), \
+	T(test_binding_delete), \
+	T(test_addresses_exact), \
+	T(test_events_append_list), \
+	T(test_events_append_only), \
+	T(test_prune_events), \
+	T(test_prune_keep_and_limits), \
+	T(test_prune_keeps_newest_id), \
+	T(test_replay), \
+	T(test_transactions), \
+	T(test_writer_waits), \
+	T(test_concurrent_two_writers), \
+	T(test_concurrent_20_sessions), \
+	T(test_bad_arguments), \
+	T(test_stats), \
+	T(test_health_fresh)
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
+	const struct CMUnitTest sqlite_tests[] = {
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_address_normalize),
+		COMMON_TESTS,
+		/* SQLite files only */
 		T(test_open_creates_schema),
-		T(test_reopen_keeps_data),
-		T(test_newer_schema_refused),
 		T(test_open_errors),
 		T(test_open_read_only),
-		T(test_key_put_get_replace),
-		T(test_key_flags_sticky),
-		T(test_key_delete_cascades),
-		T(test_binding_put_update),
-		T(test_bindings_lists),
-		T(test_binding_delete),
-		T(test_addresses_exact),
-		T(test_events_append_list),
-		T(test_events_append_only),
-		T(test_prune_events),
-		T(test_prune_keep_and_limits),
-		T(test_prune_keeps_newest_id),
 		T(test_migrate_from_v1),
-		T(test_replay),
-		T(test_transactions),
-		T(test_writer_waits),
-		T(test_concurrent_two_writers),
-		T(test_concurrent_20_sessions),
-		T(test_bad_arguments),
-		T(test_stats),
-		T(test_health_fresh),
 		T(test_health_no_create),
 		T(test_health_deleted),
 		T(test_health_replaced),
@@ -2295,7 +2378,16 @@ int main(void)
 		T(test_health_corrupt_pages),
 		T(test_health_unknown_state),
 	};
+	const struct CMUnitTest pg_tests[] = {
+		COMMON_TESTS,
+	};
+	int failed;
 
 	t_filter_from_env();
-	return cmocka_run_group_tests_name("keyring", tests, NULL, NULL);
+	failed = cmocka_run_group_tests_name("keyring on sqlite", sqlite_tests,
+					     NULL, NULL);
+	kr_backend = "postgresql";
+	failed += cmocka_run_group_tests_name("keyring on postgresql",
+					      pg_tests, NULL, NULL);
+	return failed;
 }

@@ -19,6 +19,7 @@
 
 #include "smp_keyring.h"
 #include "smp_policy.h"
+#include "test_pg.h"
 #include "test_util.h"
 
 #define KEYS FIXTURES_DIR "/keys/"
@@ -77,8 +78,13 @@ static void fpr_of(const char *name, char out[SMP_FPR_MAX])
 	assert_int_equal(strlen(out), 40);
 }
 
+/* The backend the running group uses: the keyring-backed tests run on
+ * an SQLite file and again on PostgreSQL (test_pg.h). */
+static const char *kr_backend = "sqlite";
+
 struct env {
 	char *dir;
+	char schema[64];
 	struct smp_keyring *kr;
 	struct smp_policy *p;
 	int64_t now;
@@ -152,14 +158,19 @@ static void bind(struct env *e, const char *addr, const char *fpr,
 static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
-	char path[600], err[256];
+	char path[TPG_CONNINFO_MAX + 128], err[512];
 
 	assert_non_null(e);
 	e->dir = tmpdir();
-	snprintf(path, sizeof(path), "%s/keyring.db", e->dir);
-	assert_int_equal(smp_keyring_open("sqlite", path, &e->kr, err,
-					  sizeof(err)),
-			 0);
+	if (strcmp(kr_backend, "postgresql") == 0) {
+		if (tpg_schema_new(path, sizeof(path), e->schema,
+				   sizeof(e->schema)) != 0)
+			fail_msg("no PostgreSQL server for the test");
+	} else {
+		snprintf(path, sizeof(path), "%s/keyring.db", e->dir);
+	}
+	if (smp_keyring_open(kr_backend, path, &e->kr, err, sizeof(err)) != 0)
+		fail_msg("keyring: %s", err);
 	e->now = (int64_t)time(NULL);
 	e->p = smp_policy_new(SMP_ENC_OPPORTUNISTIC);
 	assert_non_null(e->p);
@@ -180,6 +191,8 @@ static int teardown(void **state)
 	smp_keyring_close(e->kr);
 	nftw(e->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 	free(e->dir);
+	if (e->schema[0])
+		tpg_schema_drop(e->schema);
 	free(e);
 	return 0;
 }
@@ -684,7 +697,15 @@ int main(void)
 						teardown),
 	};
 
+	int failed;
+
 	t_filter_from_env();
-	return cmocka_run_group_tests_name("policy", tests, group_setup,
-					   group_teardown);
+	failed = cmocka_run_group_tests_name("policy on sqlite", tests,
+					     group_setup, group_teardown);
+	/* the keyring-backed tests again (the first three need none) */
+	kr_backend = "postgresql";
+	failed += _cmocka_run_group_tests("policy on postgresql", tests + 3,
+					  sizeof(tests) / sizeof(tests[0]) - 3,
+					  group_setup, group_teardown);
+	return failed;
 }
