@@ -3,11 +3,15 @@
  * latency with 100k keys").
  *
  *   bench_keyring [--keys N] [--lookups N] [--stores N] [--dir DIR]
+ *                 [--pg CONNINFO]
  *
  * Builds a fresh SQLite keyring in a temporary directory under DIR
  * (default $TMPDIR or /tmp) with N keys (default 100,000), each with
  * small fake material and one address binding, written in transactions of
- * 1,000. Then measures, on that database:
+ * 1,000; with --pg (bench/keyring.mk passes a throwaway server it starts
+ * with tests/pg/pg-start.sh --durable), the same again in a fresh schema
+ * of that PostgreSQL database, dropped afterwards, so both backends are
+ * measured in one run. Then measures, on each database:
  * - lookup latency: smp_keyring_bindings_for() on random existing
  *   addresses (a recipient with a key) and on absent ones (the usual case
  *   for an outbound recipient), 20,000 each; p50, p99 and max in us.
@@ -29,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "smp_keyring.h"
@@ -216,7 +221,7 @@ static void rm_dir(const char *dir)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
-	char p[600];
+	char p[1024];
 
 	if (!d)
 		return;
@@ -235,50 +240,79 @@ static long long file_size(const char *path)
 	return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
 }
 
-int main(int argc, char **argv)
+static void pg_quiet(void *arg, const char *msg)
 {
-	unsigned keys = 100000;
-	size_t n_lookups = 20000, n_stores = 2000, n;
-	const char *base = getenv("TMPDIR");
-	char dir[512], path[560], err[512], addr[96], wal[600];
+	(void)arg;
+	(void)msg;
+}
+
+/* Runs sql on the PostgreSQL server at conninfo; 0 or -1 (said on
+ * stderr). */
+static int pg_exec(const char *conninfo, const char *sql)
+{
+	PGconn *c = PQconnectdb(conninfo);
+	PGresult *r = NULL;
+	int rc = -1;
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "bench_keyring: %s", PQerrorMessage(c));
+		goto out;
+	}
+	PQsetNoticeProcessor(c, pg_quiet, NULL);
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		fprintf(stderr, "bench_keyring: %s: %s", sql,
+			PQerrorMessage(c));
+		goto out;
+	}
+	rc = 0;
+out:
+	PQclear(r);
+	PQfinish(c);
+	return rc;
+}
+
+/* A fresh schema for the run on the PostgreSQL server at conninfo:
+ * *target gets a conninfo whose search_path is that schema. drop: remove
+ * it again. 0 or -1 (said on stderr). */
+static int pg_schema(const char *conninfo, char *schema, size_t slen,
+		     char *target, size_t tlen, int drop)
+{
+	char sql[160];
+
+	if (!drop)
+		snprintf(schema, slen, "bench_keyring_%ld", (long)getpid());
+	snprintf(sql, sizeof(sql), drop ? "DROP SCHEMA %s CASCADE"
+					: "CREATE SCHEMA %s", schema);
+	if (pg_exec(conninfo, sql) != 0)
+		return -1;
+	if (!drop)
+		snprintf(target, tlen, "%s options='-c search_path=%s'",
+			 conninfo, schema);
+	return 0;
+}
+
+
+/* The whole run on one keyring. PostgreSQL (pg_base set): the tables
+ * are vacuumed and analysed after the fill, as autovacuum would soon do
+ * on a real server, and the stores are measured a second time on a
+ * connection with synchronous_commit off (target_async). */
+static void run_backend(const char *backend, const char *target,
+			const char *what, unsigned keys, size_t n_lookups,
+			size_t n_stores, const char *pg_base,
+			const char *target_async)
+{
+	char err[512], addr[96];
 	unsigned char mat[BENCH_MATERIAL];
 	struct smp_keyring *kr = NULL;
 	struct smp_keyring_stats st;
 	uint64_t *lat;
 	double t, fill_s, secs;
+	size_t n;
 
-	if (!base || !*base)
-		base = "/tmp";
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--keys") && i + 1 < argc)
-			keys = (unsigned)strtoul(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--lookups") && i + 1 < argc)
-			n_lookups = strtoul(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--stores") && i + 1 < argc)
-			n_stores = strtoul(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
-			base = argv[++i];
-		else {
-			fprintf(stderr, "usage: bench_keyring [--keys N] "
-				"[--lookups N] [--stores N] [--dir DIR]\n");
-			return 64;
-		}
-	}
-	if (keys < 1 || n_lookups < 1 || n_stores < 1) {
-		fprintf(stderr, "bench_keyring: counts must be positive\n");
-		return 64;
-	}
-	snprintf(dir, sizeof(dir), "%s/bench-keyring.XXXXXX", base);
-	if (!mkdtemp(dir)) {
-		fprintf(stderr, "bench_keyring: %s: %s\n", dir, strerror(errno));
-		return 1;
-	}
-	snprintf(path, sizeof(path), "%s/keyring.db", dir);
-	snprintf(wal, sizeof(wal), "%s-wal", path);
-	if (smp_keyring_open("sqlite", path, &kr, err, sizeof(err)) != 0) {
+	if (smp_keyring_open(backend, target, &kr, err, sizeof(err)) != 0) {
 		fprintf(stderr, "bench_keyring: %s\n", err);
-		rm_dir(dir);
-		return 1;
+		exit(1);
 	}
 
 	/* the database: keys + bindings in transactions of BENCH_BATCH */
@@ -303,15 +337,15 @@ int main(int argc, char **argv)
 	fill_s = now_s() - t;
 	if (smp_keyring_stats(kr, &st) != 0)
 		die(kr, "stats");
+	if (pg_base && pg_exec(target, "VACUUM ANALYZE keys, bindings, "
+			       "events") != 0)
+		exit(1);
 
-	printf("keyring benchmark: SQLite %s, WAL, synchronous=NORMAL, in %s\n",
-	       sqlite3_libversion(), dir);
-	printf("  database: %lu keys, %lu bindings, %.1f MB (+ %.1f MB WAL); "
-	       "filled in %.2f s (%.0f keys/s in transactions of %d)\n",
-	       st.keys, st.bindings[SMP_BIND_ACTIVE],
-	       (double)file_size(path) / 1e6,
-	       (double)(file_size(wal) > 0 ? file_size(wal) : 0) / 1e6,
-	       fill_s, (double)keys / fill_s, BENCH_BATCH);
+	printf("keyring benchmark: %s\n", what);
+	printf("  database: %lu keys, %lu bindings; filled in %.2f s "
+	       "(%.0f keys/s in transactions of %d)\n",
+	       st.keys, st.bindings[SMP_BIND_ACTIVE], fill_s,
+	       (double)keys / fill_s, BENCH_BATCH);
 
 	lat = calloc(n_lookups, sizeof(*lat));
 	if (!lat)
@@ -334,8 +368,91 @@ int main(int argc, char **argv)
 	printf("  %-34s %7zu %9.0f %9.1f\n",
 	       "known key (merge, binding update)", n, (double)n / secs,
 	       secs * 1e6 / (double)n);
-
 	smp_keyring_close(kr);
+	if (!target_async)
+		return;
+	if (smp_keyring_open(backend, target_async, &kr, err,
+			     sizeof(err)) != 0) {
+		fprintf(stderr, "bench_keyring: %s\n", err);
+		exit(1);
+	}
+	n = stores(kr, keys + (unsigned)n_stores, n_stores, 0, &secs);
+	printf("  %-34s %7zu %9.0f %9.1f\n",
+	       "new key, synchronous_commit=off", n, (double)n / secs,
+	       secs * 1e6 / (double)n);
+	n = stores(kr, keys + (unsigned)n_stores, n, 1, &secs);
+	printf("  %-34s %7zu %9.0f %9.1f\n",
+	       "known key, synchronous_commit=off", n, (double)n / secs,
+	       secs * 1e6 / (double)n);
+	smp_keyring_close(kr);
+}
+
+int main(int argc, char **argv)
+{
+	unsigned keys = 100000;
+	size_t n_lookups = 20000, n_stores = 2000;
+	const char *base = getenv("TMPDIR"), *pg = NULL;
+	char dir[512], path[560], wal[600], what[1024];
+	char schema[64], target[1024], async[1024];
+
+	if (!base || !*base)
+		base = "/tmp";
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--keys") && i + 1 < argc)
+			keys = (unsigned)strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--lookups") && i + 1 < argc)
+			n_lookups = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--stores") && i + 1 < argc)
+			n_stores = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+			base = argv[++i];
+		else if (!strcmp(argv[i], "--pg") && i + 1 < argc)
+			pg = argv[++i];
+		else {
+			fprintf(stderr, "usage: bench_keyring [--keys N] "
+				"[--lookups N] [--stores N] [--dir DIR] "
+				"[--pg CONNINFO]\n");
+			return 64;
+		}
+	}
+	if (keys < 1 || n_lookups < 1 || n_stores < 1) {
+		fprintf(stderr, "bench_keyring: counts must be positive\n");
+		return 64;
+	}
+	snprintf(dir, sizeof(dir), "%s/bench-keyring.XXXXXX", base);
+	if (!mkdtemp(dir)) {
+		fprintf(stderr, "bench_keyring: %s: %s\n", dir, strerror(errno));
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s/keyring.db", dir);
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	snprintf(what, sizeof(what), "SQLite %s, WAL, synchronous=NORMAL, "
+		 "in %s", sqlite3_libversion(), dir);
+	run_backend("sqlite", path, what, keys, n_lookups, n_stores, NULL,
+		    NULL);
+	printf("  file: %.1f MB (+ %.1f MB WAL)\n",
+	       (double)file_size(path) / 1e6,
+	       (double)(file_size(wal) > 0 ? file_size(wal) : 0) / 1e6);
 	rm_dir(dir);
-	return 0;
+
+	if (!pg)
+		return 0;
+	if (pg_schema(pg, schema, sizeof(schema), target, sizeof(target), 0))
+		return 1;
+	{
+		PGconn *c = PQconnectdb(pg);
+		const char *v = PQparameterStatus(c, "server_version");
+		snprintf(what, sizeof(what), "PostgreSQL %s (libpq %d), %s, "
+			 "schema %s", v ? v : "?", PQlibVersion(),
+			 PQhost(c) && PQhost(c)[0] == '/' ? "unix socket"
+							  : "TCP", schema);
+		PQfinish(c);
+	}
+	printf("\n");
+	snprintf(async, sizeof(async), "%s options='-c search_path=%s -c "
+		 "synchronous_commit=off'", pg, schema);
+	run_backend("postgresql", target, what, keys, n_lookups, n_stores, pg,
+		    async);
+	return pg_schema(pg, schema, sizeof(schema), target, sizeof(target),
+			 1) ? 1 : 0;
 }
