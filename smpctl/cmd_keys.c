@@ -915,7 +915,7 @@ static const char keys_usage[] =
 	"smpctl keys list [--state S] [--json] | show ADDRESS|FPR [--json] | "
 	"export ADDRESS|FPR | pin ADDRESS FPR | block FPR | unblock FPR | "
 	"delete ADDRESS|FPR | history ADDRESS [--json] | import FILE [--address A] | "
-	"rebuild | prune [--json]";
+	"rebuild | prune [--json] | migrate --from sqlite:PATH";
 
 int smpctl_cmd_keys(int argc, char **argv)
 {
@@ -945,6 +945,8 @@ int smpctl_cmd_keys(int argc, char **argv)
 		smpctl_error("keys needs a subcommand; usage: %s", keys_usage);
 		return EX_USAGE;
 	}
+	if (!strcmp(argv[1], "migrate"))
+		return smpctl_cmd_keys_migrate(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		if (strcmp(argv[1], subs[i].name))
 			continue;

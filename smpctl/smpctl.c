@@ -101,7 +101,7 @@ static int usage(FILE *f)
 	      "  keys delete ADDRESS|FPR | history ADDRESS [--json]\n"
 	      "  keys import FILE [--address A]   add a key, pinned (source admin)\n"
 	      "  keys rebuild                     regenerate the GnuPG cache\n"
-	      "  keys prune [--json]              apply events_keep and replay.window\n"
+	      "  keys migrate --from sqlite:PATH  copy an SQLite keyring into this one\n"
 	      "  stats [--json]                   keyring counts\n",
 	      f);
 	return f == stdout ? 0 : EX_USAGE;

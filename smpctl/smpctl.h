@@ -45,6 +45,8 @@ const struct smp_config *smpctl_config(void);
 int smpctl_cmd_check(int argc, char **argv);
 int smpctl_cmd_check_config(int argc, char **argv);
 int smpctl_cmd_keys(int argc, char **argv);
+/* argv[0] is "migrate" (cmd_migrate.c) */
+int smpctl_cmd_keys_migrate(int argc, char **argv);
 int smpctl_cmd_stats(int argc, char **argv);
 
 #endif
