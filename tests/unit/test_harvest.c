@@ -2,9 +2,11 @@
  * of SPEC.md 4 with the real fixture keys (fixtures/make-fixtures.sh), a
  * real SQLite keyring in a temporary directory and each crypto engine
  * (one test body, two engines: every test runs as "rnp: NAME" and as
- * "gnupg: NAME", the latter with a real GnuPG home). Each test asserts the
- * outcome and reason the report gives, what the store then holds
- * (bindings, keys, events) and the crypto work it cost.
+ * "gnupg: NAME", the latter with a real GnuPG home). A second group runs
+ * the rnp tests again on a PostgreSQL keyring ("rnp on postgresql:
+ * NAME", a schema of its own per test on the server test_pg.h provides).
+ * Each test asserts the outcome and reason the report gives, what the
+ * store then holds (bindings, keys, events) and the crypto work it cost.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +28,7 @@
 #include "smp_keyring.h"
 #include "smp_packets.h"
 #include "smp_validate.h"
+#include "test_pg.h"
 #include "test_util.h"
 
 #define KEYS FIXTURES_DIR "/keys/"
@@ -273,8 +276,16 @@ static void same_packets(const unsigned char *a, size_t an,
 /* ------------------------------------------------------------------ */
 /* Fixture                                                             */
 
+/* The keyring backend of the running group ("sqlite" or "postgresql"). */
+static const char *kr_backend = "sqlite";
+
+static bool on_pg(void)
+{
+	return strcmp(kr_backend, "postgresql") == 0;
+}
+
 struct fx {
-	char dir[512], home[600], db[600];
+	char dir[512], home[600], db[TPG_CONNINFO_MAX + 128], schema[64];
 	struct smp_keyring *kr;
 	const char *engine;
 	struct smp_crypto *c;
@@ -320,8 +331,15 @@ static int setup(void **state)
 		 t && *t ? t : "/tmp");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->home, sizeof(f->home), "%s/gnupg", f->dir);
-	snprintf(f->db, sizeof(f->db), "%s/keyring.db", f->dir);
-	if (smp_keyring_open("sqlite", f->db, &f->kr, err, sizeof(err)))
+	/* f->db: the file, or the conninfo of the test's own schema */
+	if (on_pg()) {
+		if (tpg_schema_new(f->db, sizeof(f->db), f->schema,
+				   sizeof(f->schema)) != 0)
+			fail_msg("no PostgreSQL server for the test");
+	} else {
+		snprintf(f->db, sizeof(f->db), "%s/keyring.db", f->dir);
+	}
+	if (smp_keyring_open(kr_backend, f->db, &f->kr, err, sizeof(err)))
 		fail_msg("keyring: %s", err);
 	f->engine = *state;
 	if (smp_crypto_open(f->engine, f->home, &f->c, err, sizeof(err)))
@@ -347,6 +365,8 @@ static int teardown(void **state)
 	smp_harvest_memo_free(f->memo);
 	smp_keyring_close(f->kr);
 	rmrf(f->dir);
+	if (f->schema[0])
+		tpg_schema_drop(f->schema);
 	free(f);
 	return 0;
 }
@@ -1657,30 +1677,43 @@ static void test_crypto_failure_writes_nothing(void **state)
 	assert_int_equal(nevents(f, "alice@example.org"), 0);
 }
 
+/* Runs sql on the test's keyring database, beside the library. */
+static void raw_exec(struct fx *f, const char *sql)
+{
+	char msg[256];
+	sqlite3 *db;
+
+	if (on_pg()) {
+		if (tpg_exec(f->db, sql, msg, sizeof(msg)) != 0)
+			fail_msg("%s: %s", sql, msg);
+		return;
+	}
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
 static void test_db_failure_rolls_back(void **state)
 {
 	struct fx *f = *state;
-	sqlite3 *db;
 	const char *a = fpr_of("alice");
 	struct smp_key_rec k;
 
 	/* binding inserts fail (after the key was written) */
-	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-				      "CREATE TRIGGER inject BEFORE INSERT ON "
-				      "bindings BEGIN SELECT RAISE(ABORT, "
-				      "'injected failure'); END;",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
+	raw_exec(f, on_pg() ?
+		 "CREATE FUNCTION inject() RETURNS trigger LANGUAGE plpgsql "
+		 "AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$;"
+		 "CREATE TRIGGER inject BEFORE INSERT ON bindings FOR EACH ROW "
+		 "EXECUTE PROCEDURE inject();" :
+		 "CREATE TRIGGER inject BEFORE INSERT ON bindings BEGIN SELECT "
+		 "RAISE(ABORT, 'injected failure'); END;");
 	msg(f, "alice@example.org", DATE1);
 	assert_int_equal(harvest1(f, "alice"), -1);
 	assert_non_null(strstr(f->rep.error, "injected failure"));
 	assert_int_equal(smp_keyring_key_get(f->kr, a, &k), 1);
 	assert_int_equal(nevents(f, "alice@example.org"), 0);
-	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER inject", NULL, NULL,
-				      NULL),
-			 SQLITE_OK);
-	sqlite3_close(db);
+	raw_exec(f, on_pg() ? "DROP TRIGGER inject ON bindings" :
+			      "DROP TRIGGER inject");
 	/* and the next try works (the GnuPG cache already has the key) */
 	assert_int_equal(harvest1(f, "alice"), 0);
 	expect_line(f, 0, a, SMP_HV_HARVESTED, SMP_HR_NONE);
@@ -1755,7 +1788,9 @@ static const struct {
 int main(void)
 {
 	static const char *const engines[] = {"rnp", "gnupg"};
-	static char names[2 * N_ENGINE_TESTS][64];
+	static char names[2 * N_ENGINE_TESTS][64], pg_names[N_ENGINE_TESTS][80];
+	struct CMUnitTest pg_tests[N_ENGINE_TESTS];
+	int failed;
 	struct CMUnitTest tests[2 * N_ENGINE_TESTS + N_COMMON] = {
 		[2 * N_ENGINE_TESTS] = cmocka_unit_test(test_auth_results_parser),
 		[2 * N_ENGINE_TESTS + 1] = cmocka_unit_test(test_names),
@@ -1774,7 +1809,18 @@ int main(void)
 			tests[k].initial_state = (void *)engines[e];
 		}
 	}
+	/* the rnp tests again on a PostgreSQL keyring */
+	for (size_t i = 0; i < N_ENGINE_TESTS; i++) {
+		snprintf(pg_names[i], sizeof(pg_names[i]), "rnp on postgresql: %s",
+			 engine_tests[i].name);
+		pg_tests[i] = tests[i];
+		pg_tests[i].name = pg_names[i];
+	}
 	t_filter_from_env();
-	return cmocka_run_group_tests_name("harvest", tests, group_setup,
-					   group_teardown);
+	failed = cmocka_run_group_tests_name("harvest", tests, group_setup,
+					     group_teardown);
+	kr_backend = "postgresql";
+	failed += cmocka_run_group_tests_name("harvest on postgresql", pg_tests,
+					      group_setup, group_teardown);
+	return failed;
 }
