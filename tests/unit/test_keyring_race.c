@@ -15,6 +15,11 @@
  * IMMEDIATE; PostgreSQL: the per-address advisory lock) two hosts would
  * both read "no key" and both bind theirs as active (checked: with the
  * lock taken out, the PostgreSQL test fails at the first address).
+ *
+ * test_harvest_race_*: the real harvest (smp_harvest_message, rnp engine)
+ * of the fixture keys alice and alice-other for alice@example.org,
+ * started at once from two hosts, round after round (whether the two
+ * transactions overlap is up to the scheduler here).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,14 +36,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "smp_crypto.h"
+#include "smp_harvest.h"
 #include "smp_keyring.h"
+#include "smp_validate.h"
 #include "test_pg.h"
 #include "test_util.h"
 
+#define KEYS FIXTURES_DIR "/keys/"
 #define T0 1700000000
 #define HOSTS 4
 #define ADDRS 12
 #define PAUSE_MS 15
+#define ROUNDS 8         /* real harvest race */
 
 /* One keyring for the test, on the backend the test was given. */
 struct store {
@@ -304,11 +314,153 @@ static void test_race_postgresql(void **state)
 	race("postgresql");
 }
 
+/* ------------------------------------------------------------------ */
+/* The real harvest                                                    */
+
+struct hhost {
+	const struct store *st;
+	const char *key;         /* fixture name */
+	char home[128];          /* its GnuPG home (the rnp engine needs none) */
+	pthread_barrier_t *go;
+	struct smp_harvest_report rep;
+	int rc;
+	char err[512];
+};
+
+static void part_pub(struct smp_key_part *p, const char *name)
+{
+	char path[512];
+	size_t n;
+
+	snprintf(path, sizeof(path), KEYS "%s.pub.gpg", name);
+	memset(p, 0, sizeof(*p));
+	p->data = slurp(path, &n);
+	p->size = n;
+	p->name = (char *)"public-key-1";
+	p->encoding = SMP_ENC_BINARY;
+	p->kind = SMP_KEY_PUBLIC;
+	p->nkeys = 1;
+}
+
+static void *hhost_main(void *arg)
+{
+	struct hhost *h = arg;
+	struct smp_harvest_config cfg;
+	struct smp_harvest_ctx ctx;
+	struct smp_keyring *kr = NULL;
+	struct smp_crypto *c = NULL;
+	struct smp_key_part part;
+	const char *from[1] = {"alice@example.org"};
+	char err[512];
+
+	smp_harvest_config_init(&cfg);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cfg = &cfg;
+	ctx.envelope_sender = from[0];
+	ctx.from = from;
+	ctx.nfrom = 1;
+	ctx.msg_date = T0;
+	ctx.now = T0 + 60;
+	ctx.message_id = h->key;
+	ctx.client_addr = "192.0.2.25";
+	ctx.source = SMP_SRC_SMP;
+	part_pub(&part, h->key);
+	if (smp_keyring_open(h->st->backend, h->st->target, &kr, err,
+			     sizeof(err)) ||
+	    smp_crypto_open("rnp", h->home, &c, err, sizeof(err))) {
+		snprintf(h->err, sizeof(h->err), "%s", err);
+		pthread_barrier_wait(h->go);
+		goto out;
+	}
+	pthread_barrier_wait(h->go);
+	h->rc = smp_harvest_message(kr, c, &ctx, &part, 1, &h->rep);
+	if (h->rc != 0)
+		snprintf(h->err, sizeof(h->err), "%s", h->rep.error);
+out:
+	free(part.data);
+	if (c)
+		smp_crypto_close(c);
+	smp_keyring_close(kr);
+	return NULL;
+}
+
+static void harvest_race(const char *backend)
+{
+	static const char *const keys[2] = {"alice", "alice-other"};
+	char tmp[64], fprs[2][SMP_FPR_MAX];
+	const char *fp[2] = {fprs[0], fprs[1]};
+	unsigned first[2] = {0, 0};
+
+	smp_lib_init();
+	snprintf(tmp, sizeof(tmp), "/tmp/smp-hrace.XXXXXX");
+	assert_non_null(mkdtemp(tmp));
+	for (unsigned round = 0; round < ROUNDS; round++) {
+		struct store st;
+		struct hhost h[2];
+		pthread_t t[2];
+		pthread_barrier_t go;
+		struct smp_keyring *kr;
+		int out[2];
+
+		store_new(&st, backend);
+		kr = store_open(&st);
+		assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+		for (unsigned i = 0; i < 2; i++) {
+			memset(&h[i], 0, sizeof(h[i]));
+			h[i].st = &st;
+			h[i].key = keys[i];
+			h[i].go = &go;
+			snprintf(h[i].home, sizeof(h[i].home), "%s/home%u", tmp,
+				 i);
+			assert_int_equal(pthread_create(&t[i], NULL,
+							hhost_main, &h[i]), 0);
+		}
+		for (unsigned i = 0; i < 2; i++)
+			assert_int_equal(pthread_join(t[i], NULL), 0);
+		pthread_barrier_destroy(&go);
+		for (unsigned i = 0; i < 2; i++) {
+			if (h[i].rc != 0 || h[i].err[0])
+				fail_msg("round %u, host %u: %s", round, i,
+					 h[i].err);
+			assert_int_equal(h[i].rep.n, 1);
+			snprintf(fprs[i], sizeof(fprs[i]), "%s",
+				 h[i].rep.lines[0].fpr);
+			out[i] = (int)h[i].rep.lines[0].outcome;
+			if (out[i] == SMP_HV_HARVESTED)
+				first[i]++;
+		}
+		check_address(kr, "alice@example.org", fp, out, 2,
+			      SMP_HV_HARVESTED, SMP_HV_CONFLICT);
+		for (unsigned i = 0; i < 2; i++)
+			smp_harvest_report_clear(&h[i].rep);
+		smp_keyring_close(kr);
+		store_drop(&st);
+	}
+	/* which host won is up to the race; print it, never assert it */
+	printf("harvest race on %s: alice first %u times, alice-other first "
+	       "%u times\n", backend, first[0], first[1]);
+	nftw(tmp, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void test_harvest_race_sqlite(void **state)
+{
+	(void)state;
+	harvest_race("sqlite");
+}
+
+static void test_harvest_race_postgresql(void **state)
+{
+	(void)state;
+	harvest_race("postgresql");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_race_sqlite),
 		cmocka_unit_test(test_race_postgresql),
+		cmocka_unit_test(test_harvest_race_sqlite),
+		cmocka_unit_test(test_harvest_race_postgresql),
 	};
 
 	t_filter_from_env();
