@@ -2,9 +2,12 @@
  * bench_harvest.c - harvest rate through smp_harvest_message() on each
  * crypto engine (SPEC.md 4, 9): keys/s and ms/key for NEW keys and for
  * ALREADY-KNOWN keys, with a real SQLite keyring in a temporary directory
- * (and, for the gnupg engine, a real GnuPG home beside it).
+ * (and, for the gnupg engine, a real GnuPG home beside it); with --pg
+ * (bench/harvest.mk passes a throwaway durable server it starts with
+ * tests/pg/pg-start.sh --durable) the rnp pass once more on a PostgreSQL
+ * keyring, in a fresh schema dropped afterwards.
  *
- *   bench_harvest [--keys K] [--gnupg-keys G] [--dir DIR]
+ *   bench_harvest [--keys K] [--gnupg-keys G] [--dir DIR] [--pg CONNINFO]
  *
  * At start (not timed) K + 1 fresh keys (default K = 2000), each an
  * ed25519 primary with a cv25519 encryption subkey and the user ID
@@ -31,6 +34,7 @@
  * returns -1.
  */
 #include <errno.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,11 +287,46 @@ static void print_pass(const struct pass *p)
 	       p->done, smp_harvest_outcome_name(p->want));
 }
 
+static void pg_quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+/* CREATE SCHEMA (create) or DROP SCHEMA ... CASCADE on the database of
+ * conninfo; 0 or -1 (said on stderr). */
+static int pg_schema(const char *conninfo, const char *schema, int create)
+{
+	PGconn *pc = PQconnectdb(conninfo);
+	PGresult *r = NULL;
+	char sql[160];
+	int rc = -1;
+
+	if (PQstatus(pc) != CONNECTION_OK) {
+		fprintf(stderr, "bench_harvest: %s", PQerrorMessage(pc));
+		goto out;
+	}
+	PQsetNoticeProcessor(pc, pg_quiet, NULL);
+	snprintf(sql, sizeof(sql), create ? "CREATE SCHEMA %s"
+					  : "DROP SCHEMA %s CASCADE", schema);
+	r = PQexec(pc, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		fprintf(stderr, "bench_harvest: %s: %s", sql, PQerrorMessage(pc));
+		goto out;
+	}
+	rc = 0;
+out:
+	PQclear(r);
+	PQfinish(pc);
+	return rc;
+}
+
 /* One engine: its own keyring (and GnuPG home), a warm-up key, then the
  * new and the known pass over keys[1..n]. *rates receives new and known
- * keys/s. */
-static void run_engine(const char *engine, const struct bkey *keys,
-		       unsigned n, double rates[2])
+ * keys/s. pg: the keyring is on PostgreSQL (that conninfo) instead of an
+ * SQLite file. */
+static void run_engine(const char *engine, const char *pg,
+		       const struct bkey *keys, unsigned n, double rates[2])
 {
 	struct smp_harvest_config cfg;
 	struct smp_limits lim;
@@ -302,9 +341,13 @@ static void run_engine(const char *engine, const struct bkey *keys,
 	double t0;
 	int warm;
 
-	snprintf(path, sizeof(path), "%s/keyring-%s.db", scratch, engine);
+	if (pg)
+		snprintf(path, sizeof(path), "%s", pg);
+	else
+		snprintf(path, sizeof(path), "%s/keyring-%s.db", scratch, engine);
 	snprintf(home, sizeof(home), "%s/gnupg", scratch);
-	if (smp_keyring_open("sqlite", path, &kr, err, sizeof(err)) < 0 ||
+	if (smp_keyring_open(pg ? "postgresql" : "sqlite", path, &kr, err,
+			     sizeof(err)) < 0 ||
 	    smp_crypto_open(engine, home, &c, err, sizeof(err)) < 0)
 		die("%s", err);
 	memo = smp_harvest_memo_new(SMP_HARVEST_MEMO_DEFAULT);
@@ -318,7 +361,8 @@ static void run_engine(const char *engine, const struct bkey *keys,
 			   &warm_calls);
 	if (warm == -1)
 		die("%s", "warm-up harvest failed");
-	printf("\n%s engine: keyring %s%s%s\n", engine, path,
+	printf("\n%s engine: keyring %s%s%s\n", engine,
+	       pg ? "on PostgreSQL (a schema of its own)" : path,
 	       strcmp(engine, "gnupg") ? "" : ", GnuPG home ",
 	       strcmp(engine, "gnupg") ? "" : home);
 	printf("  warm-up: one key harvested (%s) in %.1f ms, %lu gpg processes (not timed)\n",
@@ -362,7 +406,9 @@ int main(int argc, char **argv)
 	const char *base = getenv("TMPDIR");
 	unsigned nkeys = 2000, ngnupg = 40;
 	struct bkey *keys;
-	double gen_s, rnp_r[2], gpg_r[2];
+	const char *pg = NULL;
+	char schema[64], target[1400];
+	double gen_s, rnp_r[2], gpg_r[2], pg_r[2] = {0, 0};
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--keys") && i + 1 < argc) {
@@ -371,9 +417,12 @@ int main(int argc, char **argv)
 			ngnupg = (unsigned)strtoul(argv[++i], NULL, 10);
 		} else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
 			base = argv[++i];
+		} else if (!strcmp(argv[i], "--pg") && i + 1 < argc) {
+			pg = argv[++i];
 		} else {
 			fprintf(stderr, "usage: bench_harvest [--keys K] "
-					"[--gnupg-keys G] [--dir DIR]\n");
+					"[--gnupg-keys G] [--dir DIR] "
+					"[--pg CONNINFO]\n");
 			return 64;
 		}
 	}
@@ -403,11 +452,22 @@ int main(int argc, char **argv)
 	       nkeys + 1, gen_s);
 	printf("  one inbound SMP message per key (sender = From = the key's address), default harvest config;\n"
 	       "  crypto = smp_crypto calls per key, gpg = gpg processes per key\n");
-	run_engine("rnp", keys, nkeys, rnp_r);
-	run_engine("gnupg", keys, ngnupg, gpg_r);
+	run_engine("rnp", NULL, keys, nkeys, rnp_r);
+	run_engine("gnupg", NULL, keys, ngnupg, gpg_r);
+	if (pg) {
+		snprintf(schema, sizeof(schema), "bench_harvest_%ld", (long)getpid());
+		if (pg_schema(pg, schema, 1) != 0)
+			die("%s", "cannot create a schema on the PostgreSQL server");
+		snprintf(target, sizeof(target), "%s options='-c search_path=%s'",
+			 pg, schema);
+		run_engine("rnp", target, keys, nkeys, pg_r);
+		pg_schema(pg, schema, 0);
+	}
 	printf("\nsummary (keys/s)        new        known\n");
 	printf("  rnp engine      %10.1f %12.1f\n", rnp_r[0], rnp_r[1]);
 	printf("  gnupg engine    %10.1f %12.1f\n", gpg_r[0], gpg_r[1]);
+	if (pg)
+		printf("  rnp, PostgreSQL %10.1f %12.1f\n", pg_r[0], pg_r[1]);
 	printf("  goals (issue 9)     1000.0      10000.0   rnp: new %s, known %s\n",
 	       rnp_r[0] >= 1000 ? "met" : "NOT met",
 	       rnp_r[1] >= 10000 ? "met" : "NOT met");
