@@ -2,11 +2,20 @@
  *
  * Start-up order (as milter-regex and clamav-milter do it): smfi_setconn,
  * smfi_register, smfi_opensocket as root, chown/chmod of a unix socket,
- * pidfile, privilege drop, then smfi_main in a thread of its own. The main
- * thread keeps SIGHUP, SIGTERM and SIGINT blocked and waits for them with
- * sigwait(): on Linux a process-directed signal goes to the thread-group
- * leader when it is waiting for it, so libmilter's own signal thread (which
- * would stop the milter on SIGHUP) does not see them.
+ * pidfile, privilege drop, then smfi_main in a thread of its own.
+ *
+ * Signals: libmilter's own signal thread sigwaits for SIGHUP, SIGTERM and
+ * SIGINT and stops the milter on any of them, so a SIGHUP it takes is a
+ * stop, not a reload. On Linux a process-directed signal goes to the
+ * thread-group leader whenever the leader does not block it (and has no
+ * signal pending), before any other thread. So the main thread never
+ * blocks the three: a handler writes them into a pipe that the main thread
+ * reads, and every other thread blocks them from its first instruction
+ * (a SIGHUP arriving while a reload is being read waits in the pipe; the
+ * same SIGHUP twice before the first is taken is one). Waiting in
+ * sigwait() instead left the leader unable to take a signal while it was
+ * reading a new configuration or starting the threads: a second SIGHUP
+ * then stopped the milter (seen under valgrind).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -166,9 +175,36 @@ static int drop_privileges(const struct smp_config *c)
 	return 0;
 }
 
+/* The signals only the main thread takes (see the top of this file). */
+static void block_main_signals(void)
+{
+	sigset_t sigs;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+}
+
+static int signal_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	unsigned char b = (unsigned char)sig;
+
+	if (write(signal_pipe[1], &b, 1) < 0) {
+		/* the pipe is full: that signal is already waiting in it */
+	}
+	errno = saved;
+}
+
 static void *milter_thread(void *arg)
 {
 	int *rc = arg;
+
+	block_main_signals(); /* libmilter's threads inherit this */
 	*rc = smfi_main();
 	/* wake the signal loop in main() when libmilter stops on its own */
 	kill(getpid(), SIGTERM);
@@ -209,9 +245,11 @@ int main(int argc, char **argv)
 	struct options o = {SMP_CONFIG_DEFAULT_PATH, false, false};
 	struct smp_config *cfg;
 	char err[512], *pidfile = NULL;
+	struct sigaction sa;
 	sigset_t sigs;
+	unsigned char sigbytes[64];
 	pthread_t tid;
-	int opt, milter_rc = MI_SUCCESS, sig;
+	int opt, milter_rc = MI_SUCCESS;
 	bool stopping = false;
 
 	while ((opt = getopt(argc, argv, "c:ftVh")) != -1) {
@@ -278,11 +316,25 @@ int main(int argc, char **argv)
 		goto fail;
 	pidfile = strdup(cfg->pidfile);
 
+	if (pipe2(signal_pipe, O_CLOEXEC) < 0 ||
+	    fcntl(signal_pipe[1], F_SETFL, O_NONBLOCK) < 0) {
+		smp_log(LOG_ERR, "cannot make the signal pipe: %s", strerror(errno));
+		goto fail;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	if (sigaction(SIGHUP, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0 ||
+	    sigaction(SIGINT, &sa, NULL) < 0) {
+		smp_log(LOG_ERR, "cannot install signal handlers: %s", strerror(errno));
+		goto fail;
+	}
+	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL); /* the main thread takes them */
 	signal(SIGPIPE, SIG_IGN);
 
 	smp_log(LOG_NOTICE, "smp-milter %s starting on %s (config %s, crypto engine %s)",
@@ -297,14 +349,28 @@ int main(int argc, char **argv)
 		smp_log(LOG_ERR, "cannot start the housekeeping thread: %s",
 			strerror(errno));
 	while (!stopping) {
-		if (sigwait(&sigs, &sig) != 0)
+		/* every signal that came in since the last look: SIGHUPs that
+		 * waited while a configuration was read make one reload */
+		ssize_t n = read(signal_pipe[0], sigbytes, sizeof(sigbytes));
+		bool hup = false;
+
+		if (n < 0 && errno == EINTR)
 			continue;
-		if (sig == SIGHUP) {
-			reload(o.config);
-		} else {
-			stopping = true;
-			smfi_stop();
+		if (n <= 0) { /* cannot happen: the write end stays open */
+			smp_log(LOG_ERR, "signal pipe: %s", n < 0 ? strerror(errno) : "closed");
+			n = 1;
+			sigbytes[0] = SIGTERM;
 		}
+		for (ssize_t i = 0; i < n; i++) {
+			if (sigbytes[i] == SIGHUP)
+				hup = true;
+			else
+				stopping = true;
+		}
+		if (stopping)
+			smfi_stop();
+		else if (hup)
+			reload(o.config);
 	}
 	pthread_join(tid, NULL);
 	smp_maintain_stop();

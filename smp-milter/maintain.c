@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -84,8 +85,15 @@ static void *maintain_main(void *arg)
 {
 	time_t last = 0;
 	long tick = maintain_tick();
+	sigset_t sigs;
 
 	(void)arg;
+	/* SIGHUP, SIGTERM and SIGINT are the main thread's (main.c) */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	pthread_mutex_lock(&lock);
 	while (!stopping) {
 		struct timespec until;
