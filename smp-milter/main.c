@@ -337,17 +337,20 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL); /* the main thread takes them */
 	signal(SIGPIPE, SIG_IGN);
 
-	smp_log(LOG_NOTICE, "smp-milter %s starting on %s (config %s, crypto engine %s)",
-		SMP_MILTER_VERSION, cfg->socket, o.config, cfg->crypto_engine);
-	smp_conf_set(cfg);
-	cfg = NULL;
-	if (pthread_create(&tid, NULL, milter_thread, &milter_rc) != 0) {
-		smp_log(LOG_ERR, "cannot start the milter thread");
-		goto fail;
-	}
+	smp_conf_set(cfg); /* owned there now; only this thread frees it */
 	if (smp_maintain_start() < 0) /* pruning stops; mail goes on */
 		smp_log(LOG_ERR, "cannot start the housekeeping thread: %s",
 			strerror(errno));
+	if (pthread_create(&tid, NULL, milter_thread, &milter_rc) != 0) {
+		smp_log(LOG_ERR, "cannot start the milter thread");
+		cfg = NULL;
+		goto fail;
+	}
+	/* logged once every thread runs: whoever sends a signal after seeing
+	 * this line finds the main thread about to wait for it */
+	smp_log(LOG_NOTICE, "smp-milter %s starting on %s (config %s, crypto engine %s)",
+		SMP_MILTER_VERSION, cfg->socket, o.config, cfg->crypto_engine);
+	cfg = NULL;
 	while (!stopping) {
 		/* every signal that came in since the last look: SIGHUPs that
 		 * waited while a configuration was read make one reload */

@@ -177,21 +177,28 @@ grep -q "TESTQID: direction=inbound smp=invalid verdict=\"invalid; reason=" "$TM
 
 # 3c. SIGHUPs in a burst (a reload sent twice, a config tool): each is a
 # reload, none stops the milter (libmilter's own signal thread would stop
-# it on a SIGHUP it took)
-# a big configuration (2,000 address policies, some 0.4 s) takes a while to read:
-# the SIGHUPs arrive while one is being read
-{ base_config; printf 'encrypt {\n  default = off\n'
-  for ((i = 0; i < 2000; i++)); do printf '  policy "u%d@example.com" {\n    encrypt = opportunistic\n  }\n' "$i"; done
-  printf '}\n'; } >"$TMP/milter.conf"
-before=$(grep -c "configuration reloaded" "$TMP/milter.log")
-for ((i = 0; i < 20; i++)); do kill -HUP "$PID"; sleep 0.02; done
-wait_log "configuration reloaded" $((before + 1))
-sleep 1
-if kill -0 "$PID" 2>/dev/null && ! grep -q "smp-milter stopped" "$TMP/milter.log" &&
-	miltertest -s tests/miltertest/valid-smp-tagged.lua >/dev/null 2>&1; then
-	ok "20 SIGHUPs 20 ms apart: reloaded ($(($(grep -c "configuration reloaded" "$TMP/milter.log") - before)) times), still serving"
+# it on a SIGHUP it took). Not under valgrind: valgrind delivers a
+# process-directed signal to any thread that waits for it, not to the
+# thread-group leader first as Linux does, so there libmilter's thread
+# takes some of them whatever the daemon does.
+if [ -n "${MILTER_WRAPPER:-}" ]; then
+	ok "# SKIP SIGHUP burst: valgrind routes signals to libmilter's thread"
 else
-	notok "20 SIGHUPs 20 ms apart stopped the milter"; tail -5 "$TMP/milter.log"
+	# a big configuration (2,000 address policies, some 0.4 s) takes a while to read:
+	# the SIGHUPs arrive while one is being read
+	{ base_config; printf 'encrypt {\n  default = off\n'
+	  for ((i = 0; i < 2000; i++)); do printf '  policy "u%d@example.com" {\n    encrypt = opportunistic\n  }\n' "$i"; done
+	  printf '}\n'; } >"$TMP/milter.conf"
+	before=$(grep -c "configuration reloaded" "$TMP/milter.log")
+	for ((i = 0; i < 20; i++)); do kill -HUP "$PID"; sleep 0.02; done
+	wait_log "configuration reloaded" $((before + 1))
+	sleep 1
+	if kill -0 "$PID" 2>/dev/null && ! grep -q "smp-milter stopped" "$TMP/milter.log" &&
+		miltertest -s tests/miltertest/valid-smp-tagged.lua >/dev/null 2>&1; then
+		ok "20 SIGHUPs 20 ms apart: reloaded ($(($(grep -c "configuration reloaded" "$TMP/milter.log") - before)) times), still serving"
+	else
+		notok "20 SIGHUPs 20 ms apart stopped the milter"; tail -5 "$TMP/milter.log"
+	fi
 fi
 
 # 4. SIGTERM stops it cleanly
