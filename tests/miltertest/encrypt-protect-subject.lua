@@ -1,4 +1,3 @@
--- valgrind: skip (gpgme fails under valgrind; the sanitizer build runs this scenario)
 -- config: keyring {
 -- config:   path = "@TMP@/enc-subj.db"
 -- config: }

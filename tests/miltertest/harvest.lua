@@ -1,4 +1,3 @@
--- valgrind: skip (gpgme answers "Not supported" to key listing when the daemon runs under valgrind; the sanitizer build runs this scenario instead)
 -- config: keyring {
 -- config:   path = "@TMP@/keyring.db"
 -- config: }
