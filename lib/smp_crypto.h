@@ -43,7 +43,7 @@
 #define SMP_CRYPTO_ENGINE_DEFAULT "rnp"
 /* Keys kept parsed per instance unless smp_crypto_set_cache_max() says
  * otherwise. */
-#define SMP_CRYPTO_CACHE_DEFAULT 256
+#define SMP_CRYPTO_CACHE_DEFAULT 32
 /* Largest key block (decoded) inspection and minimal export accept. */
 #define SMP_CRYPTO_MAX_KEYBLOCK (8u << 20)
 
