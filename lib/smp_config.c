@@ -26,6 +26,10 @@
 static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
 static char err_buf[512];
 static cfg_t *err_top; /* the file being parsed: sections lack its line */
+/* The policy rules of the file being parsed so far (under err_lock): each
+ * policy section is checked against them as it is read, once. */
+static struct smp_policy *validate_rules;
+static unsigned validate_nrules;
 
 __attribute__((format(printf, 2, 0)))
 static void on_cfg_error(cfg_t *cfg, const char *fmt, va_list ap)
@@ -241,15 +245,24 @@ static int policy_validate(cfg_t *cfg, cfg_opt_t *opt)
 			       "required", cfg_title(sec));
 		return -1;
 	}
-	p = smp_policy_new(SMP_ENC_OFF);
+	/* the earlier sections are in validate_rules already: adding only
+	 * the new one keeps a file of N rules at N additions, not N*N/2 */
+	if (!validate_rules || validate_nrules + 1 != n) {
+		smp_policy_free(validate_rules);
+		validate_rules = smp_policy_new(SMP_ENC_OFF);
+		validate_nrules = 0;
+		for (unsigned i = 0; validate_rules && i + 1 < n && rc == 0; i++)
+			rc = policy_add(validate_rules, cfg_opt_getnsec(opt, i)) < 0 ? -1 : 0;
+		validate_nrules = n - 1;
+	}
+	p = validate_rules;
 	if (!p) {
 		cfg_error(cfg, "out of memory");
 		return -1;
 	}
-	for (unsigned i = 0; i + 1 < n && rc == 0; i++)
-		rc = policy_add(p, cfg_opt_getnsec(opt, i)) < 0 ? -1 : 0;
 	if (rc == 0) {
 		rc = policy_add(p, sec);
+		validate_nrules = n;
 		if (rc < 0)
 			cfg_error(cfg, "policy \"%s\": not a domain (example.org, "
 				       ".example.org for its subdomains) or an "
@@ -258,7 +271,6 @@ static int policy_validate(cfg_t *cfg, cfg_opt_t *opt)
 			cfg_error(cfg, "policy \"%s\": a second rule for the same "
 				       "domain or address", cfg_title(sec));
 	}
-	smp_policy_free(p);
 	return rc ? -1 : 0;
 }
 
@@ -673,6 +685,9 @@ struct smp_config *smp_config_load(const char *path, char *err, size_t errlen)
 	err_top = cfg;
 	rc = cfg_parse(cfg, path);
 	err_top = NULL;
+	smp_policy_free(validate_rules);
+	validate_rules = NULL;
+	validate_nrules = 0;
 	if (rc == CFG_FILE_ERROR) {
 		snprintf(err, errlen, "%s: cannot read the file: %m", path);
 	} else if (rc != CFG_SUCCESS) {

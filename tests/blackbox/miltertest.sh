@@ -188,10 +188,10 @@ grep -q "TESTQID: direction=inbound smp=invalid verdict=\"invalid; reason=" "$TM
 if [ -n "${MILTER_WRAPPER:-}" ]; then
 	ok "# SKIP SIGHUP burst: valgrind routes signals to libmilter's thread"
 else
-	# a big configuration (2,000 address policies, some 0.4 s) takes a while to read:
+	# a big configuration (20,000 address policies, some 2 s) takes a while to read:
 	# the SIGHUPs arrive while one is being read
 	{ base_config; printf 'encrypt {\n  default = off\n'
-	  for ((i = 0; i < 2000; i++)); do printf '  policy "u%d@example.com" {\n    encrypt = opportunistic\n  }\n' "$i"; done
+	  for ((i = 0; i < 20000; i++)); do printf '  policy "u%d@example.com" {\n    encrypt = opportunistic\n  }\n' "$i"; done
 	  printf '}\n'; } >"$TMP/milter.conf"
 	before=$(grep -c "configuration reloaded" "$TMP/milter.log")
 	for ((i = 0; i < 20; i++)); do kill -HUP "$PID"; sleep 0.02; done
