@@ -17,15 +17,17 @@
 /* ---------------------------------------------------------------------- */
 /* Characters                                                             */
 
-/* Length of the well-formed UTF-8 sequence at p (at most n octets) and its
- * code point; 0 if there is none there (stray continuation octet, overlong
- * form, surrogate, beyond U+10FFFF, truncated). p[0] >= 0x80. */
-static size_t addr_utf8(const unsigned char *p, size_t n, uint32_t *cp)
+size_t smp_utf8_seq(const unsigned char *p, size_t n, uint32_t *cp)
 {
 	unsigned c = p[0];
 	size_t len;
 	uint32_t min, v;
 
+	if (c < 0x80) {
+		if (cp)
+			*cp = c;
+		return 1;
+	}
 	if (c >= 0xC2 && c <= 0xDF) {
 		len = 2, min = 0x80, v = c & 0x1F;
 	} else if (c >= 0xE0 && c <= 0xEF) {
@@ -44,7 +46,8 @@ static size_t addr_utf8(const unsigned char *p, size_t n, uint32_t *cp)
 	}
 	if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
 		return 0;
-	*cp = v;
+	if (cp)
+		*cp = v;
 	return len;
 }
 
@@ -94,7 +97,7 @@ static enum smp_address_status addr_chars(const unsigned char *p, size_t len)
 			i++;
 			continue;
 		}
-		n = addr_utf8(p + i, len - i, &cp);
+		n = smp_utf8_seq(p + i, len - i, &cp);
 		if (n == 0)
 			return SMP_ADDR_BAD_UTF8;
 		if (addr_in(addr_spaces, sizeof(addr_spaces) / sizeof(addr_spaces[0]), cp))

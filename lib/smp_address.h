@@ -49,6 +49,7 @@
 #define SMP_ADDRESS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define SMP_ADDRESS_LEN_MAX 254 /* octets of a whole address */
 #define SMP_ADDRESS_LABEL_MAX 63 /* octets of one domain label */
@@ -101,5 +102,11 @@ char *smp_quote_arg(char *buf, size_t size, const char *arg);
 
 /* The same for arg[0..len). */
 char *smp_quote_mem(char *buf, size_t size, const char *arg, size_t len);
+
+/* Length of the well-formed UTF-8 sequence at p (n >= 1 octets there) and
+ * its code point in *cp (cp may be NULL); 0 if there is none (stray
+ * continuation octet, overlong form, surrogate, beyond U+10FFFF,
+ * truncated). ASCII is a sequence of one. */
+size_t smp_utf8_seq(const unsigned char *p, size_t n, uint32_t *cp);
 
 #endif

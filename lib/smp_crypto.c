@@ -23,6 +23,8 @@ static const struct smp_crypto_ops *const engines[] = {
 	&smp_crypto_gnupg_ops,
 };
 
+_Static_assert(SMP_PKT_FPR_MAX == SMP_FPR_MAX, "one fingerprint size");
+
 #define N_ENGINES (sizeof(engines) / sizeof(engines[0]))
 
 /* ------------------------------------------------------------------ */
@@ -616,45 +618,6 @@ static const struct smp_key_uid *pick_uid(const struct smp_key_info *k,
 	return NULL;
 }
 
-/* v4 (SHA-1) or v5/v6 (SHA-256) fingerprint of a key packet body. */
-static void pkt_fpr(const unsigned char *body, size_t len,
-		    char out[SMP_FPR_MAX])
-{
-	unsigned char head[5], dig[32];
-	gsize diglen = sizeof(dig);
-	GChecksum *cs;
-	size_t hl;
-
-	out[0] = '\0';
-	if (len < 1)
-		return;
-	if (body[0] == 4 && len <= 0xFFFF) {
-		head[0] = 0x99;
-		head[1] = (unsigned char)(len >> 8);
-		head[2] = (unsigned char)len;
-		hl = 3;
-		cs = g_checksum_new(G_CHECKSUM_SHA1);
-	} else if (body[0] == 5 || body[0] == 6) {
-		head[0] = body[0] == 5 ? 0x9A : 0x9B;
-		head[1] = (unsigned char)(len >> 24);
-		head[2] = (unsigned char)(len >> 16);
-		head[3] = (unsigned char)(len >> 8);
-		head[4] = (unsigned char)len;
-		hl = 5;
-		cs = g_checksum_new(G_CHECKSUM_SHA256);
-	} else {
-		return;
-	}
-	if (!cs)
-		return;
-	g_checksum_update(cs, head, (gssize)hl);
-	g_checksum_update(cs, body, (gssize)len);
-	g_checksum_get_digest(cs, dig, &diglen);
-	g_checksum_free(cs);
-	for (gsize i = 0; i < diglen; i++)
-		snprintf(out + 2 * i, 3, "%02X", dig[i]);
-}
-
 /* Length of an MPI at p (RFC 4880 3.2), 0 when it runs past n. */
 static size_t mpi_len(const unsigned char *p, size_t n)
 {
@@ -732,7 +695,7 @@ void smp_crypto_pkt_fpr(const unsigned char *body, size_t len, bool secret,
 			return;
 		}
 	}
-	pkt_fpr(body, len, out);
+	smp_pkt_key_fpr(body, len, out);
 }
 
 /* Is the n-octet string p one of v[0..nv)? (*used marks the ones taken:
@@ -810,7 +773,7 @@ static int filter_keep(const unsigned char *blk, size_t len,
 			char f[SMP_FPR_MAX];
 
 			state = S_DROP;
-			pkt_fpr(pkt.first, pkt.body_len, f);
+			smp_pkt_key_fpr(pkt.first, pkt.body_len, f);
 			if (take_one(subs, nsubs, used + nuids,
 				     (const unsigned char *)f, strlen(f))) {
 				state = S_KEEP;
@@ -986,7 +949,7 @@ static void subkey_fprs(const unsigned char *blk, size_t len,
 				return;
 			seen_primary = true;
 		} else if (pkt.tag == SMP_TAG_PUBLIC_SUBKEY) {
-			pkt_fpr(pkt.first, pkt.body_len, subs[*n]);
+			smp_pkt_key_fpr(pkt.first, pkt.body_len, subs[*n]);
 			if (subs[*n][0])
 				(*n)++;
 		}

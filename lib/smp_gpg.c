@@ -431,59 +431,6 @@ void smp_gpg_close(struct smp_gpg *g)
 /* ------------------------------------------------------------------ */
 /* Keyblock framing                                                    */
 
-static void hex_upper(char *out, const unsigned char *p, size_t n)
-{
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[p[i] >> 4];
-		out[2 * i + 1] = hex[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-/* The fingerprint of a public key packet body (RFC 4880 12.2, RFC 9580
- * 5.5.4): v4 SHA-1 over 0x99, a two-octet length and the body; v5 and v6
- * SHA-256 over 0x9A / 0x9B, a four-octet length and the body. */
-static void key_fpr(const unsigned char *body, size_t len,
-		    char out[SMP_FPR_MAX])
-{
-	unsigned char head[5], dig[32];
-	gsize diglen = sizeof(dig);
-	GChecksum *cs;
-	size_t hl;
-
-	out[0] = '\0';
-	if (len < 1)
-		return;
-	if (body[0] == 4) {
-		if (len > 0xFFFF)
-			return;
-		head[0] = 0x99;
-		head[1] = (unsigned char)(len >> 8);
-		head[2] = (unsigned char)len;
-		hl = 3;
-		cs = g_checksum_new(G_CHECKSUM_SHA1);
-	} else if (body[0] == 5 || body[0] == 6) {
-		head[0] = body[0] == 5 ? 0x9A : 0x9B;
-		head[1] = (unsigned char)(len >> 24);
-		head[2] = (unsigned char)(len >> 16);
-		head[3] = (unsigned char)(len >> 8);
-		head[4] = (unsigned char)len;
-		hl = 5;
-		cs = g_checksum_new(G_CHECKSUM_SHA256);
-	} else {
-		return;
-	}
-	if (!cs)
-		return;
-	g_checksum_update(cs, head, (gssize)hl);
-	g_checksum_update(cs, body, (gssize)len);
-	g_checksum_get_digest(cs, dig, &diglen);
-	g_checksum_free(cs);
-	hex_upper(out, dig, diglen);
-}
-
 int smp_keyblock_split(const unsigned char *data, size_t len,
 		       struct smp_keyblock **blocks, size_t *n)
 {
@@ -528,7 +475,7 @@ int smp_keyblock_split(const unsigned char *data, size_t len,
 			if (pkt.tag == SMP_TAG_SECRET_KEY)
 				cur->secret = true;
 			else
-				key_fpr(pkt.first, pkt.body_len, cur->fpr);
+				smp_pkt_key_fpr(pkt.first, pkt.body_len, cur->fpr);
 		} else if (!cur) {
 			goto inval;
 		} else if (pkt.tag == SMP_TAG_USER_ID) {

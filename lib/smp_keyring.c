@@ -59,37 +59,6 @@ int smp_key_source_parse(const char *name)
 /* ---------------------------------------------------------------------- */
 /* Addresses                                                              */
 
-/* Length of the well-formed UTF-8 sequence at p (at most n octets), 0 if
- * it is not one (overlong forms, surrogates and > U+10FFFF included). */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-	unsigned c = p[0];
-	size_t len;
-	unsigned min, cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF) {
-		len = 2, min = 0x80, cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		len = 3, min = 0x800, cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		len = 4, min = 0x10000, cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3F);
-	}
-	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return len;
-}
-
 static bool is_wsp(unsigned char c)
 {
 	return c == ' ' || c == '\t';
@@ -129,7 +98,7 @@ char *smp_address_normalize(const char *addr)
 		return NULL;
 
 	for (size_t i = 0; i < len;) {
-		size_t n = utf8_seq(b + i, len - i);
+		size_t n = smp_utf8_seq(b + i, len - i, NULL);
 		if (n == 0)
 			return NULL;
 		if (b[i] == '@')

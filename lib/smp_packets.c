@@ -411,3 +411,45 @@ enum smp_keyblock_kind smp_packets_check_keyblock(const unsigned char *buf,
 		return SMP_KEYBLOCK_BAD;
 	return SMP_KEYBLOCK_PUBLIC;
 }
+
+void smp_pkt_key_fpr(const unsigned char *body, size_t len,
+		     char out[SMP_PKT_FPR_MAX])
+{
+	static const char hex[] = "0123456789ABCDEF";
+	unsigned char head[5], dig[32];
+	gsize diglen = sizeof(dig);
+	GChecksum *cs;
+	size_t hl;
+
+	out[0] = '\0';
+	if (len < 1)
+		return;
+	if (body[0] == 4 && len <= 0xFFFF) {
+		head[0] = 0x99;
+		head[1] = (unsigned char)(len >> 8);
+		head[2] = (unsigned char)len;
+		hl = 3;
+		cs = g_checksum_new(G_CHECKSUM_SHA1);
+	} else if (body[0] == 5 || body[0] == 6) {
+		head[0] = body[0] == 5 ? 0x9A : 0x9B;
+		head[1] = (unsigned char)(len >> 24);
+		head[2] = (unsigned char)(len >> 16);
+		head[3] = (unsigned char)(len >> 8);
+		head[4] = (unsigned char)len;
+		hl = 5;
+		cs = g_checksum_new(G_CHECKSUM_SHA256);
+	} else {
+		return;
+	}
+	if (!cs)
+		return;
+	g_checksum_update(cs, head, (gssize)hl);
+	g_checksum_update(cs, body, (gssize)len);
+	g_checksum_get_digest(cs, dig, &diglen);
+	g_checksum_free(cs);
+	for (gsize i = 0; i < diglen; i++) {
+		out[2 * i] = hex[dig[i] >> 4];
+		out[2 * i + 1] = hex[dig[i] & 15];
+	}
+	out[2 * diglen] = '\0';
+}

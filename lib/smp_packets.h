@@ -129,4 +129,15 @@ enum smp_keyblock_kind {
 enum smp_keyblock_kind smp_packets_check_keyblock(const unsigned char *buf,
 						  size_t len, unsigned *nkeys);
 
+/*
+ * The fingerprint of a public key packet body (RFC 4880 12.2, RFC 9580
+ * 5.5.4) in upper-case hex: v4 SHA-1 over 0x99, a two-octet length and the
+ * body; v5 and v6 SHA-256 over 0x9A / 0x9B, a four-octet length and the
+ * body. out holds at least SMP_PKT_FPR_MAX octets; "" for another version
+ * or a v4 body over 65535 octets.
+ */
+#define SMP_PKT_FPR_MAX 65
+void smp_pkt_key_fpr(const unsigned char *body, size_t len,
+		     char out[SMP_PKT_FPR_MAX]);
+
 #endif
