@@ -170,6 +170,54 @@ static int source_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
 	return enum_cb(cfg, opt, v, r, source_names);
 }
 
+/* discovery.methods and a policy's discovery: wkd, dane, or off alone */
+static int disc_method_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	if (smp_disc_method_parse(v) >= 0 || strcmp(v, "off") == 0) {
+		*(const char **)r = v;
+		return 0;
+	}
+	cfg_error(cfg, "%s: '%s' is not one of wkd, dane, off", cfg_opt_name(opt), v);
+	return -1;
+}
+
+static const char *const disc_on_error_names[] = {"plain", "tempfail", NULL};
+
+static int disc_on_error_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	return enum_cb(cfg, opt, v, r, disc_on_error_names);
+}
+
+/* A methods list from the file: "off" alone is no methods; a method named
+ * twice counts once. -1 (with cfg_error) for off beside a method. */
+static int disc_methods_from(cfg_t *cfg, cfg_t *sec, const char *name,
+			     struct smp_disc_methods *m)
+{
+	unsigned n = cfg_size(sec, name);
+
+	memset(m, 0, sizeof(*m));
+	for (unsigned i = 0; i < n; i++) {
+		const char *v = cfg_getnstr(sec, name, i);
+		int k = smp_disc_method_parse(v);
+		bool dup = false;
+
+		if (k < 0) {
+			if (n > 1) {
+				if (cfg)
+					cfg_error(cfg, "%s: 'off' cannot stand beside a "
+						       "method", name);
+				return -1;
+			}
+			continue;
+		}
+		for (unsigned j = 0; j < m->n; j++)
+			dup |= m->m[j] == (enum smp_disc_method)k;
+		if (!dup && m->n < SMP_DISC_N_METHODS)
+			m->m[m->n++] = (enum smp_disc_method)k;
+	}
+	return 0;
+}
+
 static int backend_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
 {
 	return enum_cb(cfg, opt, v, r, backend_names);
@@ -217,15 +265,33 @@ static int fpr_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
 static int policy_add(struct smp_policy *p, cfg_t *sec)
 {
 	const char *t = cfg_title(sec), *mode = cfg_getstr(sec, "encrypt");
-	int m = mode ? smp_encrypt_mode_parse(mode) : -1;
+	int m = mode ? smp_encrypt_mode_parse(mode) : -1, disc = -1;
 
 	if (!t || m < 0) {
 		errno = EINVAL;
 		return -1;
 	}
+	if (cfg_size(sec, "discovery")) {
+		struct smp_disc_methods dm;
+
+		if (disc_methods_from(NULL, sec, "discovery", &dm) < 0) {
+			errno = EINVAL;
+			return -1;
+		}
+		disc = smp_disc_methods_encode(&dm);
+	}
 	if (strchr(t + (t[0] == '@'), '@'))
-		return smp_policy_add_address(p, t, (enum smp_encrypt_mode)m);
-	return smp_policy_add_domain(p, t, (enum smp_encrypt_mode)m);
+		return smp_policy_add_address_disc(p, t, (enum smp_encrypt_mode)m, disc);
+	return smp_policy_add_domain_disc(p, t, (enum smp_encrypt_mode)m, disc);
+}
+
+/* discovery { methods = ... }: off stands alone. */
+static int disc_validate(cfg_t *cfg, cfg_opt_t *opt)
+{
+	cfg_t *sec = cfg_opt_getnsec(opt, 0);
+	struct smp_disc_methods dm;
+
+	return sec ? disc_methods_from(cfg, sec, "methods", &dm) : 0;
 }
 
 /* Checks each policy "title" { encrypt = ... } as it ends: a mode is
@@ -244,6 +310,12 @@ static int policy_validate(cfg_t *cfg, cfg_opt_t *opt)
 		cfg_error(cfg, "policy \"%s\": no encrypt = off | opportunistic | "
 			       "required", cfg_title(sec));
 		return -1;
+	}
+	{
+		struct smp_disc_methods dm;
+
+		if (disc_methods_from(cfg, sec, "discovery", &dm) < 0)
+			return -1;
 	}
 	/* the earlier sections are in validate_rules already: adding only
 	 * the new one keeps a file of N rules at N additions, not N*N/2 */
@@ -330,6 +402,28 @@ static int abspath_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
 		return 0;
 	}
 	cfg_error(cfg, "%s: '%s' is not an absolute path", cfg_opt_name(opt), v);
+	return -1;
+}
+
+static int abspath_or_empty_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	if (!v[0]) {
+		*(const char **)r = v;
+		return 0;
+	}
+	return abspath_cb(cfg, opt, v, r);
+}
+
+static int port_cb(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *r)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+
+	if (*v && !*end && n >= 1 && n <= 65535) {
+		*(long *)r = n;
+		return 0;
+	}
+	cfg_error(cfg, "%s: '%s' is not a port number (1 to 65535)", cfg_opt_name(opt), v);
 	return -1;
 }
 
@@ -477,6 +571,24 @@ static cfg_opt_t replay_opts[] = {
 
 static cfg_opt_t policy_opts[] = {
 	CFG_STR_CB("encrypt", NULL, CFGF_NODEFAULT, encmode_cb),
+	CFG_STR_LIST_CB("discovery", NULL, CFGF_NODEFAULT, disc_method_cb),
+	CFG_END()};
+
+static cfg_opt_t discovery_opts[] = {
+	CFG_STR_LIST_CB("methods", "{wkd, dane}", CFGF_NONE, disc_method_cb),
+	CFG_STR_CB("timeout", "5s", CFGF_NONE, interval_cb),
+	CFG_STR_CB("on_error", "plain", CFGF_NONE, disc_on_error_cb),
+	CFG_STR_CB("positive_ttl", "1d", CFGF_NONE, interval_cb),
+	CFG_STR_CB("negative_ttl", "1h", CFGF_NONE, interval_cb),
+	CFG_STR_CB("error_ttl", "60s", CFGF_NONE, interval_cb),
+	CFG_INT_CB("refresh_per_minute", 60, CFGF_NONE, positive_cb),
+	CFG_STR_CB("ca_file", "", CFGF_NONE, abspath_or_empty_cb),
+	CFG_INT_CB("https_port", 443, CFGF_NONE, port_cb),
+	CFG_STR_LIST("dns_forwarders", "{}", CFGF_NONE),
+	CFG_BOOL("dns_recursive", cfg_false, CFGF_NONE),
+	CFG_STR_CB("dns_trust_anchor_file", "/usr/share/dns/root.key", CFGF_NONE,
+		   abspath_or_empty_cb),
+	CFG_STR_LIST("dns_trust_anchors", "{}", CFGF_NONE),
 	CFG_END()};
 
 static cfg_opt_t encrypt_opts[] = {
@@ -513,6 +625,7 @@ static cfg_opt_t top_opts[] = {
 	CFG_SEC("harvest", harvest_opts, CFGF_NONE),
 	CFG_SEC("replay", replay_opts, CFGF_NONE),
 	CFG_SEC("encrypt", encrypt_opts, CFGF_NONE),
+	CFG_SEC("discovery", discovery_opts, CFGF_NONE),
 	CFG_END()};
 
 static int dup_str(char **dst, const char *s)
@@ -541,6 +654,65 @@ static void strlist_free(struct smp_strlist *l)
 	free(l->v);
 	l->v = NULL;
 	l->n = 0;
+}
+
+static long interval_of(cfg_t *sec, const char *name)
+{
+	long secs = 0;
+
+	parse_interval(cfg_getstr(sec, name), &secs);
+	return secs;
+}
+
+/* discovery { } into c. -1: out of memory. */
+static int disc_from(cfg_t *d, struct smp_config *c)
+{
+	smp_disc_config_init(&c->disc);
+	disc_methods_from(NULL, d, "methods", &c->disc.methods);
+	c->disc.timeout_ms = (int64_t)interval_of(d, "timeout") * 1000;
+	if (c->disc.timeout_ms < 1000)
+		c->disc.timeout_ms = 1000;
+	c->disc.on_error_tempfail =
+		name_index(disc_on_error_names, cfg_getstr(d, "on_error")) == 1;
+	c->disc.positive_ttl = interval_of(d, "positive_ttl");
+	c->disc.negative_ttl = interval_of(d, "negative_ttl");
+	c->disc.error_ttl = interval_of(d, "error_ttl");
+	c->disc.refresh_per_minute = (unsigned)cfg_getint(d, "refresh_per_minute");
+	c->disc_https_port = (unsigned)cfg_getint(d, "https_port");
+	c->disc_dns_recursive = cfg_getbool(d, "dns_recursive");
+	if (dup_str(&c->disc_ca_file, cfg_getstr(d, "ca_file")) ||
+	    dup_str(&c->disc_dns_trust_anchor_file,
+		    cfg_getstr(d, "dns_trust_anchor_file")) ||
+	    strlist_from(d, "dns_forwarders", &c->disc_dns_forwarders) ||
+	    strlist_from(d, "dns_trust_anchors", &c->disc_dns_trust_anchors))
+		return -1;
+	return 0;
+}
+
+void smp_config_disc_methods(const struct smp_config *c, const char *address,
+			     struct smp_disc_methods *out)
+{
+	int code = smp_policy_discovery_for(c->encrypt_policy, address);
+
+	if (code < 0)
+		*out = c->disc.methods;
+	else
+		smp_disc_methods_decode(code, out);
+}
+
+void smp_config_disc_net(const struct smp_config *c,
+			 struct smp_disc_net_config *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->ca_file = c->disc_ca_file;
+	out->https_port = c->disc_https_port;
+	out->dns_forwarders = (const char *const *)c->disc_dns_forwarders.v;
+	out->n_dns_forwarders = c->disc_dns_forwarders.n;
+	out->dns_recursive = c->disc_dns_recursive;
+	out->dns_trust_anchor_file = c->disc_dns_trust_anchor_file;
+	out->dns_trust_anchors = (const char *const *)c->disc_dns_trust_anchors.v;
+	out->n_dns_trust_anchors = c->disc_dns_trust_anchors.n;
+	out->max_bytes = c->check.limits.max_key_bytes;
 }
 
 /* Copies the parsed values into a struct smp_config. */
@@ -647,6 +819,8 @@ static struct smp_config *from_cfg(cfg_t *cfg, const char *path)
 	for (size_t i = 0; i < c->encrypt_archive_keys.n; i++)
 		for (char *q = c->encrypt_archive_keys.v[i]; *q; q++)
 			*q = (char)toupper((unsigned char)*q);
+	if (disc_from(cfg_getsec(cfg, "discovery"), c) < 0)
+		goto fail;
 	c->encrypt_policy = smp_policy_new(c->encrypt_default);
 	if (!c->encrypt_policy)
 		goto fail;
@@ -658,7 +832,10 @@ static struct smp_config *from_cfg(cfg_t *cfg, const char *path)
 		if (policy_add(c->encrypt_policy, sec) < 0)
 			goto fail;
 		c->encrypt_any |= mode && smp_encrypt_mode_parse(mode) != SMP_ENC_OFF;
+		c->disc_any |= cfg_size(sec, "discovery") &&
+			       strcmp(cfg_getnstr(sec, "discovery", 0), "off") != 0;
 	}
+	c->disc_any = c->encrypt_any && (c->disc_any || c->disc.methods.n);
 	return c;
 fail:
 	smp_config_free(c);
@@ -682,6 +859,7 @@ struct smp_config *smp_config_load(const char *path, char *err, size_t errlen)
 	}
 	cfg_set_error_function(cfg, on_cfg_error);
 	cfg_set_validate_func(cfg, "encrypt|policy", policy_validate);
+	cfg_set_validate_func(cfg, "discovery", disc_validate);
 	err_top = cfg;
 	rc = cfg_parse(cfg, path);
 	err_top = NULL;
@@ -748,6 +926,10 @@ void smp_config_free(struct smp_config *c)
 	free(c->crypto_engine);
 	free(c->authserv_id);
 	strlist_free(&c->encrypt_archive_keys);
+	free(c->disc_ca_file);
+	free(c->disc_dns_trust_anchor_file);
+	strlist_free(&c->disc_dns_forwarders);
+	strlist_free(&c->disc_dns_trust_anchors);
 	smp_policy_free(c->encrypt_policy);
 	free(c);
 }

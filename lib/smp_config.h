@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "smp_discovery.h"
 #include "smp_policy.h"
 #include "smp_validate.h"
 
@@ -95,7 +96,30 @@ struct smp_config {
 	struct smp_policy *encrypt_policy;       /* default + policy "x" { } */
 	bool encrypt_any;  /* the default or some rule is not off: only then
 			    * may a message be encrypted */
+
+	/* discovery { } (lib/smp_discovery.h, doc/discovery.md); a policy
+	 * section's discovery = {...} is kept in encrypt_policy
+	 * (smp_policy_discovery_for) */
+	struct smp_disc_config disc;
+	char *disc_ca_file;              /* "" = the system's CA bundle */
+	unsigned disc_https_port;
+	struct smp_strlist disc_dns_forwarders;
+	bool disc_dns_recursive;
+	char *disc_dns_trust_anchor_file;
+	struct smp_strlist disc_dns_trust_anchors;
+	bool disc_any;     /* some recipient may be looked up: discovery
+			    * methods (global or a rule's) and encrypt_any */
 };
+
+/* The discovery methods for one recipient: its policy rule's discovery =
+ * {...} when that rule has one, else discovery.methods. */
+void smp_config_disc_methods(const struct smp_config *c, const char *address,
+			     struct smp_disc_methods *out);
+
+/* The transport settings of c as smp_disc_net_new() takes them (pointers
+ * into c). */
+void smp_config_disc_net(const struct smp_config *c,
+			 struct smp_disc_net_config *out);
 
 /*
  * Loads path (NULL: the default path). An empty file gives every default.

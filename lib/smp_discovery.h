@@ -162,4 +162,108 @@ int smp_disc_wkd(struct smp_disc_net *n, const char *address,
 int smp_disc_dane(struct smp_disc_net *n, const char *address,
 		  int64_t deadline_ms, struct smp_disc_answer *out);
 
+/* ------------------------------------------------------------------ */
+/* Policy: cache, order, rules (smp_discovery.c)                       */
+
+/* discovery { } of smp-milter.conf (doc/discovery.md). */
+struct smp_disc_config {
+	struct smp_disc_methods methods; /* default wkd, dane */
+	int64_t timeout_ms;        /* budget per message (discovery.timeout) */
+	bool on_error_tempfail;    /* opportunistic recipients on ERROR */
+	int64_t positive_ttl;      /* seconds a found key is trusted before
+				    * it is fetched again (a DNS answer's
+				    * own TTL shortens it) */
+	int64_t negative_ttl;      /* seconds "nothing published" is kept */
+	int64_t error_ttl;         /* seconds a failed lookup is kept (the
+				    * address tempfails meanwhile) */
+	unsigned refresh_per_minute; /* background refresh rate */
+};
+
+/* Defaults: wkd, dane; 5 s; on_error plain; 1 day, 1 hour, 60 s; 60. */
+void smp_disc_config_init(struct smp_disc_config *dc);
+
+/* A methods list <-> a small code (0..255) a policy rule can hold. */
+int smp_disc_methods_encode(const struct smp_disc_methods *m);
+void smp_disc_methods_decode(int code, struct smp_disc_methods *m);
+/* "wkd, dane" / "off" */
+void smp_disc_methods_format(const struct smp_disc_methods *m, char *buf,
+			     size_t size);
+
+enum smp_disc_outcome {
+	SMP_DISC_HAVE = 0,   /* a usable key: one was bound already, or one
+			      * was found and stored */
+	SMP_DISC_NOKEY,      /* nothing usable published (or what was
+			      * published was refused by the rules) */
+	SMP_DISC_FAILED,     /* a lookup failed and nothing was found: fail
+			      * closed (never read as NOKEY) */
+	SMP_DISC_SKIPPED,    /* not looked up: no methods, not an address,
+			      * or a binding an admin must settle (conflict,
+			      * blocked) */
+};
+
+/* "have", "nokey", "failed", "skipped" */
+const char *smp_disc_outcome_name(enum smp_disc_outcome o);
+
+struct smp_disc_result {
+	enum smp_disc_outcome outcome;
+	bool cached;               /* decided by the keyring's cache */
+	bool bound;                /* HAVE because a binding was there */
+	unsigned lookups;          /* network lookups made */
+	char method[8];            /* the method that answered, or "" */
+	char fpr[SMP_FPR_MAX];     /* HAVE/NOKEY: the key published, or "" */
+	char detail[512];          /* FAILED: the error; NOKEY: why */
+};
+
+/* What one discovery call works with; everything is borrowed. */
+struct smp_disc_ctx {
+	struct smp_disc_net *net;
+	struct smp_keyring *kr;    /* used by this thread only */
+	struct smp_crypto *crypto; /* idem */
+	const struct smp_disc_config *cfg;
+	const struct smp_disc_methods *methods; /* NULL: cfg->methods */
+	const struct smp_harvest_config *harvest; /* on_conflict */
+	const struct smp_limits *limits;
+	int64_t now;               /* unix time; 0: time(NULL) */
+	int64_t deadline_ms;       /* on smp_disc_now_ms's clock */
+};
+
+/*
+ * The key of one recipient (SPEC.md 5, "Key discovery"):
+ *   1. a usable binding (pinned, else active; key stored, not revoked,
+ *      blocked or expired) -> HAVE, nothing asked. A binding in conflict
+ *      or blocked -> SKIPPED: an admin settles those, not the network;
+ *   2. the cache (table discovery of the keyring, shared by every host on
+ *      a PostgreSQL keyring): an answer not yet expired decides: "none"
+ *      -> NOKEY, "error" -> FAILED (fail closed until error_ttl runs out);
+ *      "found" whose key is no longer usable is asked again;
+ *   3. the methods in order, each with what is left of the deadline: the
+ *      first FOUND whose key passes the harvest rules (UID = the address,
+ *      not expired or revoked, usable encryption subkey, strong algorithm,
+ *      size limits; self-signatures only; on_conflict against existing
+ *      bindings; pinned and blocked never changed) is stored with source
+ *      wkd or dane and client_addr = the URL or DNS name it came from ->
+ *      HAVE. Otherwise FAILED when any method failed, else NOKEY. The
+ *      answer is cached: found for positive_ttl (or the DNS TTL when
+ *      shorter; at least 60 s) less a random 5-25% so refreshes spread;
+ *      none for negative_ttl (or the DNS negative TTL when shorter);
+ *      error for error_ttl.
+ * Returns 0 with *out filled, or -1 on a keyring or crypto engine failure
+ * (out->detail says which; the caller tempfails).
+ */
+int smp_discovery_recipient(const struct smp_disc_ctx *dx, const char *address,
+			    struct smp_disc_result *out);
+
+/*
+ * Refresh (the daemon's housekeeping thread, smpctl keys refresh): asks the
+ * network again for address whatever the cache and the bindings say, and
+ * puts what it finds through the same rules, so that a revocation or a new
+ * expiry the owner's domain published reaches the keyring (as "revoked" /
+ * "merged" events in keys history). A failed lookup leaves the stored key
+ * and binding alone and is tried again after error_ttl. Nothing published
+ * any more: the cache says none; the stored key stays usable until it
+ * expires or is revoked. Same return convention.
+ */
+int smp_discovery_refresh(const struct smp_disc_ctx *dx, const char *address,
+			  struct smp_disc_result *out);
+
 #endif

@@ -135,12 +135,18 @@ size_t smp_policy_nrules(const struct smp_policy *p)
 	return g_hash_table_size(p->addresses) + g_hash_table_size(p->domains);
 }
 
-/* Stores key (g_malloc'd, taken) -> m: 0 new, 1 replaced. */
-static int put_rule(GHashTable *t, char *key, enum smp_encrypt_mode m)
+/* A rule's value: mode + 1 in the low byte, discovery code + 1 (0: the
+ * rule says nothing about discovery) in the next. */
+#define RULE_VALUE(m, disc) (((int)(m) + 1) | (((disc) < 0 ? 0 : (disc) + 1) << 8))
+#define RULE_MODE(v) ((enum smp_encrypt_mode)(((v) & 0xff) - 1))
+#define RULE_DISC(v) ((((v) >> 8) & 0xff) - 1)
+
+/* Stores key (g_malloc'd, taken) -> value: 0 new, 1 replaced. */
+static int put_rule(GHashTable *t, char *key, int value)
 {
 	bool had = g_hash_table_contains(t, key);
 
-	g_hash_table_insert(t, key, GINT_TO_POINTER((int)m + 1));
+	g_hash_table_insert(t, key, GINT_TO_POINTER(value));
 	return had ? 1 : 0;
 }
 
@@ -185,9 +191,21 @@ bad:
 int smp_policy_add_domain(struct smp_policy *p, const char *domain,
 			  enum smp_encrypt_mode m)
 {
+	return smp_policy_add_domain_disc(p, domain, m, -1);
+}
+
+int smp_policy_add_address(struct smp_policy *p, const char *address,
+			   enum smp_encrypt_mode m)
+{
+	return smp_policy_add_address_disc(p, address, m, -1);
+}
+
+int smp_policy_add_domain_disc(struct smp_policy *p, const char *domain,
+			       enum smp_encrypt_mode m, int disc)
+{
 	char *k;
 
-	if (!p || !mode_ok(m)) {
+	if (!p || !mode_ok(m) || disc > 254) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -196,15 +214,15 @@ int smp_policy_add_domain(struct smp_policy *p, const char *domain,
 		errno = EINVAL;
 		return -1;
 	}
-	return put_rule(p->domains, k, m);
+	return put_rule(p->domains, k, RULE_VALUE(m, disc));
 }
 
-int smp_policy_add_address(struct smp_policy *p, const char *address,
-			   enum smp_encrypt_mode m)
+int smp_policy_add_address_disc(struct smp_policy *p, const char *address,
+				enum smp_encrypt_mode m, int disc)
 {
 	char *a;
 
-	if (!p || !mode_ok(m)) {
+	if (!p || !mode_ok(m) || disc > 254) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -218,40 +236,61 @@ int smp_policy_add_address(struct smp_policy *p, const char *address,
 		char *k = g_strdup(a);
 
 		free(a);
-		return put_rule(p->addresses, k, m);
+		return put_rule(p->addresses, k, RULE_VALUE(m, disc));
 	}
 }
 
-static bool lookup(GHashTable *t, const char *key, enum smp_encrypt_mode *m)
+static bool lookup(GHashTable *t, const char *key, int *v)
 {
-	gpointer v = g_hash_table_lookup(t, key);
+	gpointer x = g_hash_table_lookup(t, key);
 
-	if (!v)
+	if (!x)
 		return false;
-	*m = (enum smp_encrypt_mode)(GPOINTER_TO_INT(v) - 1);
+	*v = GPOINTER_TO_INT(x);
 	return true;
 }
 
-/* norm: a normalised address. */
+/* The value of the rule for norm (a normalised address), the most
+ * specific one; false when only the default applies. */
+static bool rule_of(const struct smp_policy *p, const char *norm, int *v)
+{
+	const char *dom, *s;
+
+	if (lookup(p->addresses, norm, v))
+		return true;
+	dom = strrchr(norm, '@');
+	if (!dom)
+		return false;
+	dom++;
+	if (lookup(p->domains, dom, v))
+		return true;
+	/* ".b.example.org", ".example.org", ".org": the longest first */
+	for (s = strchr(dom, '.'); s; s = strchr(s + 1, '.'))
+		if (lookup(p->domains, s, v))
+			return true;
+	return false;
+}
+
 static enum smp_encrypt_mode mode_of(const struct smp_policy *p,
 				     const char *norm)
 {
-	enum smp_encrypt_mode m;
-	const char *dom, *s;
+	int v;
 
-	if (lookup(p->addresses, norm, &m))
-		return m;
-	dom = strrchr(norm, '@');
-	if (!dom)
-		return p->dflt;
-	dom++;
-	if (lookup(p->domains, dom, &m))
-		return m;
-	/* ".b.example.org", ".example.org", ".org": the longest first */
-	for (s = strchr(dom, '.'); s; s = strchr(s + 1, '.'))
-		if (lookup(p->domains, s, &m))
-			return m;
-	return p->dflt;
+	return rule_of(p, norm, &v) ? RULE_MODE(v) : p->dflt;
+}
+
+int smp_policy_discovery_for(const struct smp_policy *p, const char *address)
+{
+	char *a;
+	int v, d = -1;
+
+	if (!p)
+		return -1;
+	a = smp_address_normalize(address);
+	if (a && rule_of(p, a, &v))
+		d = RULE_DISC(v);
+	free(a);
+	return d;
 }
 
 enum smp_encrypt_mode smp_policy_for(const struct smp_policy *p,

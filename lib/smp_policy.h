@@ -82,6 +82,18 @@ int smp_policy_add_address(struct smp_policy *p, const char *address,
 			   enum smp_encrypt_mode m);
 size_t smp_policy_nrules(const struct smp_policy *p);
 
+/* The same with a key discovery override for the rule (policy "x" {
+ * discovery = {...} }): disc is a code of smp_disc_methods_encode()
+ * (0..254), or -1 for none (discovery.methods applies). */
+int smp_policy_add_domain_disc(struct smp_policy *p, const char *domain,
+			       enum smp_encrypt_mode m, int disc);
+int smp_policy_add_address_disc(struct smp_policy *p, const char *address,
+				enum smp_encrypt_mode m, int disc);
+/* The discovery code of the most specific rule for address (the rule that
+ * gives its mode), or -1 when that rule has none or only the default
+ * applies. */
+int smp_policy_discovery_for(const struct smp_policy *p, const char *address);
+
 /* The mode for one recipient (address rule, domain rule, default). A
  * recipient that is not an address (RCPT TO:<postmaster>) gets the
  * default. */

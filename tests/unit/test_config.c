@@ -328,6 +328,107 @@ static void test_missing_file(void **state)
 	assert_non_null(strstr(err, "/nonexistent/smp.conf: cannot read the file"));
 }
 
+static void test_discovery_defaults(void **state)
+{
+	char err[512];
+	struct smp_config *c = load("", err, sizeof(err));
+	struct smp_disc_methods m;
+	struct smp_disc_net_config nc;
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(c->disc.methods.n, 2);
+	assert_int_equal(c->disc.methods.m[0], SMP_DISC_WKD);
+	assert_int_equal(c->disc.methods.m[1], SMP_DISC_DANE);
+	assert_int_equal(c->disc.timeout_ms, 5000);
+	assert_false(c->disc.on_error_tempfail);
+	assert_int_equal(c->disc.positive_ttl, 86400);
+	assert_int_equal(c->disc.negative_ttl, 3600);
+	assert_int_equal(c->disc.error_ttl, 60);
+	assert_int_equal(c->disc.refresh_per_minute, 60);
+	assert_int_equal(c->disc_https_port, 443);
+	assert_false(c->disc_any); /* encrypt.default off: nothing to look up */
+	smp_config_disc_methods(c, "a@example.org", &m);
+	assert_int_equal(m.n, 2);
+	smp_config_disc_net(c, &nc);
+	assert_string_equal(nc.dns_trust_anchor_file, "/usr/share/dns/root.key");
+	assert_int_equal(nc.n_dns_forwarders, 0);
+	assert_int_equal(nc.max_bytes, c->check.limits.max_key_bytes);
+	smp_config_free(c);
+}
+
+static void test_discovery_values(void **state)
+{
+	char err[512] = "";
+	struct smp_config *c = load(
+		"encrypt { default = opportunistic\n"
+		"  policy \"dane.example\" { encrypt = required\n discovery = {dane} }\n"
+		"  policy \"none.example\" { encrypt = required\n discovery = {off} }\n"
+		"  policy \"x@dane.example\" { encrypt = required }\n"
+		"  policy \".sub.example\" { encrypt = opportunistic\n discovery = {dane, wkd} }\n"
+		"}\n"
+		"discovery { methods = {wkd}\n timeout = 2\n on_error = tempfail\n"
+		"  positive_ttl = 2h\n negative_ttl = 10m\n error_ttl = 30\n"
+		"  refresh_per_minute = 5\n ca_file = \"/tmp/ca.pem\"\n https_port = 8443\n"
+		"  dns_forwarders = {\"127.0.0.1@5353\"}\n dns_trust_anchor_file = \"\"\n"
+		"  dns_trust_anchors = {\"example. DS 1 13 2 AB\"} }\n", err, sizeof(err));
+	struct smp_disc_methods m;
+	struct smp_disc_net_config nc;
+	(void)state;
+	if (!c)
+		fail_msg("%s", err);
+	assert_true(c->disc_any);
+	assert_int_equal(c->disc.timeout_ms, 2000);
+	assert_true(c->disc.on_error_tempfail);
+	assert_int_equal(c->disc.positive_ttl, 7200);
+	assert_int_equal(c->disc.negative_ttl, 600);
+	assert_int_equal(c->disc.error_ttl, 30);
+	assert_int_equal(c->disc.refresh_per_minute, 5);
+	/* the global list, a domain's own, off, an address rule without
+	 * one (global), and a subdomain rule's order */
+	smp_config_disc_methods(c, "a@other.example", &m);
+	assert_int_equal(m.n, 1);
+	assert_int_equal(m.m[0], SMP_DISC_WKD);
+	smp_config_disc_methods(c, "a@dane.example", &m);
+	assert_int_equal(m.n, 1);
+	assert_int_equal(m.m[0], SMP_DISC_DANE);
+	smp_config_disc_methods(c, "a@none.example", &m);
+	assert_int_equal(m.n, 0);
+	smp_config_disc_methods(c, "x@dane.example", &m);
+	assert_int_equal(m.n, 1);
+	assert_int_equal(m.m[0], SMP_DISC_WKD);
+	smp_config_disc_methods(c, "a@b.sub.example", &m);
+	assert_int_equal(m.n, 2);
+	assert_int_equal(m.m[0], SMP_DISC_DANE);
+	assert_int_equal(m.m[1], SMP_DISC_WKD);
+	smp_config_disc_net(c, &nc);
+	assert_string_equal(nc.ca_file, "/tmp/ca.pem");
+	assert_int_equal(nc.https_port, 8443);
+	assert_int_equal(nc.n_dns_forwarders, 1);
+	assert_string_equal(nc.dns_forwarders[0], "127.0.0.1@5353");
+	assert_string_equal(nc.dns_trust_anchor_file, "");
+	assert_int_equal(nc.n_dns_trust_anchors, 1);
+	smp_config_free(c);
+
+	c = load("encrypt { default = required }\ndiscovery { methods = {off} }\n",
+		 err, sizeof(err));
+	assert_non_null(c);
+	assert_false(c->disc_any);
+	smp_config_free(c);
+}
+
+static void test_discovery_errors(void **state)
+{
+	(void)state;
+	expect_error("discovery { methods = {ldap} }\n", "'ldap' is not one of wkd, dane, off");
+	expect_error("discovery { methods = {wkd, off} }\n", "'off' cannot stand beside");
+	expect_error("discovery { timeout = soon }\n", "timeout");
+	expect_error("discovery { on_error = bounce }\n", "on_error");
+	expect_error("discovery { https_port = 70000 }\n", "not a port number");
+	expect_error("discovery { ca_file = \"ca.pem\" }\n", "not an absolute path");
+	expect_error("encrypt { policy \"a.example\" { encrypt = required\n"
+		     "discovery = {finger} } }\n", "'finger' is not one of");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -341,6 +442,9 @@ int main(void)
 		cmocka_unit_test(test_encrypt_errors),
 		cmocka_unit_test(test_socket_specs),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_discovery_defaults),
+		cmocka_unit_test(test_discovery_values),
+		cmocka_unit_test(test_discovery_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
