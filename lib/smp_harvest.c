@@ -97,7 +97,8 @@ unsigned smp_harvest_source_bit(const char *name)
 {
 	int s = smp_key_source_parse(name);
 
-	if (s < 0 || s == SMP_SRC_ADMIN)
+	/* admin, wkd and dane are sources of bindings, not of mail */
+	if (s < 0 || s >= SMP_SRC_ADMIN)
 		return 0;
 	return SMP_HARVEST_SRC(s);
 }

@@ -188,7 +188,8 @@ int smp_on_conflict_parse(const char *name);
 const char *smp_require_auth_name(enum smp_require_auth v);
 int smp_require_auth_parse(const char *name);
 /* One source name ("smp", "autocrypt", "pgp-keys") to its bit; 0 for an
- * unknown name ("admin" is not a harvest source). */
+ * unknown name ("admin", "wkd" and "dane" are sources of bindings, not
+ * harvest sources). */
 unsigned smp_harvest_source_bit(const char *name);
 
 /* ------------------------------------------------------------------ */

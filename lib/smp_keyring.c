@@ -25,10 +25,14 @@ static const char *const source_names[] = {
 	[SMP_SRC_AUTOCRYPT] = "autocrypt",
 	[SMP_SRC_PGP_KEYS] = "pgp-keys",
 	[SMP_SRC_ADMIN] = "admin",
+	[SMP_SRC_WKD] = "wkd",
+	[SMP_SRC_DANE] = "dane",
 };
 
 #define N_STATES (sizeof(state_names) / sizeof(state_names[0]))
 #define N_SOURCES (sizeof(source_names) / sizeof(source_names[0]))
+
+_Static_assert(N_SOURCES == SMP_SRC_LAST + 1, "every key source has a name");
 
 const char *smp_bind_state_name(enum smp_bind_state s)
 {
@@ -459,7 +463,7 @@ int smp_keyring_binding_put(struct smp_keyring *kr, const struct smp_binding *b)
 	if ((unsigned)b->state > SMP_BIND_REVOKED)
 		return smp_kr_error(kr, "unknown binding state %d",
 				    (int)b->state);
-	if ((unsigned)b->source > SMP_SRC_ADMIN)
+	if ((unsigned)b->source > SMP_SRC_LAST)
 		return smp_kr_error(kr, "unknown key source %d", (int)b->source);
 	if (!fixed_ok(b->fpr, sizeof(b->fpr)))
 		return smp_kr_error(kr, "cannot store binding: unterminated "

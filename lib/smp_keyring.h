@@ -51,12 +51,19 @@ enum smp_bind_state {
 	SMP_BIND_REVOKED,
 };
 
+/* Where a binding's key came from. The first three are harvest.sources
+ * (mail we received); admin is smpctl keys pin/import; wkd and dane are
+ * key discovery (the domain of the address published the key: a Web Key
+ * Directory, DNS OPENPGPKEY records), never harvest sources. */
 enum smp_key_source {
 	SMP_SRC_SMP = 0,
 	SMP_SRC_AUTOCRYPT,
 	SMP_SRC_PGP_KEYS,
 	SMP_SRC_ADMIN,
+	SMP_SRC_WKD,
+	SMP_SRC_DANE,
 };
+#define SMP_SRC_LAST SMP_SRC_DANE
 
 /* "active", "conflict", ... and back; -1 for an unknown name. */
 const char *smp_bind_state_name(enum smp_bind_state s);

@@ -1512,6 +1512,9 @@ static void test_sources(void **state)
 	assert_int_equal(smp_harvest_source_bit("pgp-keys"),
 			 SMP_HARVEST_SRC(SMP_SRC_PGP_KEYS));
 	assert_int_equal(smp_harvest_source_bit("admin"), 0);
+	/* key discovery's sources are not mail */
+	assert_int_equal(smp_harvest_source_bit("wkd"), 0);
+	assert_int_equal(smp_harvest_source_bit("dane"), 0);
 	assert_int_equal(smp_harvest_source_bit("x"), 0);
 }
 

@@ -326,9 +326,14 @@ static void test_names(void **state)
 	assert_string_equal(smp_key_source_name(SMP_SRC_AUTOCRYPT), "autocrypt");
 	assert_string_equal(smp_key_source_name(SMP_SRC_PGP_KEYS), "pgp-keys");
 	assert_string_equal(smp_key_source_name(SMP_SRC_ADMIN), "admin");
-	assert_null(smp_key_source_name((enum smp_key_source)4));
+	assert_string_equal(smp_key_source_name(SMP_SRC_WKD), "wkd");
+	assert_string_equal(smp_key_source_name(SMP_SRC_DANE), "dane");
+	assert_null(smp_key_source_name((enum smp_key_source)6));
 	assert_int_equal(smp_key_source_parse("pgp-keys"), SMP_SRC_PGP_KEYS);
 	assert_int_equal(smp_key_source_parse("admin"), SMP_SRC_ADMIN);
+	assert_int_equal(smp_key_source_parse("wkd"), SMP_SRC_WKD);
+	assert_int_equal(smp_key_source_parse("dane"), SMP_SRC_DANE);
+	assert_int_equal(smp_key_source_parse("WKD"), -1);
 	assert_int_equal(smp_key_source_parse("pgp_keys"), -1);
 }
 
@@ -807,6 +812,27 @@ static void test_binding_put_update(void **state)
 		assert_int_equal(l[0].first_seen, l[0].last_seen);
 		smp_bindings_free(l, n);
 	}
+
+	/* the discovery sources are stored and read back by name; a
+	 * source past them is refused */
+	b.source = SMP_SRC_WKD;
+	assert_int_equal(smp_keyring_binding_put(f->kr, &b), 0);
+	assert_int_equal(smp_keyring_bindings_for(f->kr, "bob@example.org",
+						  &l, &n), 0);
+	assert_int_equal(l[0].source, SMP_SRC_WKD);
+	smp_bindings_free(l, n);
+	assert_string_equal(raw_text(f->path, "SELECT source FROM bindings "
+				     "WHERE address = 'bob@example.org'", want,
+				     sizeof(want)), "wkd");
+	b.source = SMP_SRC_DANE;
+	assert_int_equal(smp_keyring_binding_put(f->kr, &b), 0);
+	assert_int_equal(smp_keyring_bindings_of_key(f->kr, fpr, &l, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(l[0].source, SMP_SRC_DANE);
+	smp_bindings_free(l, n);
+	b.source = (enum smp_key_source)(SMP_SRC_DANE + 1);
+	assert_int_equal(smp_keyring_binding_put(f->kr, &b), -1);
+	assert_string_equal(smp_keyring_errmsg(f->kr), "unknown key source 6");
 }
 
 static void test_bindings_lists(void **state)
