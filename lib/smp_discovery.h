@@ -236,13 +236,15 @@ struct smp_disc_ctx {
  *      a PostgreSQL keyring): an answer not yet expired decides: "none"
  *      -> NOKEY, "error" -> FAILED (fail closed until error_ttl runs out);
  *      "found" whose key is no longer usable is asked again;
- *   3. the methods in order, each with what is left of the deadline: the
- *      first FOUND whose key passes the harvest rules (UID = the address,
- *      not expired or revoked, usable encryption subkey, strong algorithm,
- *      size limits; self-signatures only; on_conflict against existing
- *      bindings; pinned and blocked never changed) is stored with source
- *      wkd or dane and client_addr = the URL or DNS name it came from ->
- *      HAVE. Otherwise FAILED when any method failed, else NOKEY. The
+ *   3. the methods in order, each with what is left of the deadline,
+ *      until one publishes a key (that method decides). A published key
+ *      that passes the harvest rules (UID = the address, not expired or
+ *      revoked, usable encryption subkey, strong algorithm, size limits;
+ *      self-signatures only; on_conflict against existing bindings;
+ *      pinned and blocked never changed) is stored with source wkd or
+ *      dane and client_addr = the URL or DNS name it came from -> HAVE;
+ *      one the rules refuse -> NOKEY (the reason in detail). No key
+ *      published: FAILED when a method failed, else NOKEY. The
  *      answer is cached: found for positive_ttl (or the DNS TTL when
  *      shorter; at least 60 s) less a random 5-25% so refreshes spread;
  *      none for negative_ttl (or the DNS negative TTL when shorter);
@@ -252,6 +254,35 @@ struct smp_disc_ctx {
  */
 int smp_discovery_recipient(const struct smp_disc_ctx *dx, const char *address,
 			    struct smp_disc_result *out);
+
+/*
+ * The same in three steps, so that a caller holding a pooled keyring
+ * connection can give it back while the network is asked (the daemon):
+ *   check: keyring only. *need false: out is the answer (HAVE because a
+ *          binding is usable, SKIPPED, or a cached NOKEY/FAILED); true:
+ *          ask the network (refresh: always true unless SKIPPED);
+ *   fetch: network only, no keyring: the methods in order until one
+ *          publishes a key (FOUND: that method decides, later ones are not
+ *          asked) or all are asked;
+ *   store: keyring and crypto engine: the rules, the cache, *out.
+ * smp_discovery_recipient is check + fetch + store.
+ */
+struct smp_disc_answers {
+	struct smp_disc_answer a[SMP_DISC_N_METHODS];
+	unsigned n;
+};
+
+int smp_discovery_check(const struct smp_disc_ctx *dx, const char *address,
+			bool refresh, bool *need, struct smp_disc_result *out);
+/* -1 only when out of memory. */
+int smp_discovery_fetch(struct smp_disc_net *net,
+			const struct smp_disc_methods *methods,
+			const char *address, int64_t deadline_ms,
+			struct smp_disc_answers *out);
+int smp_discovery_store(const struct smp_disc_ctx *dx, const char *address,
+			const struct smp_disc_answers *ans, bool refresh,
+			struct smp_disc_result *out);
+void smp_disc_answers_clear(struct smp_disc_answers *a);
 
 /*
  * Refresh (the daemon's housekeeping thread, smpctl keys refresh): asks the
