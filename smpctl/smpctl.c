@@ -86,6 +86,7 @@ static const struct {
 	{"check-config", smpctl_cmd_check_config},
 	{"keys", smpctl_cmd_keys},
 	{"stats", smpctl_cmd_stats},
+	{"wkd", smpctl_cmd_wkd},
 };
 
 static int usage(FILE *f)
@@ -102,7 +103,8 @@ static int usage(FILE *f)
 	      "  keys import FILE [--address A]   add a key, pinned (source admin)\n"
 	      "  keys rebuild                     regenerate the GnuPG cache\n"
 	      "  keys migrate --from sqlite:PATH  copy an SQLite keyring into this one\n"
-	      "  stats [--json]                   keyring counts\n",
+	      "  stats [--json]                   keyring counts\n"
+	      "  wkd export DIR [--domain D] [--json]  our users' keys as a WKD tree\n",
 	      f);
 	return f == stdout ? 0 : EX_USAGE;
 }

@@ -48,5 +48,7 @@ int smpctl_cmd_keys(int argc, char **argv);
 /* argv[0] is "migrate" (cmd_migrate.c) */
 int smpctl_cmd_keys_migrate(int argc, char **argv);
 int smpctl_cmd_stats(int argc, char **argv);
+/* argv[0] is "wkd" (cmd_wkd.c) */
+int smpctl_cmd_wkd(int argc, char **argv);
 
 #endif
