@@ -230,7 +230,10 @@ int smp_crypto_minimal(struct smp_crypto *c, const void *keyblock, size_t len,
  * Binary, malloc'd into *out; info (may be NULL) receives the inspection
  * of the result (release with smp_key_info_clear). The rnp engine merges
  * in its scratch FFI; the gnupg engine imports every copy into its GnuPG
- * home and exports the key minimal (four or five gpg processes).
+ * home and exports the key minimal, taking the subkeys gpg's export-minimal
+ * drops (expired, revoked, or expiring after 2106, which GnuPG 2.2 reads
+ * as expired) from a plain export of the home (four to six gpg
+ * processes). Both engines keep the same subkeys.
  * Returns 0, 1 when there is no such key or no valid user ID for address
  * (errmsg says which), -1 on an engine failure.
  */

@@ -4,7 +4,10 @@
  *
  * Costs (SPEC.md 9): every operation starts a gpg process; opening starts
  * a few (engine checks). Inspection: one for any number of keys. Minimal
- * key: four (inspect, then smp_gpg_import_minimal's three). Encryption:
+ * key: four (inspect, then smp_gpg_import_minimal's three), five when
+ * gpg's export-minimal dropped the encryption subkey (see below). Merge:
+ * import and export-minimal, one more export when a subkey was dropped,
+ * and the caller's listings. Encryption:
  * one, plus one import for keys this instance has not yet put into the
  * home from the material it was given (the key cache records which).
  *
@@ -15,8 +18,10 @@
  * are read (smp_crypto_raw_expiry): when one carries a key expiration
  * interval whose 64-bit sum with the creation time lies past 2106 and
  * wraps to exactly what gpg reported, that sum is the expiry, and the
- * expired flags are computed again from it. gpg itself still refuses to
- * encrypt to such a key; the refusal says why.
+ * expired flags are computed again from it. gpg's export-minimal drops
+ * such a subkey as expired: the minimal key and the merge take it from a
+ * plain export of the home instead (add_lost_subkeys). gpg itself still
+ * refuses to encrypt to such a key; the refusal says why.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -353,106 +358,6 @@ out:
 /* ------------------------------------------------------------------ */
 /* Cleaning (minimal key)                                              */
 
-/* Does a v4 signature body name keyid (16 hex digits) or fpr as its
- * issuer (subpacket 16 or 33, hashed or not)? */
-static bool sig_by(const unsigned char *b, size_t n, const char *keyid,
-		   const char *fpr)
-{
-	size_t off = 4;
-
-	if (n < 6 || b[0] != 4)
-		return false;
-	for (int area = 0; area < 2; area++) {
-		size_t alen, end;
-
-		if (off + 2 > n)
-			return false;
-		alen = (size_t)b[off] << 8 | b[off + 1];
-		off += 2;
-		end = off + alen;
-		if (end > n)
-			return false;
-		while (off < end) {
-			size_t sl;
-			char hex[SMP_FPR_MAX];
-			unsigned type;
-
-			if (b[off] < 192) {
-				sl = b[off];
-				off += 1;
-			} else if (b[off] < 255 && off + 2 <= end) {
-				sl = ((size_t)(b[off] - 192) << 8) +
-				     b[off + 1] + 192;
-				off += 2;
-			} else if (b[off] == 255 && off + 5 <= end) {
-				sl = be32(b + off + 1);
-				off += 5;
-			} else {
-				return false;
-			}
-			if (sl == 0 || sl > end - off)
-				return false;
-			type = b[off] & 0x7F;
-			if (type == 16 && sl == 9) {
-				for (size_t i = 0; i < 8; i++)
-					snprintf(hex + 2 * i, 3, "%02X",
-						 b[off + 1 + i]);
-				if (strcmp(hex, keyid) == 0)
-					return true;
-			} else if (type == 33 && sl == 22 && b[off + 1] == 4) {
-				for (size_t i = 0; i < 20; i++)
-					snprintf(hex + 2 * i, 3, "%02X",
-						 b[off + 2 + i]);
-				if (strcmp(hex, fpr) == 0)
-					return true;
-			}
-			off += sl;
-		}
-	}
-	return false;
-}
-
-/* The block without signatures that do not name the key itself as their
- * issuer, trust packets and user attributes. For keys gpg cannot hold
- * (see gnupg_clean); the packets gpg verified when it listed the key. */
-static int strip_third_party(struct smp_crypto *c, const unsigned char *block,
-			     size_t len, const char *fpr, unsigned char **out,
-			     size_t *outlen)
-{
-	struct smp_pkt_iter it;
-	struct smp_packet pkt;
-	const char *keyid = strlen(fpr) >= 16 ? fpr + strlen(fpr) - 16 : fpr;
-	unsigned char *o = malloc(len ? len : 1);
-	size_t n = 0;
-	bool drop = false;
-
-	if (!o)
-		return smp_crypto_error(c, "out of memory");
-	smp_pkt_iter_init(&it, block, len);
-	while (smp_pkt_next(&it, &pkt) == SMP_PKT_OK) {
-		bool keep;
-
-		if (pkt.tag == SMP_TAG_SIGNATURE)
-			keep = !drop && sig_by(pkt.first, pkt.body_len, keyid,
-					       fpr);
-		else if (pkt.tag == SMP_TAG_USER_ATTR ||
-			 pkt.tag == SMP_TAG_TRUST ||
-			 pkt.tag == SMP_TAG_PADDING)
-			keep = false;
-		else
-			keep = true;
-		if (pkt.tag != SMP_TAG_SIGNATURE && pkt.tag != SMP_TAG_TRUST)
-			drop = pkt.tag == SMP_TAG_USER_ATTR;
-		if (keep) {
-			memcpy(o + n, block + pkt.offset, it.off - pkt.offset);
-			n += it.off - pkt.offset;
-		}
-	}
-	*out = o;
-	*outlen = n;
-	return 0;
-}
-
 /* Does the binary key block hold a subkey with fingerprint fpr? */
 static bool has_subkey(const unsigned char *d, size_t n, const char *fpr)
 {
@@ -492,6 +397,67 @@ static bool lost_subkey(const unsigned char *in, size_t inlen,
 	return false;
 }
 
+/*
+ * Adds to *out, gpg's minimal export of key fpr, every subkey the key in
+ * block (what was imported) has and *out lacks, with its binding
+ * signatures, as the home holds them (smp_gpg_export: one gpg process,
+ * only when something was lost). export-minimal drops every subkey
+ * GnuPG 2.2 thinks expired or revoked, and it thinks a subkey that
+ * expires after 2106 expired in the past (its 32-bit sum wraps): the
+ * usable encryption subkey of such a key was lost, and so were the
+ * expired and revoked subkeys that a merge keeps to record the expiry or
+ * revocation (as the rnp engine does). The home holds only what gpg's
+ * import checked: self-signatures (import-options self-sigs-only), the
+ * subkeys with a valid binding signature.
+ */
+static int add_lost_subkeys(struct gnupg_engine *e, const unsigned char *block,
+			    size_t len, const char *fpr, unsigned char **out,
+			    size_t *outlen)
+{
+	struct smp_crypto *c = &e->base;
+	const char *one[1] = {fpr};
+	unsigned char *full = NULL, *o;
+	size_t flen = 0, n = *outlen;
+	struct smp_pkt_iter it;
+	struct smp_packet pkt;
+	bool copy = false;
+
+	if (!lost_subkey(block, len, *out, *outlen))
+		return 0;
+	if (smp_gpg_export(e->g, one, 1, &full, &flen)) {
+		sync_ops(e);
+		return smp_crypto_error(c, "%s", smp_gpg_errmsg(e->g));
+	}
+	sync_ops(e);
+	o = realloc(*out, n + flen + 1);
+	if (!o) {
+		free(full);
+		return smp_crypto_error(c, "out of memory");
+	}
+	smp_pkt_iter_init(&it, full, flen);
+	while (smp_pkt_next(&it, &pkt) == SMP_PKT_OK) {
+		if (pkt.tag == SMP_TAG_PUBLIC_SUBKEY) {
+			char f[SMP_FPR_MAX];
+
+			smp_crypto_pkt_fpr(pkt.first, pkt.body_len, false, f);
+			copy = f[0] && has_subkey(block, len, f) &&
+			       !has_subkey(o, n, f);
+		} else if (pkt.tag == SMP_TAG_PUBLIC_KEY && pkt.offset > 0) {
+			break; /* another key: not asked for */
+		} else if (pkt.tag != SMP_TAG_SIGNATURE) {
+			copy = false;
+		}
+		if (copy && pkt.tag != SMP_TAG_TRUST) {
+			memcpy(o + n, full + pkt.offset, it.off - pkt.offset);
+			n += it.off - pkt.offset;
+		}
+	}
+	free(full);
+	*out = o;
+	*outlen = n;
+	return 0;
+}
+
 static int gnupg_clean(struct smp_crypto *c, const unsigned char *block,
 		       size_t len, const char *fpr, const char *encfpr,
 		       const char *address, unsigned char **out,
@@ -511,8 +477,9 @@ static int gnupg_clean(struct smp_crypto *c, const unsigned char *block,
 	free(kb);
 	if (nkb > 1 || !address) {
 		/* a merge (smp_crypto_merge): every copy into the home, where
-		 * gpg merges them, then the key out of it minimal; the caller
-		 * handed in only user IDs it may keep */
+		 * gpg checks and merges them, then the key out of it minimal,
+		 * with the subkeys export-minimal dropped; the caller handed
+		 * in only user IDs it may keep */
 		const char *one[1] = {fpr};
 
 		r = smp_gpg_import(e->g, block, len, NULL);
@@ -528,30 +495,28 @@ static int gnupg_clean(struct smp_crypto *c, const unsigned char *block,
 			smp_crypto_error(c, "gpg did not import key %s", fpr);
 			return 1;
 		}
-		return 0;
+	} else {
+		/* import (self-signatures only, cleaned) and export-minimal
+		 * with only the user IDs of address */
+		r = smp_gpg_import_minimal(e->g, block, len, fpr, address, out,
+					   outlen);
+		sync_ops(e);
+		if (r) {
+			smp_crypto_error(c, "%s", smp_gpg_errmsg(e->g));
+			return r;
+		}
+		/* only the encryption subkey matters here */
+		if (encfpr ? has_subkey(*out, *outlen, encfpr) :
+			     !lost_subkey(block, len, *out, *outlen))
+			return 0;
 	}
-	/* import (self-signatures only, cleaned) and export-minimal with
-	 * only the user IDs of address */
-	r = smp_gpg_import_minimal(e->g, block, len, fpr, address, out,
-				   outlen);
-	sync_ops(e);
+	r = add_lost_subkeys(e, block, len, fpr, out, outlen);
 	if (r) {
-		smp_crypto_error(c, "%s", smp_gpg_errmsg(e->g));
-		return r;
+		free(*out);
+		*out = NULL;
+		*outlen = 0;
 	}
-	if (encfpr ? has_subkey(*out, *outlen, encfpr) :
-		     !lost_subkey(block, len, *out, *outlen))
-		return 0;
-	/* gpg's cleaning drops subkeys it thinks expired, and GnuPG 2.2
-	 * thinks a key expiring after 2106 expired in the past (its 32-bit
-	 * sum wraps): the encryption subkey the inspection found usable is
-	 * gone (or, with no encfpr from a merge, some subkey is). Cut the
-	 * third-party signatures out ourselves; the caller keeps only the
-	 * subkeys the inspection finds usable. */
-	free(*out);
-	*out = NULL;
-	*outlen = 0;
-	return strip_third_party(c, block, len, fpr, out, outlen);
+	return r;
 }
 
 /* ------------------------------------------------------------------ */

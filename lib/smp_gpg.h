@@ -14,7 +14,6 @@
  *   import-options self-sigs-only,import-clean
  *                         third-party signatures never enter the home
  *                         (certificate flooding, CVE-2019-13050)
- *   export-options export-minimal
  *   batch, no-tty, no-greeting, no-auto-key-retrieve
  *
  * and creates the trust database once (gpg 2.2 fails a dry-run import of
@@ -141,6 +140,15 @@ int smp_gpg_import(struct smp_gpg *g, const unsigned char *data, size_t len,
  * *out is malloc'd (NULL with *outlen 0 when nothing was exported). */
 int smp_gpg_export_minimal(struct smp_gpg *g, const char *const *fprs,
 			   size_t nfprs, unsigned char **out, size_t *outlen);
+
+/* The same without gpg's cleaning: the keys as the home holds them (the
+ * import options keep self-signatures only, each checked by gpg on
+ * import), every subkey kept, expired or revoked or not. GnuPG 2.2's
+ * export-minimal drops the subkeys it thinks expired, among them one that
+ * expires after 2106 (its 32-bit expiry wraps to a past date). One gpg
+ * process. */
+int smp_gpg_export(struct smp_gpg *g, const char *const *fprs, size_t nfprs,
+		   unsigned char **out, size_t *outlen);
 
 /*
  * The minimal form of key fpr from data, bound to one address: imports it

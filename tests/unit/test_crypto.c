@@ -1285,20 +1285,101 @@ static void test_merge(void **state)
 	}
 }
 
-/* The key that expires in 2122 is merged with itself on both engines. */
+/* A merge of the key that expires in 2122 keeps its encryption subkey
+ * (the one sq names), usable until 2122, and the key's one user ID. */
+static void check_merged_2122(void **state, const struct smp_key_info *k,
+			      const unsigned char *m, size_t mn,
+			      const char *encfpr)
+{
+	struct smp_key_info k2;
+	const struct smp_key_sub *s;
+
+	assert_string_equal(k->fpr, "A923EA6E94068B60F3CDCDFB0DCC09E9B7800FFA");
+	assert_int_equal(k->expires, T_FUTURE_EXPIRES);
+	assert_false(k->expired);
+	assert_false(k->revoked);
+	assert_true(k->can_encrypt);
+	assert_int_equal(k->nuids, 1);
+	assert_string_equal(k->uids[0].uid, "Future Key <future@example.org>");
+	/* the primary key and the encryption subkey, nothing else */
+	assert_int_equal(k->nsubkeys, 2);
+	s = find_sub(k, encfpr);
+	assert_non_null(s);
+	assert_true(s->can_encrypt);
+	assert_false(s->expired);
+	assert_false(s->revoked);
+	assert_false(s->invalid);
+	assert_int_equal(s->created, T_FUTURE_CREATED);
+	assert_int_equal(s->expires, T_FUTURE_EXPIRES);
+	/* the stored form says the same when read again */
+	assert_int_equal(smp_crypto_inspect(C(state), m, mn, &k2), 0);
+	assert_true(k2.can_encrypt);
+	assert_int_equal(k2.nsubkeys, 2);
+	assert_non_null(find_sub(&k2, encfpr));
+	assert_int_equal(k2.expires, T_FUTURE_EXPIRES);
+	smp_key_info_clear(&k2);
+}
+
+/* The key that expires in 2122, merged on both engines: nothing stored;
+ * a stored version and the key again (GnuPG 2.2 drops what it thinks is
+ * an expired subkey when it exports minimal, and thought this one
+ * expired in 1986); with no address; two copies in one update. Every
+ * merge keeps the usable encryption subkey, the same on both engines,
+ * and a merge adds nothing to what it gave before. */
 static void test_merge_2122(void **state)
 {
 	struct smp_key_info k;
-	unsigned char *m;
-	size_t mn;
+	struct sq_cert sq;
+	unsigned char *st, *m, *d, *two;
+	void *o = NULL;
+	size_t sn, mn, n;
+	const char *encfpr = NULL;
 
+	sq_inspect(KEYS "future2122.pub.gpg", &sq);
+	for (size_t i = 1; i < sq.nk; i++)
+		if (sq.k[i].enc)
+			encfpr = sq.k[i].fpr;
+	assert_non_null(encfpr);
+	assert_string_equal(encfpr,
+			    "FAC0D2B1403D6486ED3592E10ADBA1E98507874B");
+
+	/* nothing stored */
 	assert_int_equal(merge_of(state, NULL, 0, "future2122",
+				  "future@example.org", &st, &sn, &k),
+			 0);
+	check_merged_2122(state, &k, st, sn, encfpr);
+	smp_key_info_clear(&k);
+	/* stored, and the key again */
+	assert_int_equal(merge_of(state, st, sn, "future2122",
 				  "future@example.org", &m, &mn, &k),
 			 0);
-	assert_int_equal(k.expires, T_FUTURE_EXPIRES);
-	assert_true(k.can_encrypt);
+	check_merged_2122(state, &k, m, mn, encfpr);
+	assert_int_equal(mn, sn);
+	assert_memory_equal(m, st, sn);
 	smp_key_info_clear(&k);
 	free(m);
+	/* stored, no address: the stored user ID only */
+	assert_int_equal(merge_of(state, st, sn, "future2122", NULL, &m, &mn,
+				  &k),
+			 0);
+	check_merged_2122(state, &k, m, mn, encfpr);
+	smp_key_info_clear(&k);
+	free(m);
+	/* nothing stored, two copies of the key in the update */
+	d = key_file("future2122", "pub.gpg", &n);
+	two = malloc(2 * n);
+	assert_non_null(two);
+	memcpy(two, d, n);
+	memcpy(two + n, d, n);
+	assert_int_equal(smp_crypto_merge(C(state), NULL, 0, two, 2 * n,
+					  "future@example.org", &o, &mn, &k),
+			 0);
+	check_merged_2122(state, &k, o, mn, encfpr);
+	smp_key_info_clear(&k);
+	free(o);
+	free(two);
+	free(d);
+	free(st);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1811,8 +1892,39 @@ static void test_uid_email(void **state)
 	}
 }
 
+/* The two engines' merge results say the same: the same key, user IDs,
+ * subkeys (fingerprints, expiry) and verdicts. */
+static void merged_agree(int rr, const struct smp_key_info *kr, int rg,
+			 const struct smp_key_info *kg)
+{
+	assert_int_equal(rr, rg);
+	if (rr != 0)
+		return;
+	assert_string_equal(kr->fpr, kg->fpr);
+	assert_int_equal(kr->expires, kg->expires);
+	assert_int_equal(kr->expired, kg->expired);
+	assert_int_equal(kr->revoked, kg->revoked);
+	assert_int_equal(kr->can_encrypt, kg->can_encrypt);
+	assert_int_equal(kr->nuids, kg->nuids);
+	for (size_t u = 0; u < kr->nuids; u++)
+		assert_true(has_uid_str(kg, kr->uids[u].uid));
+	assert_int_equal(kr->nsubkeys, kg->nsubkeys);
+	for (size_t s = 0; s < kr->nsubkeys; s++) {
+		const struct smp_key_sub *a = &kr->subkeys[s];
+		const struct smp_key_sub *b = find_sub(kg, a->fpr);
+
+		assert_non_null(b);
+		assert_int_equal(a->expires, b->expires);
+		assert_int_equal(a->expired, b->expired);
+		assert_int_equal(a->revoked, b->revoked);
+		assert_int_equal(a->can_encrypt, b->can_encrypt);
+	}
+}
+
 /* Both engines: the same verdicts and the same minimal keys, packet for
- * packet (GnuPG writes old-format headers, librnp new ones). */
+ * packet (GnuPG writes old-format headers, librnp new ones); merges (of
+ * nothing stored, and of that result with the key again) that say the
+ * same. */
 static void test_engines_agree(void **state)
 {
 	struct smp_crypto *r = NULL, *g = NULL;
@@ -1883,6 +1995,34 @@ static void test_engines_agree(void **state)
 		}
 		free(mr);
 		free(mg);
+		{
+			struct smp_key_info jr, jg;
+			void *sr = NULL, *sg = NULL;
+			size_t snr = 0, sng = 0;
+			const char *a = kr.uids[0].email;
+
+			rr = smp_crypto_merge(r, NULL, 0, d, n, a, &sr, &snr,
+					      &jr);
+			rg = smp_crypto_merge(g, NULL, 0, d, n, a, &sg, &sng,
+					      &jg);
+			merged_agree(rr, &jr, rg, &jg);
+			smp_key_info_clear(&jr);
+			smp_key_info_clear(&jg);
+			if (rr == 0) {
+				mr = mg = NULL;
+				rr = smp_crypto_merge(r, sr, snr, d, n, a, &mr,
+						      &nr, &jr);
+				rg = smp_crypto_merge(g, sg, sng, d, n, a, &mg,
+						      &ng, &jg);
+				merged_agree(rr, &jr, rg, &jg);
+				smp_key_info_clear(&jr);
+				smp_key_info_clear(&jg);
+				free(mr);
+				free(mg);
+			}
+			free(sr);
+			free(sg);
+		}
 		smp_key_info_clear(&kr);
 		smp_key_info_clear(&kg);
 		free(d);

@@ -413,7 +413,9 @@ static void test_open_creates_home(void **state)
 	assert_non_null(strstr((char *)conf, "\nno-autostart\n"));
 	assert_non_null(strstr((char *)conf, "\ntrust-model always\n"));
 	assert_non_null(strstr((char *)conf, "\nno-random-seed-file\n"));
-	assert_non_null(strstr((char *)conf, "\nexport-options export-minimal\n"));
+	/* export-minimal is asked for per call (smp_gpg_export_minimal):
+	 * smp_gpg_export gets the key as the home holds it */
+	assert_null(strstr((char *)conf, "export-options"));
 	free(conf);
 	snprintf(path, sizeof(path), "%s/trustdb.gpg", f->home);
 	assert_int_equal(stat(path, &st), 0);
@@ -953,6 +955,25 @@ static void test_export(void **state)
 	free(o);
 	free(a);
 	free(b);
+	/* the key that expires in 2122 (GnuPG 2.2 reads 1986): the plain
+	 * export keeps both of its subkeys, the encryption one included */
+	{
+		size_t lf;
+		unsigned char *fk = pub("future2122", &lf);
+		struct shown sf;
+		const char *one[1];
+
+		show_pub("future2122", &sf);
+		one[0] = sf.fpr;
+		assert_int_equal(smp_gpg_import(f->g, fk, lf, NULL), 0);
+		assert_int_equal(smp_gpg_export(f->g, one, 1, &o, &olen), 0);
+		nout = walk(o, olen, out, 64);
+		assert_int_equal(count_tag(out, nout, 6), 1);
+		assert_int_equal(count_tag(out, nout, 14), 2);
+		assert_int_equal(count_tag(out, nout, 13), 1);
+		free(o);
+		free(fk);
+	}
 }
 
 /* ------------------------------------------------------------------ */
