@@ -4,6 +4,7 @@
 #include "smp_keyring.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,7 +205,8 @@ static char *addr_norm(struct smp_keyring *kr, const char *in)
  * smp_address_check() (smp_address.h) says, so no caller can bind a key to
  * anything else. Lookups stay with addr_norm(): what was stored can always
  * be found, changed and deleted. */
-static char *addr_norm_strict(struct smp_keyring *kr, const char *in)
+static char *addr_norm_strict(struct smp_keyring *kr, const char *in,
+			      const char *what)
 {
 	char q[SMP_QUOTE_ARG_SIZE];
 	enum smp_address_status st;
@@ -214,8 +216,9 @@ static char *addr_norm_strict(struct smp_keyring *kr, const char *in)
 		return NULL;
 	st = smp_address_check(a);
 	if (st != SMP_ADDR_OK) {
-		smp_kr_error(kr, "cannot store a binding for %s: not a mail address: %s",
-			     smp_quote_arg(q, sizeof(q), in), smp_address_strerror(st));
+		smp_kr_error(kr, "cannot store %s for %s: not a mail address: %s",
+			     what, smp_quote_arg(q, sizeof(q), in),
+			     smp_address_strerror(st));
 		free(a);
 		return NULL;
 	}
@@ -471,7 +474,7 @@ int smp_keyring_binding_put(struct smp_keyring *kr, const struct smp_binding *b)
 	c = *b;
 	if (fpr_norm(kr, b->fpr, c.fpr) != 0)
 		return -1;
-	c.address = addr_norm_strict(kr, b->address);
+	c.address = addr_norm_strict(kr, b->address, "a binding");
 	if (!c.address)
 		return -1;
 	if (c.last_seen == 0)
@@ -722,4 +725,395 @@ int smp_keyring_stats(struct smp_keyring *kr, struct smp_keyring_stats *st)
 		return smp_kr_error(kr, "no place for the result given");
 	memset(st, 0, sizeof(*st));
 	return kr->ops->stats(kr, st);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Rows through ops->exec: the discovery cache and the known key blocks  */
+
+static void q_init(struct smp_kr_stmt *st, unsigned q)
+{
+	memset(st, 0, sizeof(*st));
+	st->q = q;
+}
+
+static void q_text(struct smp_kr_stmt *st, const char *v)
+{
+	if (st->nargs < SMP_KR_EXEC_MAX_ARGS)
+		st->arg[st->nargs++].text = v;
+}
+
+static void q_int(struct smp_kr_stmt *st, int64_t v)
+{
+	if (st->nargs < SMP_KR_EXEC_MAX_ARGS) {
+		st->arg[st->nargs].num = v;
+		st->arg[st->nargs++].is_int = true;
+	}
+}
+
+static int64_t col_int(const char *t)
+{
+	return t ? (int64_t)strtoll(t, NULL, 10) : 0;
+}
+
+/* Copies a column into a fixed field; false when it does not fit. */
+static bool col_fixed(const char *t, char *dst, size_t size)
+{
+	size_t n = t ? strlen(t) : 0;
+
+	if (n >= size)
+		return false;
+	memcpy(dst, t ? t : "", n + 1);
+	return true;
+}
+
+/* "what" for the error sentences: "<verb> <address>" (a normalised
+ * address holds no control characters; the other messages show it as it
+ * is too). */
+static void what_of(char *buf, size_t size, const char *verb, const char *a)
+{
+	snprintf(buf, size, "%s %s", verb, a);
+}
+
+/* 64 hex digits (SHA-256), into lower case; -1 with the error set. */
+static int digest_norm(struct smp_keyring *kr, const char *in, char out[65],
+		       const char *what)
+{
+	char q[SMP_QUOTE_ARG_SIZE];
+	size_t n = 0;
+
+	for (; in && in[n] && n < 64; n++) {
+		if (!is_hex((unsigned char)in[n]))
+			break;
+		out[n] = (char)(in[n] >= 'A' && in[n] <= 'F' ? in[n] - 'A' + 'a'
+							     : in[n]);
+	}
+	out[n] = '\0';
+	if (n == 64 && in[n] == '\0')
+		return 0;
+	out[0] = '\0';
+	return smp_kr_error(kr, "cannot %s: %s is not a SHA-256 digest (64 "
+			    "hex digits)", what,
+			    in ? smp_quote_arg(q, sizeof(q), in) : "NULL");
+}
+
+/* ---------------------------------------------------------------------- */
+/* Discovery cache                                                        */
+
+static bool disc_status_ok(const char *v)
+{
+	return strcmp(v, "found") == 0 || strcmp(v, "none") == 0 ||
+	       strcmp(v, "error") == 0;
+}
+
+/* The methods are the names of the sources their keys are stored with. */
+static bool disc_method_ok(const char *v)
+{
+	return !*v || strcmp(v, source_names[SMP_SRC_WKD]) == 0 ||
+	       strcmp(v, source_names[SMP_SRC_DANE]) == 0;
+}
+
+/* The rows of a discovery query, as they are read. */
+struct disc_rows {
+	struct smp_disc_entry *v;
+	size_t n, cap;
+	const char *what;
+};
+
+/* One row of SMP_KR_DISC_COLS. A value no keyring writes is an error,
+ * never a guess. */
+static int disc_row(struct smp_keyring *kr, void *arg, const char *const *col,
+		    int ncol)
+{
+	struct disc_rows *r = arg;
+	struct smp_disc_entry *e;
+	char q[SMP_QUOTE_ARG_SIZE];
+
+	if (ncol != 8 || !col[0] || !col[1] || !col[2])
+		return smp_kr_error(kr, "cannot %s: a discovery entry is not "
+				    "as this program writes it", r->what);
+	if (!disc_status_ok(col[1]) || !disc_method_ok(col[2]))
+		return smp_kr_error(kr, "cannot %s: a discovery entry has an "
+				    "unknown %s %s", r->what,
+				    disc_status_ok(col[1]) ? "method" : "status",
+				    smp_quote_arg(q, sizeof(q),
+						  disc_status_ok(col[1]) ? col[2]
+									 : col[1]));
+	if (r->n == r->cap) {
+		size_t nc = r->cap ? r->cap * 2 : 8;
+		struct smp_disc_entry *nv = realloc(r->v, nc * sizeof(*nv));
+		if (!nv)
+			return smp_kr_error(kr, "cannot %s: out of memory",
+					    r->what);
+		r->v = nv, r->cap = nc;
+	}
+	e = &r->v[r->n];
+	memset(e, 0, sizeof(*e));
+	if (!col_fixed(col[1], e->status, sizeof(e->status)) ||
+	    !col_fixed(col[2], e->method, sizeof(e->method)) ||
+	    !col_fixed(col[4], e->fpr, sizeof(e->fpr)))
+		return smp_kr_error(kr, "cannot %s: a stored text is longer "
+				    "than this program allows", r->what);
+	e->address = strdup(col[0]);
+	e->origin = strdup(col[3] ? col[3] : "");
+	e->detail = strdup(col[7] ? col[7] : "");
+	e->fetched = col_int(col[5]);
+	e->expires = col_int(col[6]);
+	r->n++;   /* counted first: a partial entry is freed with the rest */
+	if (!e->address || !e->origin || !e->detail)
+		return smp_kr_error(kr, "cannot %s: out of memory", r->what);
+	return 0;
+}
+
+void smp_disc_entry_clear(struct smp_disc_entry *e)
+{
+	if (!e)
+		return;
+	free(e->address);
+	free(e->origin);
+	free(e->detail);
+	memset(e, 0, sizeof(*e));
+}
+
+void smp_disc_entries_free(struct smp_disc_entry *e, size_t n)
+{
+	if (!e)
+		return;
+	for (size_t i = 0; i < n; i++)
+		smp_disc_entry_clear(&e[i]);
+	free(e);
+}
+
+int smp_keyring_disc_get(struct smp_keyring *kr, const char *address,
+			 struct smp_disc_entry *out)
+{
+	struct disc_rows r = {0};
+	struct smp_kr_stmt st;
+	char what[SMP_ADDRESS_MAX + 64];
+	char *a;
+	int rc;
+
+	if (!kr)
+		return -1;
+	if (!out)
+		return smp_kr_error(kr, "no place for the result given");
+	memset(out, 0, sizeof(*out));
+	a = addr_norm(kr, address);
+	if (!a)
+		return -1;
+	what_of(what, sizeof(what), "read the discovery entry of", a);
+	r.what = what;
+	q_init(&st, SMP_KR_Q_DISC_GET);
+	q_text(&st, a);
+	st.row = disc_row;
+	st.row_arg = &r;
+	rc = kr->ops->exec(kr, &st, 1, false, what);
+	if (rc == 0 && r.n == 0)
+		rc = 1;
+	else if (rc == 0)
+		*out = r.v[--r.n];   /* the address is the key: one row */
+	smp_disc_entries_free(r.v, r.n);
+	free(a);
+	return rc;
+}
+
+int smp_keyring_disc_put(struct smp_keyring *kr, const struct smp_disc_entry *e)
+{
+	char what[SMP_ADDRESS_MAX + 64], q[SMP_QUOTE_ARG_SIZE];
+	char f[SMP_FPR_MAX] = "";
+	struct smp_kr_stmt st;
+	char *a;
+	int rc = -1;
+
+	if (!kr)
+		return -1;
+	if (!e)
+		return smp_kr_error(kr, "no discovery entry given");
+	if (!fixed_ok(e->status, sizeof(e->status)) ||
+	    !fixed_ok(e->method, sizeof(e->method)) ||
+	    !fixed_ok(e->fpr, sizeof(e->fpr)))
+		return smp_kr_error(kr, "cannot store a discovery entry: "
+				    "unterminated status, method or fingerprint");
+	a = addr_norm_strict(kr, e->address, "a discovery entry");
+	if (!a)
+		return -1;
+	what_of(what, sizeof(what), "store the discovery entry of", a);
+	if (!disc_status_ok(e->status)) {
+		smp_kr_error(kr, "cannot %s: unknown status %s (found, none or "
+			     "error)", what, smp_quote_arg(q, sizeof(q), e->status));
+		goto out;
+	}
+	if (!disc_method_ok(e->method)) {
+		smp_kr_error(kr, "cannot %s: unknown method %s (wkd, dane or "
+			     "none)", what, smp_quote_arg(q, sizeof(q), e->method));
+		goto out;
+	}
+	if (e->fpr[0] && fpr_norm(kr, e->fpr, f) != 0)
+		goto out;
+	if (!f[0] && strcmp(e->status, "found") == 0) {
+		smp_kr_error(kr, "cannot %s: a found entry needs the key's "
+			     "fingerprint", what);
+		goto out;
+	}
+	q_init(&st, SMP_KR_Q_DISC_PUT);
+	q_text(&st, a);
+	q_text(&st, e->status);
+	q_text(&st, e->method);
+	q_text(&st, e->origin ? e->origin : "");
+	q_text(&st, f);
+	q_int(&st, e->fetched ? e->fetched : now_s());
+	q_int(&st, e->expires);
+	q_text(&st, e->detail ? e->detail : "");
+	rc = kr->ops->exec(kr, &st, 1, true, what);
+out:
+	free(a);
+	return rc;
+}
+
+int smp_keyring_disc_delete(struct smp_keyring *kr, const char *address)
+{
+	char what[SMP_ADDRESS_MAX + 64];
+	struct smp_kr_stmt st;
+	char *a;
+	int rc;
+
+	if (!kr)
+		return -1;
+	a = addr_norm(kr, address);
+	if (!a)
+		return -1;
+	what_of(what, sizeof(what), "delete the discovery entry of", a);
+	q_init(&st, SMP_KR_Q_DISC_DELETE);
+	q_text(&st, a);
+	rc = kr->ops->exec(kr, &st, 1, true, what);
+	if (rc == 0 && st.changed == 0)
+		rc = 1;
+	free(a);
+	return rc;
+}
+
+int smp_keyring_disc_due(struct smp_keyring *kr, const char *status,
+			 int64_t before, size_t limit,
+			 struct smp_disc_entry **out, size_t *n)
+{
+	struct disc_rows r = {0};
+	struct smp_kr_stmt st;
+	char q[SMP_QUOTE_ARG_SIZE];
+	int rc;
+
+	if (!kr || !out_args(kr, out, n))
+		return -1;
+	*out = NULL;
+	if (status && !disc_status_ok(status))
+		return smp_kr_error(kr, "cannot list the discovery entries due: "
+				    "unknown status %s (found, none or error)",
+				    smp_quote_arg(q, sizeof(q), status));
+	r.what = "list the discovery entries due";
+	q_init(&st, status ? SMP_KR_Q_DISC_DUE : SMP_KR_Q_DISC_DUE_ANY);
+	if (status)
+		q_text(&st, status);
+	q_int(&st, before);
+	/* no limit: one no query reaches (SQLite's -1 is PostgreSQL's error) */
+	q_int(&st, limit == 0 || limit > (size_t)INT64_MAX ? INT64_MAX
+							   : (int64_t)limit);
+	st.row = disc_row;
+	st.row_arg = &r;
+	rc = kr->ops->exec(kr, &st, 1, false, r.what);
+	if (rc != 0) {
+		smp_disc_entries_free(r.v, r.n);
+		return rc;
+	}
+	*out = r.v;
+	*n = r.n;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Known key blocks                                                       */
+
+struct block_row_arg {
+	struct smp_known_block *b;
+	bool found;
+	const char *what;
+};
+
+/* The row of SMP_KR_BLOCK_COLS. */
+static int block_row(struct smp_keyring *kr, void *arg, const char *const *col,
+		     int ncol)
+{
+	struct block_row_arg *r = arg;
+	struct smp_known_block *b = r->b;
+
+	if (ncol != 5 || !col_fixed(col[0], b->digest, sizeof(b->digest)) ||
+	    !col_fixed(col[1], b->fpr, sizeof(b->fpr)) ||
+	    !col_fixed(col[2], b->material, sizeof(b->material)))
+		return smp_kr_error(kr, "cannot %s: a known block is not as "
+				    "this program writes it", r->what);
+	b->usable_until = col_int(col[3]);
+	b->seen = col_int(col[4]);
+	r->found = true;
+	return 0;
+}
+
+int smp_keyring_block_get(struct smp_keyring *kr, const char *digest,
+			  struct smp_known_block *out)
+{
+	struct block_row_arg r;
+	struct smp_kr_stmt st;
+	char d[65];
+	int rc;
+
+	if (!kr)
+		return -1;
+	if (!out)
+		return smp_kr_error(kr, "no place for the result given");
+	/* before out is cleared: digest may be out->digest */
+	rc = digest_norm(kr, digest, d, "read a known key block");
+	memset(out, 0, sizeof(*out));
+	if (rc != 0)
+		return -1;
+	r.b = out;
+	r.found = false;
+	r.what = "read a known key block";
+	q_init(&st, SMP_KR_Q_BLOCK_GET);
+	q_text(&st, d);
+	st.row = block_row;
+	st.row_arg = &r;
+	rc = kr->ops->exec(kr, &st, 1, false, r.what);
+	if (rc != 0 || !r.found)
+		memset(out, 0, sizeof(*out));
+	return rc != 0 ? rc : r.found ? 0 : 1;
+}
+
+int smp_keyring_block_put(struct smp_keyring *kr,
+			  const struct smp_known_block *b)
+{
+	static const char what[] = "store a known key block";
+	struct smp_kr_stmt st[2];
+	char d[65], m[65], f[SMP_FPR_MAX];
+
+	if (!kr)
+		return -1;
+	if (!b)
+		return smp_kr_error(kr, "no known key block given");
+	if (!fixed_ok(b->digest, sizeof(b->digest)) ||
+	    !fixed_ok(b->fpr, sizeof(b->fpr)) ||
+	    !fixed_ok(b->material, sizeof(b->material)))
+		return smp_kr_error(kr, "cannot %s: unterminated digest or "
+				    "fingerprint", what);
+	if (digest_norm(kr, b->digest, d, what) != 0 ||
+	    digest_norm(kr, b->material, m, what) != 0 ||
+	    fpr_norm(kr, b->fpr, f) != 0)
+		return -1;
+	q_init(&st[0], SMP_KR_Q_BLOCK_PUT);
+	q_text(&st[0], d);
+	q_text(&st[0], f);
+	q_text(&st[0], m);
+	q_int(&st[0], b->usable_until);
+	q_int(&st[0], b->seen ? b->seen : now_s());
+	/* in the same transaction: never more than the bound per key */
+	q_init(&st[1], SMP_KR_Q_BLOCK_TRIM);
+	q_text(&st[1], f);
+	q_text(&st[1], f);
+	q_int(&st[1], SMP_KEYRING_BLOCKS_PER_KEY);
+	return kr->ops->exec(kr, st, 2, true, what);
 }

@@ -112,6 +112,7 @@ struct smp_keyring_stats {
 	unsigned long keys, addresses;
 	unsigned long bindings[SMP_BIND_REVOKED + 1]; /* per state */
 	unsigned long events, replay_entries;
+	unsigned long discovery;    /* discovery cache entries */
 };
 
 /* What smp_keyring_prune removed. */
@@ -280,6 +281,75 @@ int smp_keyring_prune(struct smp_keyring *kr, int64_t now, int64_t events_keep,
 		      int64_t replay_window, struct smp_keyring_pruned *out);
 
 int smp_keyring_stats(struct smp_keyring *kr, struct smp_keyring_stats *st);
+
+/*
+ * The discovery cache (issue 11, doc/discovery.md): per address, the
+ * outcome of the last key discovery, shared by every host on the keyring.
+ *   status   "found" (fpr: the key it gave, required), "none" (nothing
+ *            published) or "error" (the lookup failed; detail says how)
+ *   method   "wkd", "dane" (the names of SMP_SRC_WKD, SMP_SRC_DANE) or
+ *            "": which method answered
+ *   origin   the URL or DNS name asked
+ *   fetched  when the lookup was made
+ *   expires  until when the answer is used (a refresh is due before it)
+ *   detail   the error sentence, or why a published key was refused
+ * get: 1 when the address has no entry; origin and detail are never NULL.
+ * put: inserts or replaces the address's entry; the address must be one
+ * mail address (as for bindings), another status or method is an error;
+ * fetched = 0: now; NULL origin or detail: "". delete: 1 when there was
+ * none. due: the entries of status (NULL: any) whose expires < before,
+ * soonest first (then by address), at most limit (0: no limit): what a
+ * refresher works through.
+ */
+struct smp_disc_entry {
+	char *address;
+	char status[8];             /* "found", "none", "error" */
+	char method[8];             /* "wkd", "dane", "" */
+	char *origin;
+	char fpr[SMP_FPR_MAX];
+	int64_t fetched, expires;
+	char *detail;
+};
+
+int smp_keyring_disc_get(struct smp_keyring *kr, const char *address,
+			 struct smp_disc_entry *out);
+int smp_keyring_disc_put(struct smp_keyring *kr,
+			 const struct smp_disc_entry *e);
+int smp_keyring_disc_delete(struct smp_keyring *kr, const char *address);
+int smp_keyring_disc_due(struct smp_keyring *kr, const char *status,
+			 int64_t before, size_t limit,
+			 struct smp_disc_entry **out, size_t *n);
+void smp_disc_entry_clear(struct smp_disc_entry *e);
+void smp_disc_entries_free(struct smp_disc_entry *e, size_t n);
+
+/*
+ * Known key blocks (issue 9, the harvest's second-level memo: see
+ * smp_harvest_memo in smp_harvest.h): for a key block a harvest took or
+ * saw, the SHA-256 of the block as a message carried it, its fingerprint,
+ * the SHA-256 of the keyring's material for that key after the message,
+ * until when that key can encrypt (0: no expiry) and when the block was
+ * last seen. Digests are 64 hex digits, stored in lower case. Rows go
+ * with their key (smp_keyring_key_delete), and nothing else refers to
+ * them.
+ * get: 1 when the block is unknown. put: inserts or updates by digest
+ * (seen = 0: now; seen never goes back); the key must be stored first.
+ * Keeps at most SMP_KEYRING_BLOCKS_PER_KEY rows per fingerprint, dropping
+ * the least recently seen, in the same transaction.
+ */
+#define SMP_KEYRING_BLOCKS_PER_KEY 8
+
+struct smp_known_block {
+	char digest[65];
+	char fpr[SMP_FPR_MAX];
+	char material[65];
+	int64_t usable_until;
+	int64_t seen;
+};
+
+int smp_keyring_block_get(struct smp_keyring *kr, const char *digest,
+			  struct smp_known_block *out);
+int smp_keyring_block_put(struct smp_keyring *kr,
+			  const struct smp_known_block *b);
 
 /* Normalises an address for storage and lookup: the domain in lower case,
  * the local part exactly as given. malloc'd; NULL when not an address.

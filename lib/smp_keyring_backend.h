@@ -26,6 +26,78 @@ struct smp_keyring {
 	bool created;   /* this open made the database (see smp_keyring_created) */
 };
 
+/* The statements of the keyring, portable SQL in smp_keyring_schema.h
+ * (smp_kr_sql[]): a backend prepares them; the rows smp_keyring.c owns
+ * itself are read and written with them through ops->exec. */
+enum smp_kr_q {
+	SMP_KR_Q_VERSION_GET,
+	SMP_KR_Q_VERSION_ADD,
+	SMP_KR_Q_KEY_GET,
+	SMP_KR_Q_KEY_PUT,
+	SMP_KR_Q_KEY_DELETE,
+	SMP_KR_Q_KEY_DELETE_EVENTS,
+	SMP_KR_Q_KEY_SET_BLOCKED,
+	SMP_KR_Q_BIND_FOR,
+	SMP_KR_Q_BIND_OF_KEY,
+	SMP_KR_Q_BIND_ALL,
+	SMP_KR_Q_BIND_STATE,
+	SMP_KR_Q_BIND_PUT,
+	SMP_KR_Q_BIND_SET_STATE,
+	SMP_KR_Q_BIND_DELETE_ONE,
+	SMP_KR_Q_BIND_DELETE_ONE_EVENTS,
+	SMP_KR_Q_BIND_DELETE_ADDR,
+	SMP_KR_Q_BIND_DELETE_ADDR_EVENTS,
+	SMP_KR_Q_EVENT_ADD,
+	SMP_KR_Q_EVENTS_FOR,
+	SMP_KR_Q_EVENTS_OF_KEY,
+	SMP_KR_Q_EVENTS_PRUNE,
+	SMP_KR_Q_REPLAY_CHECK,
+	SMP_KR_Q_REPLAY_PRUNE,
+	SMP_KR_Q_STATS_KEYS,
+	SMP_KR_Q_STATS_ADDRESSES,
+	SMP_KR_Q_STATS_STATES,
+	SMP_KR_Q_STATS_EVENTS,
+	SMP_KR_Q_STATS_REPLAY,
+	SMP_KR_Q_STATS_DISCOVERY,
+	/* read and written by smp_keyring.c through ops->exec (below) */
+	SMP_KR_Q_DISC_GET,
+	SMP_KR_Q_DISC_PUT,
+	SMP_KR_Q_DISC_DELETE,
+	SMP_KR_Q_DISC_DUE,
+	SMP_KR_Q_DISC_DUE_ANY,
+	SMP_KR_Q_BLOCK_GET,
+	SMP_KR_Q_BLOCK_PUT,
+	SMP_KR_Q_BLOCK_TRIM,
+	SMP_KR_Q__COUNT
+};
+
+/* One parameter of an ops->exec statement: text (NULL: SQL NULL), or a
+ * 64-bit integer when is_int. */
+struct smp_kr_arg {
+	const char *text;
+	int64_t num;
+	bool is_int;
+};
+
+/* One result row of an ops->exec statement: every column as text (NULL
+ * for SQL NULL; integers in decimal), valid during the call only.
+ * Returns 0 to go on, or -1 to stop with its own sentence in errmsg. */
+typedef int (*smp_kr_row_fn)(struct smp_keyring *kr, void *arg,
+			     const char *const *col, int ncol);
+
+#define SMP_KR_EXEC_MAX_ARGS 12
+#define SMP_KR_EXEC_MAX_COLS 16
+
+/* One statement of an ops->exec call. */
+struct smp_kr_stmt {
+	unsigned q;                    /* enum smp_kr_q */
+	struct smp_kr_arg arg[SMP_KR_EXEC_MAX_ARGS];
+	int nargs;
+	smp_kr_row_fn row;             /* NULL: rows are not read */
+	void *row_arg;
+	long changed;                  /* out: rows a write changed */
+};
+
 /* Same contracts as the public functions of the same names. */
 struct smp_keyring_ops {
 	const char *name;
@@ -81,6 +153,16 @@ struct smp_keyring_ops {
 		     unsigned long *replay_entries);
 
 	int (*stats)(struct smp_keyring *kr, struct smp_keyring_stats *st);
+
+	/* The tables whose rows need nothing of a backend's own (the
+	 * discovery cache, the known key blocks: smp_keyring.c owns their
+	 * rows): runs the n portable statements st[] in order; with write,
+	 * in one write transaction (the caller's, or one of its own that
+	 * commits at the end and rolls back on an error), else as reads
+	 * outside any lock. 0, or -1 with "cannot <what>: why" in errmsg (or
+	 * a row function's own sentence). */
+	int (*exec)(struct smp_keyring *kr, struct smp_kr_stmt *st, size_t n,
+		    bool write, const char *what);
 };
 
 extern const struct smp_keyring_ops smp_keyring_sqlite_ops;

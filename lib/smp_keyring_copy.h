@@ -18,6 +18,9 @@
  *   and whose detail says through which event of the file it copied; the
  *   next run copies only the events after that one (a file that went on
  *   being used can be copied again before the switch).
+ * Not copied: the caches, which fill again by themselves (the replay
+ * log, the discovery cache, the known key blocks: a known block of the
+ * file would name the file's material, not the destination's).
  * The file is opened read-only and read in one snapshot. Keys and bindings
  * are written in transactions of a few hundred rows, the events and the
  * "migrated" event in one last transaction: a run that fails half way

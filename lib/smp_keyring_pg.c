@@ -138,6 +138,20 @@ static const char *const pg_migrations[] = {
 	      "END IF; "
 	      "RAISE EXCEPTION 'events are append-only'; "
 	      "END $$;",
+	/* the discovery cache and the known key blocks get the rights the
+	 * keys table has, role by role: a milter role given the grants of
+	 * doc/keyring.md (DML only, no DDL) goes on working once the owner
+	 * has migrated, instead of failing every harvest */
+	[3] = "DO $$ DECLARE r record; BEGIN "
+	      "FOR r IN SELECT DISTINCT a.grantee, a.privilege_type "
+	      "FROM pg_class c, aclexplode(c.relacl) a "
+	      "WHERE c.oid = to_regclass('keys') AND a.grantee <> c.relowner "
+	      "AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', "
+	      "'DELETE') LOOP "
+	      "EXECUTE format('GRANT %s ON discovery, known_blocks TO %s', "
+	      "r.privilege_type, CASE WHEN r.grantee = 0 THEN 'PUBLIC' "
+	      "ELSE quote_ident(pg_get_userbyid(r.grantee)) END); "
+	      "END LOOP; END $$;",
 };
 
 /* A new schema version needs its PostgreSQL half here before this builds. */
@@ -157,6 +171,10 @@ static bool reads_only(unsigned q)
 	case SMP_KR_Q_BIND_STATE:
 	case SMP_KR_Q_EVENTS_FOR:
 	case SMP_KR_Q_EVENTS_OF_KEY:
+	case SMP_KR_Q_DISC_GET:
+	case SMP_KR_Q_DISC_DUE:
+	case SMP_KR_Q_DISC_DUE_ANY:
+	case SMP_KR_Q_BLOCK_GET:
 	case L_HAS_VERSION_TABLE:
 		return true;
 	default:
@@ -1231,7 +1249,8 @@ static int kpg_stats(struct smp_keyring *kr, struct smp_keyring_stats *out)
 	if (count_q(s, SMP_KR_Q_STATS_KEYS, &out->keys) != 0 ||
 	    count_q(s, SMP_KR_Q_STATS_ADDRESSES, &out->addresses) != 0 ||
 	    count_q(s, SMP_KR_Q_STATS_EVENTS, &out->events) != 0 ||
-	    count_q(s, SMP_KR_Q_STATS_REPLAY, &out->replay_entries) != 0)
+	    count_q(s, SMP_KR_Q_STATS_REPLAY, &out->replay_entries) != 0 ||
+	    count_q(s, SMP_KR_Q_STATS_DISCOVERY, &out->discovery) != 0)
 		goto bad;
 	res = run(s, SMP_KR_Q_STATS_STATES, NULL);
 	if (!res)
@@ -1263,6 +1282,62 @@ out:
 	if (ret != 0)
 		memset(out, 0, sizeof(*out));
 	return ret;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The rows smp_keyring.c owns (ops->exec)                                */
+
+/* One statement: its parameters, each row to x->row. */
+static int exec_one(struct kpg *s, struct smp_kr_stmt *x, const char *what)
+{
+	const char *col[SMP_KR_EXEC_MAX_COLS];
+	struct params p = {0};
+	PGresult *res;
+	int nc, ret = -1;
+
+	for (int i = 0; i < x->nargs && i < KPG_MAX_PARAMS; i++) {
+		if (x->arg[i].is_int)
+			p_i64(&p, x->arg[i].num);
+		else
+			p_text(&p, x->arg[i].text);
+	}
+	res = run(s, x->q, &p);
+	if (!res)
+		return fail(s, "cannot %s", what);
+	nc = PQnfields(res);
+	if (nc > SMP_KR_EXEC_MAX_COLS)
+		nc = SMP_KR_EXEC_MAX_COLS;
+	for (int r = 0; x->row && r < PQntuples(res); r++) {
+		for (int c = 0; c < nc; c++)
+			col[c] = PQgetisnull(res, r, c) ? NULL
+							: PQgetvalue(res, r, c);
+		if (x->row(&s->base, x->row_arg, col, nc) != 0)
+			goto out;
+	}
+	x->changed = changed(res);
+	ret = 0;
+out:
+	PQclear(res);
+	return ret;
+}
+
+/* A single write is atomic on its own (autocommit); several get a
+ * transaction, as elsewhere in this file. */
+static int kpg_exec(struct smp_keyring *kr, struct smp_kr_stmt *x, size_t n,
+		    bool write, const char *what)
+{
+	struct kpg *s = K(kr);
+	bool own = false;
+	int ret = -1;
+
+	if (write && n > 1 && wbegin(s, &own, "cannot %s", what) != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (exec_one(s, &x[i], what) != 0)
+			goto out;
+	ret = 0;
+out:
+	return wend(s, own, ret, "cannot %s", what);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1634,4 +1709,5 @@ const struct smp_keyring_ops smp_keyring_pg_ops = {
 	.replay_prune = kpg_replay_prune,
 	.prune = kpg_prune,
 	.stats = kpg_stats,
+	.exec = kpg_exec,
 };

@@ -45,8 +45,9 @@
 #include <stddef.h>
 
 #include "smp_keyring.h"
+#include "smp_keyring_backend.h"
 
-#define SMP_KR_SCHEMA_VERSION 2
+#define SMP_KR_SCHEMA_VERSION 3
 
 /* ---------------------------------------------------------------------- */
 /* Version 1                                                              */
@@ -141,6 +142,36 @@
 	"BEGIN SELECT RAISE(ABORT, 'events are append-only: only events "     \
 	"older than a day can be pruned'); END;"
 
+/* ---------------------------------------------------------------------- */
+/* Version 3: the discovery cache and the known key blocks                */
+
+/* discovery: the last key discovery's answer per address (issue 11);
+ * known_blocks: key blocks a harvest took or saw, so that the same block
+ * again is decided without crypto work after a restart and on every host
+ * (issue 9). Both are caches: nothing else refers to them. The PostgreSQL
+ * part gives them the grants the keys table has (see smp_keyring_pg.c). */
+#define SMP_KR_V3_PORTABLE                                                    \
+	"CREATE TABLE discovery ("                                            \
+	"  address TEXT   NOT NULL PRIMARY KEY,"                              \
+	"  status  TEXT   NOT NULL,"                                          \
+	"  method  TEXT   NOT NULL DEFAULT '',"                               \
+	"  origin  TEXT   NOT NULL DEFAULT '',"                               \
+	"  fpr     TEXT   NOT NULL DEFAULT '',"                               \
+	"  fetched BIGINT NOT NULL,"                                          \
+	"  expires BIGINT NOT NULL,"                                          \
+	"  detail  TEXT   NOT NULL DEFAULT ''"                                \
+	");"                                                                  \
+	"CREATE INDEX discovery_expires ON discovery (status, expires);"      \
+	"CREATE TABLE known_blocks ("                                         \
+	"  digest       TEXT   NOT NULL PRIMARY KEY,"                         \
+	"  fpr          TEXT   NOT NULL"                                      \
+	"               REFERENCES keys (fpr) ON DELETE CASCADE,"             \
+	"  material     TEXT   NOT NULL,"                                     \
+	"  usable_until BIGINT NOT NULL,"                                     \
+	"  seen         BIGINT NOT NULL"                                      \
+	");"                                                                  \
+	"CREATE INDEX known_blocks_fpr ON known_blocks (fpr, seen);"
+
 struct smp_kr_migration {
 	int version;
 	const char *portable;   /* run by every backend */
@@ -150,6 +181,7 @@ struct smp_kr_migration {
 static const struct smp_kr_migration smp_kr_migrations[] = {
 	{1, SMP_KR_V1_PORTABLE, SMP_KR_V1_SQLITE},
 	{2, SMP_KR_V2_PORTABLE, SMP_KR_V2_SQLITE},
+	{3, SMP_KR_V3_PORTABLE, ""},
 };
 
 #define SMP_KR_N_MIGRATIONS \
@@ -158,37 +190,7 @@ static const struct smp_kr_migration smp_kr_migrations[] = {
 /* ---------------------------------------------------------------------- */
 /* Statements                                                             */
 
-enum smp_kr_q {
-	SMP_KR_Q_VERSION_GET,
-	SMP_KR_Q_VERSION_ADD,
-	SMP_KR_Q_KEY_GET,
-	SMP_KR_Q_KEY_PUT,
-	SMP_KR_Q_KEY_DELETE,
-	SMP_KR_Q_KEY_DELETE_EVENTS,
-	SMP_KR_Q_KEY_SET_BLOCKED,
-	SMP_KR_Q_BIND_FOR,
-	SMP_KR_Q_BIND_OF_KEY,
-	SMP_KR_Q_BIND_ALL,
-	SMP_KR_Q_BIND_STATE,
-	SMP_KR_Q_BIND_PUT,
-	SMP_KR_Q_BIND_SET_STATE,
-	SMP_KR_Q_BIND_DELETE_ONE,
-	SMP_KR_Q_BIND_DELETE_ONE_EVENTS,
-	SMP_KR_Q_BIND_DELETE_ADDR,
-	SMP_KR_Q_BIND_DELETE_ADDR_EVENTS,
-	SMP_KR_Q_EVENT_ADD,
-	SMP_KR_Q_EVENTS_FOR,
-	SMP_KR_Q_EVENTS_OF_KEY,
-	SMP_KR_Q_EVENTS_PRUNE,
-	SMP_KR_Q_REPLAY_CHECK,
-	SMP_KR_Q_REPLAY_PRUNE,
-	SMP_KR_Q_STATS_KEYS,
-	SMP_KR_Q_STATS_ADDRESSES,
-	SMP_KR_Q_STATS_STATES,
-	SMP_KR_Q_STATS_EVENTS,
-	SMP_KR_Q_STATS_REPLAY,
-	SMP_KR_Q__COUNT
-};
+/* Numbered by enum smp_kr_q (smp_keyring_backend.h). */
 
 /* Column lists, in the order the backends read them. */
 #define SMP_KR_KEY_COLS                                                       \
@@ -198,6 +200,9 @@ enum smp_kr_q {
 	"address, fpr, state, source, first_seen, last_seen, msg_date, "      \
 	"times_seen, message_id, client_addr, self_encrypted"
 #define SMP_KR_EVENT_COLS "id, at, address, fpr, event, detail, message_id"
+#define SMP_KR_DISC_COLS                                                      \
+	"address, status, method, origin, fpr, fetched, expires, detail"
+#define SMP_KR_BLOCK_COLS "digest, fpr, material, usable_until, seen"
 
 /* Events written for each binding a deletion removes: (at, detail, ...). */
 #define SMP_KR_BIND_DELETED_EVENTS                                            \
@@ -299,6 +304,46 @@ static const char *const smp_kr_sql[SMP_KR_Q__COUNT] = {
 		"SELECT state, COUNT(*) FROM bindings GROUP BY state",
 	[SMP_KR_Q_STATS_EVENTS] = "SELECT COUNT(*) FROM events",
 	[SMP_KR_Q_STATS_REPLAY] = "SELECT COUNT(*) FROM replay",
+	[SMP_KR_Q_STATS_DISCOVERY] = "SELECT COUNT(*) FROM discovery",
+
+	[SMP_KR_Q_DISC_GET] =
+		"SELECT " SMP_KR_DISC_COLS " FROM discovery WHERE address = ?",
+	/* the last lookup's answer replaces the one before, whatever it was */
+	[SMP_KR_Q_DISC_PUT] =
+		"INSERT INTO discovery (" SMP_KR_DISC_COLS ") "
+		"VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+		"ON CONFLICT (address) DO UPDATE SET "
+		"status = excluded.status, method = excluded.method, "
+		"origin = excluded.origin, fpr = excluded.fpr, "
+		"fetched = excluded.fetched, expires = excluded.expires, "
+		"detail = excluded.detail",
+	[SMP_KR_Q_DISC_DELETE] = "DELETE FROM discovery WHERE address = ?",
+	/* (status, expires < before, limit); discovery_expires serves the
+	 * first; the second, any status, reads the table in expiry order */
+	[SMP_KR_Q_DISC_DUE] =
+		"SELECT " SMP_KR_DISC_COLS " FROM discovery "
+		"WHERE status = ? AND expires < ? "
+		"ORDER BY expires, address LIMIT ?",
+	[SMP_KR_Q_DISC_DUE_ANY] =
+		"SELECT " SMP_KR_DISC_COLS " FROM discovery "
+		"WHERE expires < ? ORDER BY expires, address LIMIT ?",
+
+	[SMP_KR_Q_BLOCK_GET] =
+		"SELECT " SMP_KR_BLOCK_COLS " FROM known_blocks WHERE digest = ?",
+	/* seen never goes back (two hosts may write the same block) */
+	[SMP_KR_Q_BLOCK_PUT] =
+		"INSERT INTO known_blocks (" SMP_KR_BLOCK_COLS ") "
+		"VALUES (?, ?, ?, ?, ?) "
+		"ON CONFLICT (digest) DO UPDATE SET "
+		"fpr = excluded.fpr, material = excluded.material, "
+		"usable_until = excluded.usable_until, "
+		"seen = CASE WHEN excluded.seen > known_blocks.seen "
+		"THEN excluded.seen ELSE known_blocks.seen END",
+	/* (fpr, fpr, how many stay): the most recently seen stay */
+	[SMP_KR_Q_BLOCK_TRIM] =
+		"DELETE FROM known_blocks WHERE fpr = ? AND digest NOT IN "
+		"(SELECT digest FROM known_blocks WHERE fpr = ? "
+		"ORDER BY seen DESC, digest LIMIT ?)",
 };
 
 #endif

@@ -1190,7 +1190,8 @@ static int ksq_stats(struct smp_keyring *kr, struct smp_keyring_stats *out)
 	if (count_q(s, SMP_KR_Q_STATS_KEYS, &out->keys) != 0 ||
 	    count_q(s, SMP_KR_Q_STATS_ADDRESSES, &out->addresses) != 0 ||
 	    count_q(s, SMP_KR_Q_STATS_EVENTS, &out->events) != 0 ||
-	    count_q(s, SMP_KR_Q_STATS_REPLAY, &out->replay_entries) != 0)
+	    count_q(s, SMP_KR_Q_STATS_REPLAY, &out->replay_entries) != 0 ||
+	    count_q(s, SMP_KR_Q_STATS_DISCOVERY, &out->discovery) != 0)
 		goto bad;
 	st = prep(s, SMP_KR_Q_STATS_STATES);
 	if (!st)
@@ -1223,7 +1224,7 @@ bad:
 	fail(s, "cannot count the contents of %s", s->path);
 out:
 	release(st);
-	for (unsigned q = SMP_KR_Q_STATS_KEYS; q <= SMP_KR_Q_STATS_REPLAY; q++)
+	for (unsigned q = SMP_KR_Q_STATS_KEYS; q <= SMP_KR_Q_STATS_DISCOVERY; q++)
 		if (s->st[q])
 			sqlite3_reset(s->st[q]);
 	if (own)
@@ -1231,6 +1232,69 @@ out:
 	if (ret != 0)
 		memset(out, 0, sizeof(*out));
 	return ret;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The rows smp_keyring.c owns (ops->exec)                                */
+
+/* One statement: its parameters bound, each row to x->row. */
+static int exec_one(struct ksq *s, struct smp_kr_stmt *x, const char *what)
+{
+	sqlite3_stmt *st = prep(s, x->q);
+	const char *col[SMP_KR_EXEC_MAX_COLS];
+	int rc, nc, ret = -1;
+
+	if (!st)
+		goto bad;
+	for (int i = 0; i < x->nargs; i++) {
+		const struct smp_kr_arg *a = &x->arg[i];
+		if (!(a->is_int ? b_i64(st, i + 1, a->num)
+				: b_text(st, i + 1, a->text)))
+			goto bad;
+	}
+	nc = sqlite3_column_count(st);
+	if (nc > SMP_KR_EXEC_MAX_COLS)
+		nc = SMP_KR_EXEC_MAX_COLS;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		for (int c = 0; c < nc; c++) {
+			col[c] = (const char *)sqlite3_column_text(st, c);
+			/* NULL for a value that is not NULL: out of memory */
+			if (!col[c] && sqlite3_column_type(st, c) != SQLITE_NULL) {
+				smp_kr_error(&s->base, "cannot %s: %s", what,
+					     kr_oom);
+				goto out;
+			}
+		}
+		if (x->row && x->row(&s->base, x->row_arg, col, nc) != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		goto bad;
+	x->changed = sqlite3_changes(s->db);
+	ret = 0;
+	goto out;
+bad:
+	fail(s, "cannot %s", what);
+out:
+	release(st);
+	return ret;
+}
+
+static int ksq_exec(struct smp_keyring *kr, struct smp_kr_stmt *x, size_t n,
+		    bool write, const char *what)
+{
+	struct ksq *s = K(kr);
+	bool own = false;
+	int ret = -1;
+
+	if (write && wbegin(s, &own, "cannot %s", what) != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (exec_one(s, &x[i], what) != 0)
+			goto out;
+	ret = 0;
+out:
+	return write ? wend(s, own, ret, "cannot %s", what) : ret;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1557,4 +1621,5 @@ const struct smp_keyring_ops smp_keyring_sqlite_ops = {
 	.replay_prune = ksq_replay_prune,
 	.prune = ksq_prune,
 	.stats = ksq_stats,
+	.exec = ksq_exec,
 };

@@ -1022,17 +1022,19 @@ int smpctl_cmd_stats(int argc, char **argv)
 		for (int s = 0; s <= SMP_BIND_REVOKED; s++)
 			json_object_set_new(states, smp_bind_state_name((enum smp_bind_state)s),
 					    json_integer((json_int_t)st.bindings[s]));
-		print_json(json_pack("{s:I, s:I, s:o, s:I, s:I}", "keys",
+		print_json(json_pack("{s:I, s:I, s:o, s:I, s:I, s:I}", "keys",
 				     (json_int_t)st.keys, "addresses",
 				     (json_int_t)st.addresses, "bindings", states, "events",
 				     (json_int_t)st.events, "replay_entries",
-				     (json_int_t)st.replay_entries));
+				     (json_int_t)st.replay_entries, "discovery",
+				     (json_int_t)st.discovery));
 		return 0;
 	}
 	printf("keys          %lu\naddresses     %lu\n", st.keys, st.addresses);
 	for (int s = 0; s <= SMP_BIND_REVOKED; s++)
 		printf("  %-11s %lu\n", smp_bind_state_name((enum smp_bind_state)s),
 		       st.bindings[s]);
-	printf("events        %lu\nreplay log    %lu\n", st.events, st.replay_entries);
+	printf("events        %lu\nreplay log    %lu\ndiscovery     %lu\n", st.events,
+	       st.replay_entries, st.discovery);
 	return 0;
 }

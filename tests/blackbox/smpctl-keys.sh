@@ -66,7 +66,7 @@ check "history ends with the binding's seen line (times and last seen)" \
 	bash -c "S() { \"$B/bin/smpctl\" -c \"$TMP/c.conf\" \"\$@\"; }; S keys history bob@example.net | tail -1 | grep -Eq '^[0-9T:-]+Z seen +$bob 1 time since [0-9T:-]+Z, now pinned'"
 j=$(S stats --json)
 check "stats --json counts keys, addresses and states" jqt \
-	'.keys == 2 and .addresses == 2 and .bindings.pinned == 2' <<<"$j"
+	'.keys == 2 and .addresses == 2 and .bindings.pinned == 2 and .discovery == 0' <<<"$j"
 # keys prune: events recorded before now - events_keep go, newer ones stay
 # (3 written as if long ago, then one now: prune always keeps the newest)
 python3 - "$TMP/k.db" <<'PY'
@@ -96,6 +96,27 @@ out=$("$B/bin/smpctl" -c "$TMP/keep.conf" keys prune | head -1)
 check "events_keep = 0 keeps every event" test "$out" = "events: none removed (events_keep = 0 keeps every event)"
 S keys prune extra >/dev/null 2>&1
 check "prune takes no argument (exit 64)" test $? = 64
+# keys found by key discovery (sources wkd and dane) and the discovery
+# cache, as the daemon writes them
+python3 - "$TMP/k.db" "$alice" <<'PY'
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+now = int(time.time())
+for a, src in (("wendy@example.org", "wkd"), ("dana@example.org", "dane")):
+    db.execute("INSERT INTO bindings (address, fpr, state, source, first_seen, "
+               "last_seen, times_seen) VALUES (?, ?, 'active', ?, ?, ?, 1)",
+               (a, sys.argv[2], src, now, now))
+db.execute("INSERT INTO discovery (address, status, fetched, expires) "
+           "VALUES ('nokey@example.org', 'none', ?, ?)", (now, now + 3600))
+db.commit()
+PY
+check "show --json names the source wkd" \
+	test "$(S keys show wendy@example.org --json | jq -r '.bindings[0].source')" = wkd
+check "list prints the source dane" grep -Eq '^dana@example.org +[0-9A-F]{40} +active +dane ' <<<"$(S keys list)"
+check "show prints source=dane" grep -q 'state=active source=dane ' <<<"$(S keys show dana@example.org)"
+check "stats counts the discovery cache (text and --json)" \
+	test "$(S stats | grep '^discovery ')" = "discovery     1" -a "$(S stats --json | jq .discovery)" = 1
+S keys delete wendy@example.org && S keys delete dana@example.org
 out=$(S keys rebuild)
 check "rebuild re-imports both keys into the GnuPG cache" test "$out" = "$TMP/gnupg: 2 keys imported from the keyring"
 check "the rebuilt cache holds alice's key" \

@@ -305,6 +305,30 @@ static void put_bind(struct smp_keyring *kr, const char *addr, const char *fpr,
 		fail_msg("binding_put: %s", smp_keyring_errmsg(kr));
 }
 
+/* A discovery entry: status, method, expires (fetched T0, the origin
+ * and detail named after the address). */
+static void put_disc(struct smp_keyring *kr, const char *addr,
+		     const char *status, const char *method, int64_t expires)
+{
+	struct smp_disc_entry e;
+	char origin[128], detail[128];
+
+	memset(&e, 0, sizeof(e));
+	e.address = (char *)addr;
+	snprintf(e.status, sizeof(e.status), "%s", status);
+	snprintf(e.method, sizeof(e.method), "%s", method);
+	snprintf(origin, sizeof(origin), "https://example.org/%s", addr);
+	snprintf(detail, sizeof(detail), "about %s", addr);
+	e.origin = origin;
+	e.detail = detail;
+	if (strcmp(status, "found") == 0)
+		snprintf(e.fpr, sizeof(e.fpr), "%040u", 7u);
+	e.fetched = T0;
+	e.expires = expires;
+	if (smp_keyring_disc_put(kr, &e) != 0)
+		fail_msg("disc_put: %s", smp_keyring_errmsg(kr));
+}
+
 /* ------------------------------------------------------------------ */
 /* Names and addresses                                                 */
 
@@ -422,18 +446,23 @@ static void test_open_creates_schema(void **state)
 	struct fix *f = *state;
 	char buf[64];
 
-	assert_int_equal(smp_keyring_schema_version(f->kr), 2);
-	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_version"), 2);
-	assert_int_equal(raw_int(f->path, "SELECT MAX(version) FROM schema_version"), 2);
+	assert_int_equal(smp_keyring_schema_version(f->kr), 3);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_version"), 3);
+	assert_int_equal(raw_int(f->path, "SELECT MAX(version) FROM schema_version"), 3);
 	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master "
 				 "WHERE type = 'table' AND name IN ('keys', "
 				 "'bindings', 'events', 'replay', "
-				 "'schema_version')"), 5);
+				 "'schema_version', 'discovery', "
+				 "'known_blocks')"), 7);
 	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master "
 				 "WHERE type = 'trigger'"), 2);
 	/* prune's DELETE has its index (version 2) */
 	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master "
 				 "WHERE type = 'index' AND name = 'events_at'"), 1);
+	/* the refresher's and the known blocks' trim's (version 3) */
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master "
+				 "WHERE type = 'index' AND name IN "
+				 "('discovery_expires', 'known_blocks_fpr')"), 2);
 	assert_string_equal(raw_text(f->path, "PRAGMA journal_mode", buf,
 				     sizeof(buf)), "wal");
 	assert_string_equal(smp_keyring_errmsg(f->kr), "no error");
@@ -452,8 +481,8 @@ static void test_reopen_keeps_data(void **state)
 	put_bind(f->kr, "alice@example.org", fpr, T0);
 	reopen(f);
 	reopen(f);   /* a second open of a migrated file changes nothing */
-	assert_int_equal(smp_keyring_schema_version(f->kr), 2);
-	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_version"), 2);
+	assert_int_equal(smp_keyring_schema_version(f->kr), 3);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_version"), 3);
 	assert_int_equal(smp_keyring_key_get(f->kr, fpr, &k), 0);
 	assert_string_equal(k.fpr, fpr);
 	smp_key_rec_clear(&k);
@@ -479,7 +508,7 @@ static void test_newer_schema_refused(void **state)
 					  sizeof(err)), -1);
 	assert_null(kr);
 	snprintf(want, sizeof(want), "cannot open keyring database %s: its "
-		 "schema version is 99, newer than the 2 this program knows; "
+		 "schema version is 99, newer than the 3 this program knows; "
 		 "use a newer smp-milter and smpctl", f->name);
 	assert_string_equal(err, want);
 	/* the file was not touched */
@@ -1344,19 +1373,22 @@ static void test_migrate_from_v1(void **state)
 	f->kr = NULL;
 	/* back to version 1 exactly as its migration step created it */
 	assert_int_equal(raw_exec(f->path,
+		"DROP TABLE known_blocks;"
+		"DROP TABLE discovery;"
 		"DROP INDEX events_at;"
 		"DROP TRIGGER events_no_delete;"
 		"CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
 		"BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
-		"DELETE FROM schema_version WHERE version = 2;", msg,
+		"DELETE FROM schema_version WHERE version >= 2;", msg,
 		sizeof(msg)), SQLITE_OK);
 	assert_int_equal(raw_exec(f->path, "DELETE FROM events", msg,
 				  sizeof(msg)), SQLITE_CONSTRAINT);
 	assert_string_equal(msg, "events are append-only");
 
 	reopen(f);
-	assert_int_equal(smp_keyring_schema_version(f->kr), 2);
-	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_version"), 2);
+	assert_int_equal(smp_keyring_schema_version(f->kr), 3);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_version"), 3);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM known_blocks"), 0);
 	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master "
 				 "WHERE type = 'index' AND name = 'events_at'"), 1);
 	assert_non_null(strstr(raw_text(f->path, "SELECT sql FROM sqlite_master "
@@ -1856,6 +1888,7 @@ static void test_stats(void **state)
 		assert_int_equal(st.bindings[i], 0);
 	assert_int_equal(st.events, 0);
 	assert_int_equal(st.replay_entries, 0);
+	assert_int_equal(st.discovery, 0);
 
 	for (int i = 0; i < 5; i++) {
 		fpr_of(k[i], 12, (unsigned)i);
@@ -1883,6 +1916,8 @@ static void test_stats(void **state)
 	assert_int_equal(smp_keyring_event_add(f->kr, &ev), 0);
 	assert_int_equal(smp_keyring_replay_check(f->kr, "AA", "x@example.org",
 						  T0, 10, &seen), 0);
+	put_disc(f->kr, "x@example.org", "none", "", T0 + 60);
+	put_disc(f->kr, "y@example.org", "error", "", T0 + 60);
 
 	assert_int_equal(smp_keyring_stats(f->kr, &st), 0);
 	assert_int_equal(st.keys, 5);
@@ -1894,6 +1929,7 @@ static void test_stats(void **state)
 	assert_int_equal(st.bindings[SMP_BIND_REVOKED], 1);
 	assert_int_equal(st.events, 2);
 	assert_int_equal(st.replay_entries, 1);
+	assert_int_equal(st.discovery, 2);
 
 	/* inside a transaction, stats see its own writes */
 	assert_int_equal(smp_keyring_begin(f->kr), 0);
@@ -2358,6 +2394,405 @@ static void test_health_unknown_state(void **state)
 		       "keyring database %s", f->path);
 }
 
+/* ------------------------------------------------------------------ */
+/* Schema version 3: the discovery cache and the known key blocks      */
+
+/* A version 2 keyring (as released: no discovery, no known_blocks) is
+ * upgraded in place when opened, its contents kept. */
+static void test_migrate_from_v2(void **state)
+{
+	struct fix *f = *state;
+	char fpr[SMP_FPR_MAX], msg[256];
+	struct smp_binding *b = NULL;
+	struct smp_known_block kb;
+	struct smp_disc_entry e;
+	size_t n = 0;
+
+	fpr_of(fpr, 0x32, 1);
+	put_key(f->kr, fpr, 1);
+	put_bind(f->kr, "vera@example.org", fpr, T0);
+	smp_keyring_close(f->kr);
+	f->kr = NULL;
+	/* back to version 2 exactly as its migration step left it */
+	assert_int_equal(raw_exec(f->path,
+		"DROP TABLE known_blocks;"
+		"DROP TABLE discovery;"
+		"DELETE FROM schema_version WHERE version = 3;", msg,
+		sizeof(msg)), SQLITE_OK);
+	assert_int_equal(raw_int(f->path, "SELECT MAX(version) FROM "
+				 "schema_version"), 2);
+
+	reopen(f);
+	assert_false(smp_keyring_created(f->kr));
+	assert_int_equal(smp_keyring_schema_version(f->kr), 3);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_version"), 3);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM discovery"), 0);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM known_blocks"), 0);
+	assert_int_equal(raw_int(f->path, on_pg() ?
+		"SELECT COUNT(*) FROM pg_indexes WHERE schemaname = "
+		"current_schema() AND indexname IN ('discovery_expires', "
+		"'known_blocks_fpr')" :
+		"SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND "
+		"name IN ('discovery_expires', 'known_blocks_fpr')"), 2);
+	assert_int_equal(smp_keyring_bindings_for(f->kr, "vera@example.org",
+						  &b, &n), 0);
+	assert_int_equal(n, 1);
+	smp_bindings_free(b, n);
+	/* the new tables work, the known blocks with their key */
+	put_disc(f->kr, "vera@example.org", "found", "dane", T0 + 60);
+	assert_int_equal(smp_keyring_disc_get(f->kr, "vera@example.org", &e), 0);
+	assert_string_equal(e.method, "dane");
+	smp_disc_entry_clear(&e);
+	memset(&kb, 0, sizeof(kb));
+	memset(kb.digest, 'a', 64);
+	memset(kb.material, 'b', 64);
+	snprintf(kb.fpr, sizeof(kb.fpr), "%s", fpr);
+	assert_int_equal(smp_keyring_block_put(f->kr, &kb), 0);
+	assert_int_equal(smp_keyring_key_delete(f->kr, fpr), 0);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM known_blocks"), 0);
+	/* a second open changes nothing */
+	reopen(f);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_version"), 3);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM discovery"), 1);
+}
+
+static void test_discovery_cache(void **state)
+{
+	struct fix *f = *state;
+	struct smp_disc_entry e, g;
+	char buf[256];
+	int64_t before;
+
+	memset(&g, 0x5A, sizeof(g));
+	assert_int_equal(smp_keyring_disc_get(f->kr, "alice@example.org", &g), 1);
+	assert_null(g.address);
+	assert_null(g.origin);
+
+	/* stored under the normalised address, the fingerprint in upper
+	 * case; what was stored comes back */
+	memset(&e, 0, sizeof(e));
+	e.address = (char *)"<Alice@Example.ORG>";
+	snprintf(e.status, sizeof(e.status), "found");
+	snprintf(e.method, sizeof(e.method), "wkd");
+	e.origin = (char *)"https://openpgpkey.example.org/.well-known/"
+			   "openpgpkey/example.org/hu/x?l=Alice";
+	snprintf(e.fpr, sizeof(e.fpr), "0x12ab 34cd 56ef 7890 1234 "
+		 "5678 9abc def0 1234 5678");
+	e.fetched = T0;
+	e.expires = T0 + 3600;
+	assert_int_equal(smp_keyring_disc_put(f->kr, &e), 0);
+	assert_int_equal(smp_keyring_disc_get(f->kr, "alice@example.org", &g), 1);
+	assert_int_equal(smp_keyring_disc_get(f->kr, "Alice@EXAMPLE.org", &g), 0);
+	assert_string_equal(g.address, "Alice@example.org");
+	assert_string_equal(g.status, "found");
+	assert_string_equal(g.method, "wkd");
+	assert_string_equal(g.origin, e.origin);
+	assert_string_equal(g.fpr, "12AB34CD56EF7890123456789ABCDEF012345678");
+	assert_int_equal(g.fetched, T0);
+	assert_int_equal(g.expires, T0 + 3600);
+	assert_non_null(g.detail);
+	assert_string_equal(g.detail, "");
+	smp_disc_entry_clear(&g);
+	assert_null(g.address);
+	assert_string_equal(raw_text(f->path, "SELECT address FROM discovery",
+				     buf, sizeof(buf)), "Alice@example.org");
+
+	/* a later answer replaces it: one row per address */
+	memset(&e, 0, sizeof(e));
+	e.address = (char *)"Alice@example.org";
+	snprintf(e.status, sizeof(e.status), "error");
+	e.fetched = T0 + 10;
+	e.expires = T0 + 310;
+	e.detail = (char *)"SERVFAIL from 192.0.2.53 for "
+			   "x._openpgpkey.example.org.";
+	assert_int_equal(smp_keyring_disc_put(f->kr, &e), 0);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM discovery"), 1);
+	assert_int_equal(smp_keyring_disc_get(f->kr, "Alice@example.org", &g), 0);
+	assert_string_equal(g.status, "error");
+	assert_string_equal(g.method, "");
+	assert_string_equal(g.origin, "");
+	assert_string_equal(g.fpr, "");
+	assert_string_equal(g.detail, e.detail);
+	assert_int_equal(g.fetched, T0 + 10);
+	assert_int_equal(g.expires, T0 + 310);
+	smp_disc_entry_clear(&g);
+	/* "none" may name a key that was published but refused; fetched 0
+	 * is now */
+	snprintf(e.status, sizeof(e.status), "none");
+	snprintf(e.method, sizeof(e.method), "dane");
+	snprintf(e.fpr, sizeof(e.fpr), "%040u", 3u);
+	e.fetched = 0;
+	before = (int64_t)time(NULL);
+	assert_int_equal(smp_keyring_disc_put(f->kr, &e), 0);
+	assert_int_equal(smp_keyring_disc_get(f->kr, "Alice@example.org", &g), 0);
+	assert_string_equal(g.status, "none");
+	assert_string_equal(g.method, "dane");
+	assert_true(g.fetched >= before && g.fetched <= (int64_t)time(NULL));
+	smp_disc_entry_clear(&g);
+
+	/* refused: another status or method, a found without its key, a
+	 * bad fingerprint, something that is not an address */
+	snprintf(e.status, sizeof(e.status), "maybe");
+	assert_int_equal(smp_keyring_disc_put(f->kr, &e), -1);
+	assert_non_null(strstr(smp_keyring_errmsg(f->kr), "cannot store the "
+			       "discovery entry of Alice@example.org: unknown "
+			       "status"));
+	snprintf(e.status, sizeof(e.status), "found");
+	snprintf(e.method, sizeof(e.method), "ldap");
+	assert_int_equal(smp_keyring_disc_put(f->kr, &e), -1);
+	assert_non_null(strstr(smp_keyring_errmsg(f->kr), "unknown method"));
+	snprintf(e.method, sizeof(e.method), "wkd");
+	e.fpr[0] = '\0';
+	assert_int_equal(smp_keyring_disc_put(f->kr, &e), -1);
+	assert_non_null(strstr(smp_keyring_errmsg(f->kr), "a found entry needs "
+			       "the key's fingerprint"));
+	snprintf(e.fpr, sizeof(e.fpr), "XYZ");
+	assert_int_equal(smp_keyring_disc_put(f->kr, &e), -1);
+	assert_non_null(strstr(smp_keyring_errmsg(f->kr), "is not a key "
+			       "fingerprint"));
+	snprintf(e.fpr, sizeof(e.fpr), "%040u", 3u);
+	e.address = (char *)"alice";
+	assert_int_equal(smp_keyring_disc_put(f->kr, &e), -1);
+	e.address = NULL;
+	assert_int_equal(smp_keyring_disc_put(f->kr, &e), -1);
+	assert_int_equal(smp_keyring_disc_put(f->kr, NULL), -1);
+	assert_int_equal(smp_keyring_disc_get(f->kr, "Alice@example.org", NULL),
+			 -1);
+	assert_int_equal(smp_keyring_disc_get(f->kr, "alice", &g), -1);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM discovery"), 1);
+	assert_string_equal(raw_text(f->path, "SELECT status FROM discovery",
+				     buf, sizeof(buf)), "none");
+
+	/* a stored value no keyring writes is an error, never a guess */
+	assert_int_equal(raw_exec(f->path, "UPDATE discovery SET status = "
+				  "'stale'", NULL, 0), SQLITE_OK);
+	assert_int_equal(smp_keyring_disc_get(f->kr, "Alice@example.org", &g),
+			 -1);
+	assert_null(g.address);
+	assert_non_null(strstr(smp_keyring_errmsg(f->kr), "a discovery entry "
+			       "has an unknown status 'stale'"));
+
+	/* delete: 1 when there is nothing (any more) */
+	assert_int_equal(smp_keyring_disc_delete(f->kr, "<Alice@EXAMPLE.org>"), 0);
+	assert_int_equal(smp_keyring_disc_delete(f->kr, "Alice@example.org"), 1);
+	assert_int_equal(smp_keyring_disc_get(f->kr, "Alice@example.org", &g), 1);
+	assert_int_equal(smp_keyring_disc_delete(f->kr, "alice"), -1);
+
+	/* inside a transaction, rolled back with it */
+	assert_int_equal(smp_keyring_begin(f->kr), 0);
+	put_disc(f->kr, "bob@example.org", "none", "", T0);
+	assert_int_equal(smp_keyring_disc_get(f->kr, "bob@example.org", &g), 0);
+	smp_disc_entry_clear(&g);
+	assert_int_equal(smp_keyring_rollback(f->kr), 0);
+	assert_int_equal(smp_keyring_disc_get(f->kr, "bob@example.org", &g), 1);
+}
+
+static void expect_due(struct smp_keyring *kr, const char *status,
+		       int64_t before, size_t limit, const char *want)
+{
+	struct smp_disc_entry *e = (struct smp_disc_entry *)1;
+	char got[256] = "";
+	size_t n = 99, len = 0;
+
+	if (smp_keyring_disc_due(kr, status, before, limit, &e, &n) != 0)
+		fail_msg("disc_due: %s", smp_keyring_errmsg(kr));
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(got + len, sizeof(got) - len, "%s%s",
+					i ? " " : "", e[i].address);
+	if (n == 0)
+		assert_null(e);
+	smp_disc_entries_free(e, n);
+	assert_string_equal(got, want);
+}
+
+/* What a refresher works through: soonest expiry first, by status. */
+static void test_discovery_due(void **state)
+{
+	struct fix *f = *state;
+	struct smp_disc_entry *e = NULL;
+	size_t n = 0;
+
+	expect_due(f->kr, NULL, T0 + 1000, 0, "");
+	put_disc(f->kr, "a@example.org", "found", "wkd", T0 + 300);
+	put_disc(f->kr, "b@example.org", "none", "", T0 + 100);
+	put_disc(f->kr, "c@example.org", "error", "", T0 + 200);
+	put_disc(f->kr, "d@example.org", "found", "dane", T0 + 5000);
+	put_disc(f->kr, "E@example.org", "error", "", T0 + 100);
+	put_disc(f->kr, "e@example.org", "error", "", T0 + 100);
+
+	/* ties in byte order of the address */
+	expect_due(f->kr, NULL, T0 + 1000, 0,
+		   "E@example.org b@example.org e@example.org c@example.org "
+		   "a@example.org");
+	expect_due(f->kr, NULL, T0 + 1000, 2, "E@example.org b@example.org");
+	expect_due(f->kr, "error", T0 + 1000, 0,
+		   "E@example.org e@example.org c@example.org");
+	expect_due(f->kr, "found", T0 + 6000, 0,
+		   "a@example.org d@example.org");
+	expect_due(f->kr, "found", T0 + 300, 0, "");   /* strictly before */
+	expect_due(f->kr, "found", T0 + 301, 1, "a@example.org");
+	expect_due(f->kr, NULL, INT64_MIN, 0, "");
+
+	/* the entries themselves, complete */
+	assert_int_equal(smp_keyring_disc_due(f->kr, "found", T0 + 6000, 0, &e,
+					      &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(e[1].method, "dane");
+	assert_string_equal(e[1].origin, "https://example.org/d@example.org");
+	assert_string_equal(e[1].detail, "about d@example.org");
+	assert_string_equal(e[1].fpr, "0000000000000000000000000000000000000007");
+	assert_int_equal(e[1].fetched, T0);
+	assert_int_equal(e[1].expires, T0 + 5000);
+	smp_disc_entries_free(e, n);
+
+	assert_int_equal(smp_keyring_disc_due(f->kr, "stale", T0, 0, &e, &n), -1);
+	assert_non_null(strstr(smp_keyring_errmsg(f->kr), "unknown status"));
+	assert_int_equal(smp_keyring_disc_due(f->kr, NULL, T0, 0, NULL, &n), -1);
+}
+
+/* A digest of 64 hex digits made of one octet repeated. */
+static void digest_of(char out[65], unsigned char c)
+{
+	memset(out, c, 64);
+	out[64] = '\0';
+}
+
+static void put_block(struct smp_keyring *kr, const char *digest,
+		      const char *fpr, int64_t seen)
+{
+	struct smp_known_block b;
+
+	memset(&b, 0, sizeof(b));
+	snprintf(b.digest, sizeof(b.digest), "%s", digest);
+	snprintf(b.fpr, sizeof(b.fpr), "%s", fpr);
+	digest_of(b.material, 'f');
+	b.usable_until = T0 + 86400;
+	b.seen = seen;
+	if (smp_keyring_block_put(kr, &b) != 0)
+		fail_msg("block_put: %s", smp_keyring_errmsg(kr));
+}
+
+static void test_known_blocks(void **state)
+{
+	struct fix *f = *state;
+	char k1[SMP_FPR_MAX], k2[SMP_FPR_MAX], d[65], sql[256];
+	struct smp_known_block b, g;
+	int64_t before;
+
+	fpr_of(k1, 0xB1, 1);
+	fpr_of(k2, 0xB1, 2);
+	put_key(f->kr, k1, 1);
+	put_key(f->kr, k2, 2);
+	digest_of(d, 'a');
+	memset(&g, 0x5A, sizeof(g));
+	assert_int_equal(smp_keyring_block_get(f->kr, d, &g), 1);
+	assert_string_equal(g.fpr, "");
+
+	/* digests in either case, stored in lower case */
+	memset(&b, 0, sizeof(b));
+	digest_of(b.digest, 'A');
+	for (int i = 0; k1[i]; i++)
+		b.fpr[i] = (char)(k1[i] >= 'A' && k1[i] <= 'F' ? k1[i] + 32
+							       : k1[i]);
+	digest_of(b.material, 'C');
+	b.usable_until = T0 + 86400;
+	b.seen = T0;
+	assert_int_equal(smp_keyring_block_put(f->kr, &b), 0);
+	assert_int_equal(smp_keyring_block_get(f->kr, b.digest, &g), 0);
+	assert_string_equal(g.digest, d);
+	assert_string_equal(g.fpr, k1);
+	digest_of(d, 'c');
+	assert_string_equal(g.material, d);
+	assert_int_equal(g.usable_until, T0 + 86400);
+	assert_int_equal(g.seen, T0);
+
+	/* the same block again: updated, but seen never goes back */
+	digest_of(b.material, 'd');
+	b.usable_until = 0;
+	b.seen = T0 - 50;
+	assert_int_equal(smp_keyring_block_put(f->kr, &b), 0);
+	assert_int_equal(smp_keyring_block_get(f->kr, b.digest, &g), 0);
+	digest_of(d, 'd');
+	assert_string_equal(g.material, d);
+	assert_int_equal(g.usable_until, 0);
+	assert_int_equal(g.seen, T0);
+	b.seen = 0;   /* now */
+	before = (int64_t)time(NULL);
+	assert_int_equal(smp_keyring_block_put(f->kr, &b), 0);
+	assert_int_equal(smp_keyring_block_get(f->kr, b.digest, &g), 0);
+	assert_true(g.seen >= before && g.seen <= (int64_t)time(NULL));
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM known_blocks"), 1);
+
+	/* refused: digests that are none, a key the keyring lacks */
+	snprintf(b.digest, sizeof(b.digest), "xyz");
+	assert_int_equal(smp_keyring_block_put(f->kr, &b), -1);
+	assert_non_null(strstr(smp_keyring_errmsg(f->kr), "cannot store a known "
+			       "key block: 'xyz' is not a SHA-256 digest"));
+	digest_of(b.digest, 'e');
+	b.digest[63] = '\0';
+	assert_int_equal(smp_keyring_block_put(f->kr, &b), -1);
+	digest_of(b.digest, 'e');
+	b.material[10] = 'g';
+	assert_int_equal(smp_keyring_block_put(f->kr, &b), -1);
+	digest_of(b.material, 'e');
+	fpr_of(b.fpr, 0xB1, 3);
+	assert_int_equal(smp_keyring_block_put(f->kr, &b), -1);
+	assert_non_null(strstr(smp_keyring_errmsg(f->kr), "cannot store a known "
+			       "key block: "));
+	assert_int_equal(smp_keyring_block_get(f->kr, "abc", &g), -1);
+	assert_int_equal(smp_keyring_block_get(f->kr, NULL, &g), -1);
+	assert_int_equal(smp_keyring_block_get(f->kr, b.digest, NULL), -1);
+	assert_int_equal(smp_keyring_block_put(f->kr, NULL), -1);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM known_blocks"), 1);
+
+	/* at most SMP_KEYRING_BLOCKS_PER_KEY per key: the least recently
+	 * seen go (not the first block: it was seen now); another key's
+	 * rows stay */
+	digest_of(d, '1');
+	put_block(f->kr, d, k2, T0);
+	for (int i = 0; i < 10; i++) {
+		snprintf(d, sizeof(d), "%064d", i);
+		put_block(f->kr, d, k1, T0 + 100 + i);
+	}
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM known_blocks WHERE "
+		 "fpr = '%s'", k1);
+	assert_int_equal(raw_int(f->path, sql), SMP_KEYRING_BLOCKS_PER_KEY);
+	digest_of(d, 'a');
+	assert_int_equal(smp_keyring_block_get(f->kr, d, &g), 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(d, sizeof(d), "%064d", i);
+		assert_int_equal(smp_keyring_block_get(f->kr, d, &g), 1);
+	}
+	snprintf(d, sizeof(d), "%064d", 3);
+	assert_int_equal(smp_keyring_block_get(f->kr, d, &g), 0);
+	assert_int_equal(g.seen, T0 + 103);
+	/* seen again, a block moves up: the next new one drops another */
+	put_block(f->kr, d, k1, T0 + 200);
+	snprintf(d, sizeof(d), "%064d", 10);
+	put_block(f->kr, d, k1, T0 + 201);
+	snprintf(d, sizeof(d), "%064d", 3);
+	assert_int_equal(smp_keyring_block_get(f->kr, d, &g), 0);
+	snprintf(d, sizeof(d), "%064d", 4);
+	assert_int_equal(smp_keyring_block_get(f->kr, d, &g), 1);
+	assert_int_equal(raw_int(f->path, sql), SMP_KEYRING_BLOCKS_PER_KEY);
+
+	/* inside a transaction, rolled back with it */
+	assert_int_equal(smp_keyring_begin(f->kr), 0);
+	digest_of(d, '2');
+	put_block(f->kr, d, k2, T0);
+	assert_int_equal(smp_keyring_rollback(f->kr), 0);
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM known_blocks WHERE "
+		 "fpr = '%s'", k2);
+	assert_int_equal(raw_int(f->path, sql), 1);
+
+	/* they go with their key */
+	assert_int_equal(smp_keyring_key_delete(f->kr, k1), 0);
+	assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM known_blocks"), 1);
+	digest_of(d, '1');
+	assert_int_equal(smp_keyring_block_get(f->kr, d, &g), 0);
+	assert_string_equal(g.fpr, k2);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 /* The tests of what every backend does, run in each backend's group. */
@@ -2383,7 +2818,11 @@ static void test_health_unknown_state(void **state)
 	T(test_concurrent_20_sessions), \
 	T(test_bad_arguments), \
 	T(test_stats), \
-	T(test_health_fresh)
+	T(test_health_fresh), \
+	T(test_migrate_from_v2), \
+	T(test_discovery_cache), \
+	T(test_discovery_due), \
+	T(test_known_blocks)
 
 int main(void)
 {

@@ -123,8 +123,9 @@ static void test_schema(void **state)
 	assert_true(smp_keyring_schema_version(f->kr) >= 1);
 	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM information_schema"
 		 ".tables WHERE table_schema = '%s' AND table_name IN ('keys', "
-		 "'bindings', 'events', 'replay', 'schema_version')", f->schema);
-	assert_int_equal(tpg_int(f->ci, sql), 5);
+		 "'bindings', 'events', 'replay', 'schema_version', "
+		 "'discovery', 'known_blocks')", f->schema);
+	assert_int_equal(tpg_int(f->ci, sql), 7);
 	/* material is bytea; every text column sorts byte for byte */
 	snprintf(sql, sizeof(sql), "SELECT data_type FROM information_schema"
 		 ".columns WHERE table_schema = '%s' AND table_name = 'keys' "
@@ -234,11 +235,12 @@ static void test_migrate_from_v1(void **state)
 	smp_keyring_close(f->kr);
 	f->kr = NULL;
 	assert_int_equal(tpg_exec(f->ci,
+		"DROP TABLE known_blocks, discovery;"
 		"DROP INDEX events_at;"
 		"CREATE OR REPLACE FUNCTION smp_events_append_only() RETURNS "
 		"trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION "
 		"'events are append-only'; END $$;"
-		"DELETE FROM schema_version WHERE version = 2;", msg,
+		"DELETE FROM schema_version WHERE version >= 2;", msg,
 		sizeof(msg)), 0);
 	assert_int_equal(tpg_exec(f->ci, "DELETE FROM events", msg,
 				  sizeof(msg)), -1);
@@ -247,9 +249,9 @@ static void test_migrate_from_v1(void **state)
 	assert_int_equal(smp_keyring_open("postgresql", f->ci, &f->kr, msg,
 					  sizeof(msg)), 0);
 	assert_false(smp_keyring_created(f->kr));
-	assert_int_equal(smp_keyring_schema_version(f->kr), 2);
+	assert_int_equal(smp_keyring_schema_version(f->kr), 3);
 	assert_int_equal(tpg_int(f->ci, "SELECT COUNT(*) FROM schema_version"),
-			 2);
+			 3);
 	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM pg_indexes WHERE "
 		 "schemaname = '%s' AND indexname = 'events_at'", f->schema);
 	assert_int_equal(tpg_int(f->ci, sql), 1);
@@ -521,6 +523,106 @@ static void test_reconnect(void **state)
 /* A role with no DDL rights (the milter's, after migration), with the
  * grants doc/keyring.md gives it                                      */
 
+/* What schema version 3 added, on a connection of a role with DML
+ * rights only: the discovery cache and the known key blocks of key fpr
+ * (stored), which go with the key. */
+static void restricted_v3(struct smp_keyring *kr, const char *fpr)
+{
+	struct smp_disc_entry e, *l = NULL;
+	struct smp_known_block b;
+	size_t n = 0;
+
+	memset(&e, 0, sizeof(e));
+	e.address = (char *)"a@example.org";
+	snprintf(e.status, sizeof(e.status), "none");
+	e.expires = T0;
+	if (smp_keyring_disc_put(kr, &e) != 0)
+		fail_msg("disc_put: %s", smp_keyring_errmsg(kr));
+	assert_int_equal(smp_keyring_disc_get(kr, "a@example.org", &e), 0);
+	smp_disc_entry_clear(&e);
+	assert_int_equal(smp_keyring_disc_due(kr, NULL, T0 + 1, 0, &l, &n), 0);
+	assert_int_equal(n, 1);
+	smp_disc_entries_free(l, n);
+	assert_int_equal(smp_keyring_disc_delete(kr, "a@example.org"), 0);
+	e.address = (char *)"a@example.org";   /* cleared by the get */
+	snprintf(e.status, sizeof(e.status), "error");
+	assert_int_equal(smp_keyring_disc_put(kr, &e), 0);
+	memset(&b, 0, sizeof(b));
+	memset(b.digest, 'a', 64);
+	memset(b.material, 'b', 64);
+	snprintf(b.fpr, sizeof(b.fpr), "%s", fpr);
+	if (smp_keyring_block_put(kr, &b) != 0)
+		fail_msg("block_put: %s", smp_keyring_errmsg(kr));
+	assert_int_equal(smp_keyring_block_get(kr, b.digest, &b), 0);
+}
+
+/* A role given the grants of schema version 2 (doc/keyring.md) before
+ * the owner migrated to version 3 may use the new tables as it uses the
+ * keys table: the migration grants them role by role. */
+static void test_migrate_v3_grants(void **state)
+{
+	struct fix *f = *state;
+	struct smp_keyring *kr = NULL;
+	struct smp_keyring_stats st;
+	char sql[1024], ci[TPG_CONNINFO_MAX + 256], err[512], fpr[SMP_FPR_MAX];
+
+	smp_keyring_close(f->kr);
+	f->kr = NULL;
+	tpg_exec(f->ci, "DROP ROLE IF EXISTS smp_milter_t", NULL, 0);
+	tpg_exec(f->ci, "DROP ROLE IF EXISTS smp_report_t", NULL, 0);
+	snprintf(sql, sizeof(sql),
+		 "DROP TABLE known_blocks, discovery;"
+		 "DELETE FROM schema_version WHERE version = 3;"
+		 "CREATE ROLE smp_milter_t LOGIN;"
+		 "CREATE ROLE smp_report_t LOGIN;"
+		 "GRANT USAGE ON SCHEMA %s TO smp_milter_t, smp_report_t;"
+		 "GRANT SELECT, INSERT, UPDATE, DELETE ON keys, bindings, "
+		 "replay TO smp_milter_t;"
+		 "GRANT SELECT, INSERT, DELETE ON events TO smp_milter_t;"
+		 "GRANT SELECT ON schema_version TO smp_milter_t;"
+		 "GRANT SELECT ON keys TO smp_report_t;",
+		 f->schema);
+	assert_int_equal(tpg_exec(f->ci, sql, err, sizeof(err)), 0);
+	/* the milter's role cannot migrate: it refuses to start */
+	snprintf(ci, sizeof(ci), "%s user=smp_milter_t", f->ci);
+	assert_int_equal(smp_keyring_open("postgresql", ci, &kr, err,
+					  sizeof(err)), -1);
+	assert_non_null(strstr(err, "cannot migrate PostgreSQL database "));
+	/* the owner migrates (smpctl of the new version) */
+	assert_int_equal(smp_keyring_open("postgresql", f->ci, &f->kr, err,
+					  sizeof(err)), 0);
+	assert_int_equal(smp_keyring_schema_version(f->kr), 3);
+	assert_int_equal(tpg_int(f->ci, "SELECT CASE WHEN has_table_privilege("
+				 "'smp_milter_t', 'known_blocks', 'SELECT, "
+				 "INSERT, UPDATE, DELETE') AND has_table_privilege("
+				 "'smp_milter_t', 'discovery', 'SELECT, INSERT, "
+				 "UPDATE, DELETE') THEN 1 ELSE 0 END"), 1);
+	/* role by role, right by right: a role that may only read the keys
+	 * may only read the new tables */
+	assert_int_equal(tpg_int(f->ci, "SELECT CASE WHEN has_table_privilege("
+				 "'smp_report_t', 'discovery', 'SELECT') AND NOT "
+				 "has_table_privilege('smp_report_t', 'discovery', "
+				 "'INSERT') AND NOT has_table_privilege("
+				 "'smp_report_t', 'known_blocks', 'DELETE') THEN 1 "
+				 "ELSE 0 END"), 1);
+	assert_int_equal(smp_keyring_open("postgresql", ci, &kr, err,
+					  sizeof(err)), 0);
+	fpr_of(fpr, 0x33, 1);
+	put_key(kr, fpr, 1);
+	restricted_v3(kr, fpr);
+	assert_int_equal(smp_keyring_key_delete(kr, fpr), 0);
+	assert_int_equal(smp_keyring_stats(kr, &st), 0);
+	assert_int_equal(st.discovery, 1);
+	assert_int_equal(tpg_int(f->ci, "SELECT COUNT(*) FROM known_blocks"), 0);
+	smp_keyring_close(kr);
+	snprintf(sql, sizeof(sql), "REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM "
+		 "smp_milter_t, smp_report_t;"
+		 "REVOKE ALL ON SCHEMA %s FROM smp_milter_t, smp_report_t;"
+		 "DROP ROLE smp_milter_t; DROP ROLE smp_report_t", f->schema,
+		 f->schema);
+	assert_int_equal(tpg_exec(f->ci, sql, err, sizeof(err)), 0);
+}
+
 static void test_restricted_role(void **state)
 {
 	struct fix *f = *state;
@@ -536,7 +638,7 @@ static void test_restricted_role(void **state)
 		 "CREATE ROLE smp_milter_t LOGIN;"
 		 "GRANT USAGE ON SCHEMA %s TO smp_milter_t;"
 		 "GRANT SELECT, INSERT, UPDATE, DELETE ON keys, bindings, "
-		 "replay TO smp_milter_t;"
+		 "replay, discovery, known_blocks TO smp_milter_t;"
 		 "GRANT SELECT, INSERT, DELETE ON events TO smp_milter_t;"
 		 "GRANT SELECT ON schema_version TO smp_milter_t;",
 		 f->schema);
@@ -562,8 +664,10 @@ static void test_restricted_role(void **state)
 	assert_int_equal(smp_keyring_commit(kr), 0);
 	assert_int_equal(smp_keyring_binding_delete(kr, "a@example.org", NULL),
 			 0);
+	restricted_v3(kr, fpr);
 	assert_int_equal(smp_keyring_key_delete(kr, fpr), 0);
 	assert_int_equal(smp_keyring_stats(kr, &st), 0);
+	assert_int_equal(st.discovery, 1);
 	/* pruning deletes old events (and only old ones) */
 	ev.at = 1000000000;
 	assert_int_equal(smp_keyring_event_add(kr, &ev), 0);
@@ -587,8 +691,9 @@ static void test_restricted_role(void **state)
 	smp_keyring_close(kr);
 	kr = NULL;
 	/* but it may not create the schema */
-	assert_int_equal(tpg_exec(f->ci, "DROP TABLE bindings, keys, events, "
-				  "replay, schema_version", NULL, 0), 0);
+	assert_int_equal(tpg_exec(f->ci, "DROP TABLE bindings, known_blocks, "
+				  "keys, events, replay, discovery, "
+				  "schema_version", NULL, 0), 0);
 	assert_int_equal(smp_keyring_open("postgresql", ci, &kr, err,
 					  sizeof(err)), -1);
 	assert_non_null(strstr(err, "cannot migrate PostgreSQL database "));
@@ -742,6 +847,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reconnect, setup_own,
 						teardown_own),
 		T(test_restricted_role),
+		T(test_migrate_v3_grants),
 		T(test_address_lock),
 		T(test_error_in_transaction),
 	};
