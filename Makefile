@@ -27,7 +27,7 @@ endif
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 OPT      ?= -O2 -g
-PKGS     := gmime-3.0 jansson libconfuse sqlite3 gpgme librnp libpq
+PKGS     := gmime-3.0 jansson libconfuse sqlite3 gpgme librnp libpq libcurl libunbound
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)

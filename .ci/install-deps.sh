@@ -8,7 +8,8 @@ libgmime-3.0-dev libgpgme-dev librnp-dev sq libmilter-dev libconfuse-dev libcmoc
 libsqlite3-dev libpq-dev libjansson-dev
 clang libclang-rt-14-dev jq
 postfix swaks iproute2 procps miltertest valgrind systemd python3 strace
-postgresql"
+postgresql
+libcurl4-openssl-dev libunbound-dev libevent-dev nettle-dev knot knot-dnssecutils openssl"
 
 missing=""
 for p in $PKGS; do
@@ -29,6 +30,11 @@ apt-get update -q >/dev/null
 # postgresql: the keyring tests start throwaway servers of their own from
 # its binaries (tests/pg/pg-start.sh, a unix socket in a temp directory);
 # the system cluster the package may set up is never used.
+# knot: the discovery tests start a knotd of their own (tests/discovery/
+# disc-start.sh: config, keys and zones in a temp directory, 127.0.0.1 and a
+# high port); the system knotd the package may start is never used.
+# libevent-dev, nettle-dev: libunbound.pc requires them (pkg-config fails
+# without them, though nothing links them).
 # tests/postfix runs throwaway Postfix instances of its own: install postfix
 # without configuring or starting the system instance.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
