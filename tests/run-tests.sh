@@ -27,13 +27,30 @@ export CMOCKA_MESSAGE_OUTPUT=stdout
 # (tests/unit/test_pg.h, tests/blackbox/smpctl-pg.sh). When it cannot
 # start, those tests fail: they never skip.
 pg_dir=""
+disc_dir=""
+stop_servers() {
+	[ -n "$pg_dir" ] && tests/pg/pg-stop.sh "$pg_dir"
+	[ -n "$disc_dir" ] && tests/discovery/disc-stop.sh "$disc_dir"
+}
+trap stop_servers EXIT
 if [ -z "${SMP_TEST_PG_CONNINFO:-}" ]; then
 	pg_dir=$(mktemp -d /tmp/smppg.XXXXXX)
-	trap 'tests/pg/pg-stop.sh "$pg_dir"' EXIT
 	if pg_ci=$(tests/pg/pg-start.sh "$pg_dir"); then
 		export SMP_TEST_PG_CONNINFO=$pg_ci
 	else
 		note_fail "PostgreSQL test server (tests/pg/pg-start.sh)"
+	fi
+fi
+# The key discovery test servers (tests/discovery/disc-start.sh: knotd with
+# DNSSEC-signed test zones, an HTTPS server with a test CA and WKD trees, a
+# DNS black hole; all on 127.0.0.1, stopped by PID on exit) for the tests of
+# tests/unit/test_disc.h. When they cannot start, those tests fail.
+if [ -z "${SMP_TEST_DISC_DIR:-}" ]; then
+	disc_dir=$(mktemp -d /tmp/smpdisc.XXXXXX)
+	if disc_env=$(tests/discovery/disc-start.sh "$disc_dir"); then
+		eval "$disc_env"
+	else
+		note_fail "discovery test servers (tests/discovery/disc-start.sh)"
 	fi
 fi
 for t in "$B"/tests/test_*; do
