@@ -25,7 +25,10 @@
  *   new keys    every key once: outcome "harvested" expected;
  *   known keys  the same messages again: outcome "seen" expected (with
  *               the daemon's memo of known blocks, smp_harvest_memo: the
- *               new pass remembered every block, so no crypto work).
+ *               new pass remembered every block, so no crypto work);
+ *   restarted   the same messages with a new, empty memo: decided
+ *               by the keyring's known_blocks table (one read per key),
+ *               still no crypto work.
  * Printed: keys/s, ms/key (mean, p50, max), crypto calls and gpg
  * processes per harvest (the report's crypto_ops and gpg_ops), and the
  * goals of issue 9 (>= 1,000 new and >= 10,000 known keys/s). Each pass
@@ -334,6 +337,7 @@ static void run_engine(const char *engine, const char *pg,
 	struct smp_crypto *c = NULL;
 	struct pass fresh = {.name = "new keys (harvested)", .want = SMP_HV_HARVESTED};
 	struct pass known = {.name = "known keys (seen)", .want = SMP_HV_SEEN};
+	struct pass restart = {.name = "restarted (seen)", .want = SMP_HV_SEEN};
 	char path[1200], home[1200], err[512];
 	unsigned serial = 1;
 	unsigned long warm_ops = 0, warm_calls = 0;
@@ -371,20 +375,28 @@ static void run_engine(const char *engine, const char *pg,
 	if (run_pass(&fresh, kr, c, &cfg, &lim, keys + 1, n, &serial) ||
 	    run_pass(&known, kr, c, &cfg, &lim, keys + 1, n, &serial))
 		die("%s", "a harvest failed");
+	/* the daemon restarted: its memory is empty, the keyring is not */
+	smp_harvest_memo_free(memo);
+	memo = smp_harvest_memo_new(SMP_HARVEST_MEMO_DEFAULT);
+	if (!memo || run_pass(&restart, kr, c, &cfg, &lim, keys + 1, n, &serial))
+		die("%s", "a harvest failed");
 	printf("  %-21s %5s %8s %9s %8s %8s %8s %7s %7s   %s\n", "pass", "keys",
 	       "seconds", "keys/s", "ms/key", "p50 ms", "max ms", "crypto",
 	       "gpg", "outcome");
 	print_pass(&fresh);
 	print_pass(&known);
-	if (fresh.as_wanted != fresh.done || known.as_wanted != known.done) {
+	print_pass(&restart);
+	if (fresh.as_wanted != fresh.done || known.as_wanted != known.done ||
+	    restart.as_wanted != restart.done) {
 		printf("  (outcomes other than expected:");
 		for (int o = 0; o < SMP_HV_COUNT; o++)
-			if (fresh.count[o] + known.count[o])
+			if (fresh.count[o] + known.count[o] + restart.count[o])
 				printf(" %s=%u", smp_harvest_outcome_name((enum smp_harvest_outcome)o),
-				       fresh.count[o] + known.count[o]);
+				       fresh.count[o] + known.count[o] +
+					       restart.count[o]);
 		printf(")\n");
 	}
-	if (fresh.done < n || known.done < n)
+	if (fresh.done < n || known.done < n || restart.done < n)
 		printf("  (stopped after %.0f s per pass)\n", BENCH_CAP_S);
 	smp_crypto_get_stats(c, &st);
 	printf("  known/new speed-up: %.1fx; gpg processes in all: %lu\n",
@@ -395,6 +407,7 @@ static void run_engine(const char *engine, const char *pg,
 	rates[1] = known.secs > 0 ? known.done / known.secs : 0;
 	free(fresh.ms);
 	free(known.ms);
+	free(restart.ms);
 	smp_crypto_close(c);
 	smp_keyring_close(kr);
 	smp_harvest_memo_free(memo);

@@ -5,8 +5,10 @@
 #                        SQLite keyring per engine in a temp dir and the
 #                        daemon's memo of known blocks: NEW keys (outcome
 #                        "harvested") and the same keys again (ALREADY
-#                        KNOWN: "seen"), crypto calls and gpg processes per
-#                        harvest, and issue 9's goals (>= 1,000 new and
+#                        KNOWN: "seen"; and once more with a new, empty
+#                        memo, as after a restart: the keyring's
+#                        known_blocks decide), crypto calls and gpg
+#                        processes per harvest, and issue 9's goals (>= 1,000 new and
 #                        >= 10,000 known keys/s). The keys (ed25519 +
 #                        cv25519) are made with librnp at start and not
 #                        timed. Then the rnp pass again on a PostgreSQL

@@ -408,16 +408,18 @@ static int demote_others(struct hv *h, const struct state *s,
 	return 0;
 }
 
-/* What the memo will know of the subject's blocks once the transaction
- * is committed: the material the keyring then holds and until when it
- * encrypts (from the listing of what was merged, or of the stored key). */
+/* What the keyring's known blocks and the memo will know of the
+ * subject's blocks once the transaction is committed: the material the
+ * keyring then holds and until when it encrypts (from the listing of what
+ * was merged, or of the stored key). Written whether or not there is a
+ * memo: the keyring's known blocks are the second level of it. */
 static void remember(struct hv *h, struct subject *sub,
 		     const struct decision *d, const struct smp_key_rec *rec)
 {
 	const struct smp_key_info *k = NULL;
 
 	sub->remember = false;
-	if (!h->ctx->memo || sub->revoke)
+	if (sub->revoke)
 		return;
 	switch (d->outcome) {
 	case SMP_HV_HARVESTED:
@@ -442,8 +444,9 @@ static void remember(struct hv *h, struct subject *sub,
 			    sub->st->key :
 			    NULL;
 		if (!k && sub->known) {
-			/* as the memo had it: only refreshed */
-			sub->remember_until = -1;
+			/* not listed: as the memo or the known blocks had
+			 * it (every copy of a known key says the same) */
+			sub->remember_until = sub->first->known_until;
 			sub->remember = true;
 			return;
 		}
@@ -603,8 +606,10 @@ static int report_lines(struct hv *h)
 			  detail))
 			return -1;
 	}
-	for (size_t i = 0; i < h->nc; i++)
+	for (size_t i = 0; i < h->nc; i++) {
 		rep->known += h->c[i].known && !h->c[i].dup;
+		rep->known_stored += h->c[i].known_stored && !h->c[i].dup;
+	}
 	rep->harvested = rep->count[SMP_HV_HARVESTED] +
 			 rep->count[SMP_HV_MERGED] +
 			 rep->count[SMP_HV_REPLACED];
@@ -808,7 +813,7 @@ int smp_harvest_message(struct smp_keyring *kr, struct smp_crypto *cr,
 			if (h.sub[i].revoke == (pass == 0) &&
 			    apply_subject(&h, &h.sub[i]))
 				goto out;
-	if (report_lines(&h))
+	if (report_lines(&h) || smp_hv_blocks_write(&h))
 		goto out;
 	if (smp_keyring_commit(kr) < 0) {
 		smp_hv_db_fail(&h);

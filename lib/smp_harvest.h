@@ -109,8 +109,10 @@
  *     key parts, outbound, a source not enabled, sender mismatch, own
  *     domain, not authenticated, secret, too large, too many user IDs,
  *     v3, blocked fingerprint);
- *   0 calls for a key block the memo knows (ctx->memo, see
- *     smp_harvest_memo below): the same block seen again;
+ *   0 calls for a key block seen before (see smp_harvest_memo below):
+ *     the worker's memo (ctx->memo) knows it, or else the keyring's
+ *     known_blocks table does (one indexed read: after a restart, with
+ *     no memo, and for a block another host on the keyring saw);
  *   1 call (one inspection of all new keys together with the stored
  *     versions of the same fingerprints; 1 gpg process) when nothing
  *     changes: "seen", and every refusal decided from the listing;
@@ -279,7 +281,12 @@ struct smp_harvest_report {
 					 * (gnupg engine; 0 on rnp) */
 	unsigned crypto_ops;            /* smp_crypto calls for this message
 					 * (inspections, merges) */
-	unsigned known;                 /* keys decided from the memo alone */
+	unsigned known;                 /* keys decided without crypto work
+					 * (the memo or the keyring's known
+					 * blocks, see smp_harvest_memo) */
+	unsigned known_stored;          /* of those, decided by the keyring's
+					 * known blocks (the memo did not
+					 * know them) */
 	char error[512];                /* the failure, when -1 was returned */
 };
 
@@ -312,10 +319,23 @@ int smp_harvest_message(struct smp_keyring *kr, struct smp_crypto *c,
 
 /*
  * Known key blocks (issue 9: a known key seen again costs no crypto
- * work). A memo remembers, for each key block a harvest took or saw
- * (harvested, merged, seen, conflict, replaced), the SHA-256 of the block
- * as the message carried it, its fingerprint, the SHA-256 of the material
- * the keyring held for it after the message, and until when that key can
+ * work), on two levels that record and decide the same way:
+ * - the memo, in memory: one per thread at a time, like the keyring
+ *   connection beside it; bounded (least recently used go first);
+ *   recorded once the message's transaction is committed;
+ * - the keyring's known_blocks table (smp_keyring_block_get/put), written
+ *   inside the message's transaction (rolled back with it), read only
+ *   where the memo does not decide (no memo, an entry it lacks or one
+ *   that no longer holds): it outlives a restart, and every host on a
+ *   shared keyring reads what the others saw. At most
+ *   SMP_KEYRING_BLOCKS_PER_KEY blocks per key; they go with the key. A
+ *   row that already says what the message would write is written again
+ *   (its seen refreshed) at most once a day, so a known key costs no
+ *   writes beyond its binding's counters.
+ * For each key block a harvest took or saw (harvested, merged, seen,
+ * conflict, replaced) both remember the SHA-256 of the block as the
+ * message carried it, its fingerprint, the SHA-256 of the material the
+ * keyring held for it after the message, and until when that key can
  * encrypt. The same block again is decided without inspecting it when the
  * keyring still holds exactly that material (the record is read anyway),
  * the key is neither revoked nor blocked, its expiry has not come, and
@@ -323,8 +343,8 @@ int smp_harvest_message(struct smp_keyring *kr, struct smp_crypto *c,
  * judge as for any key): the outcome is then what it was, "seen" (or the
  * refusal the binding's state gives). Anything else (another block, a
  * changed, revoked or expired key, a sender the key was never bound to)
- * takes the full path. Bounded (least recently used go first); one memo
- * per thread at a time, like the keyring connection beside it.
+ * takes the full path. rep->known counts the keys decided so,
+ * rep->known_stored those of them the table decided.
  */
 struct smp_harvest_memo;
 

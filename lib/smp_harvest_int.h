@@ -39,10 +39,16 @@ struct cand {
 	bool self_enc;
 	bool live;                   /* past the rules before crypto */
 	bool dup;                    /* a later copy of an earlier key */
-	bool known;                  /* the memo knows this very block: no
+	bool known;                  /* the memo or the keyring's known
+				      * blocks know this very block: no
 				      * crypto work (smp_harvest_memo) */
-	char digest[65];             /* SHA-256 of the block, hex ("" when
-				      * there is no memo) */
+	bool known_stored;           /* ... and it was the keyring's */
+	int64_t known_until;         /* known: until when it encrypts, as
+				      * they said (0: no expiry) */
+	unsigned char known_mat[32]; /* known: the material they named */
+	int64_t known_seen;          /* known: the keyring row's seen, as
+				      * last written or read (0: unknown) */
+	char digest[65];             /* SHA-256 of the block, hex */
 	bool revoked_update;         /* revoked, stored, bound: merge it */
 	const struct smp_key_info *key;  /* the engine's listing of the block */
 	const char **keep;           /* its valid user IDs for the sender */
@@ -82,7 +88,8 @@ struct subject {
 	bool changed;                /* brings something the store lacks */
 	bool known;                  /* every copy of it is known (memo) */
 	struct material m;
-	/* for the memo, once the transaction is committed */
+	/* for the memo (once the transaction is committed) and the
+	 * keyring's known blocks (inside it) */
 	bool remember;
 	unsigned char remember_mat[32];  /* SHA-256 of the material stored */
 	int64_t remember_until;
@@ -155,11 +162,22 @@ bool smp_hv_listing_adds(const struct hv *h, const struct smp_key_info *n,
 void smp_hv_decide(const struct hv *h, const struct subject *sub,
 		   const struct state *s, bool changed, struct decision *d);
 
+/* A known block whose keyring row already says what a harvest would
+ * write and was seen less than this long ago is not written again: its
+ * seen (which only orders the rows of a key for the trim) is refreshed at
+ * most once a day, instead of two more statements for every message
+ * with a known key. */
+#define SMP_HV_BLOCK_SEEN_STEP 86400
+
 /* smp_harvest_keys.c */
 void smp_hv_sha256(const void *d, size_t n, unsigned char out[32]);
-/* The candidates the memo knows (fetch_stored calls it). */
+/* The candidates the memo, or else the keyring's known blocks, know
+ * (fetch_stored calls it). */
 int smp_hv_memo_check(struct hv *h, struct cand *c, struct stored *s);
-/* Records the subjects marked remember (after the commit). */
+/* Writes the blocks of the subjects marked remember to the keyring's
+ * known blocks (inside the transaction). */
+int smp_hv_blocks_write(struct hv *h);
+/* Records the same in the memo (after the commit). */
 void smp_hv_memo_record(struct hv *h);
 /* When k's minimal form stops being usable: the earlier of the primary
  * key's expiry and its encryption key's (0 = never). */

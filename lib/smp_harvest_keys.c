@@ -20,6 +20,8 @@ struct memo_entry {
 	char fpr[SMP_FPR_MAX];
 	unsigned char mat[32];       /* SHA-256 of the stored material */
 	int64_t until;               /* 0 = never */
+	int64_t stored_seen;         /* the keyring row's seen, as this memo
+				      * last wrote or read it */
 	GList link;                  /* in lru, data = the entry */
 };
 
@@ -76,15 +78,13 @@ static struct memo_entry *memo_find(struct smp_harvest_memo *m,
 }
 
 /* Remembers (or refreshes) one block; nothing when out of memory (the
- * memo only saves work). until < 0: keep the entry's (a refresh). */
+ * memo only saves work). */
 static void memo_put(struct smp_harvest_memo *m, const char *digest,
 		     const char *fpr, const unsigned char mat[32],
-		     int64_t until)
+		     int64_t until, int64_t stored_seen)
 {
 	struct memo_entry *e = memo_find(m, digest);
 
-	if (!e && until < 0)
-		return;
 	if (!e) {
 		while (m->lru.length >= m->max) {
 			GList *l = g_queue_pop_tail_link(&m->lru);
@@ -102,8 +102,8 @@ static void memo_put(struct smp_harvest_memo *m, const char *digest,
 	}
 	snprintf(e->fpr, sizeof(e->fpr), "%s", fpr);
 	memcpy(e->mat, mat, sizeof(e->mat));
-	if (until >= 0)
-		e->until = until;
+	e->until = until;
+	e->stored_seen = stored_seen;
 }
 
 void smp_hv_sha256(const void *d, size_t n, unsigned char out[32])
@@ -144,35 +144,142 @@ static int sender_bound(struct hv *h, const char *fpr)
 	return 0;
 }
 
-int smp_hv_memo_check(struct hv *h, struct cand *c, struct stored *s)
+/* Does what a memo entry or a known_blocks row says (the block's key,
+ * the SHA-256 of the keyring's material for it then, until when it
+ * encrypts) still hold for the stored key s? */
+static bool still_holds(struct hv *h, const struct cand *c, struct stored *s,
+			const char *fpr, const unsigned char mat[32],
+			int64_t until)
 {
-	struct smp_harvest_memo *m = h->ctx->memo;
-	const struct memo_entry *e;
-	int r;
-
-	if (!m)
-		return 0;
-	sha256_hex(c->data, c->len, c->digest);
-	if (!s->present || s->rec.revoked || s->rec.blocked ||
-	    (s->rec.expires && s->rec.expires <= h->now))
-		return 0;
-	e = memo_find(m, c->digest);
-	if (!e || strcmp(e->fpr, c->kb.fpr) != 0 ||
-	    (e->until && e->until <= h->now))
-		return 0;
+	if (strcmp(fpr, c->kb.fpr) != 0 || (until && until <= h->now))
+		return false;
 	if (!s->have_mat) {
 		smp_hv_sha256(s->rec.material, s->rec.material_len, s->mat);
 		s->have_mat = true;
 	}
-	if (memcmp(s->mat, e->mat, sizeof(s->mat)) != 0)
-		return 0; /* the keyring's key changed since */
+	return memcmp(s->mat, mat, sizeof(s->mat)) == 0;
+}
+
+/* 64 hex digits to 32 octets; false when they are not. */
+static bool unhex32(const char *hex, unsigned char out[32])
+{
+	for (size_t i = 0; i < 32; i++) {
+		unsigned v = 0;
+		for (size_t k = 0; k < 2; k++) {
+			char x = hex[2 * i + k];
+			v <<= 4;
+			if (x >= '0' && x <= '9')
+				v |= (unsigned)(x - '0');
+			else if (x >= 'a' && x <= 'f')
+				v |= (unsigned)(x - 'a' + 10);
+			else
+				return false;
+		}
+		out[i] = (unsigned char)v;
+	}
+	return hex[64] == '\0';
+}
+
+/*
+ * Two levels, the same rule: the worker's memo first (no query), then the
+ * keyring's known blocks (one indexed read; they outlive a restart and
+ * hold what every host on the keyring saw). Either decides the block only
+ * when the keyring still holds the material it names for a key that is
+ * neither revoked, blocked nor expired, and the sender already has a
+ * binding of it; else the block takes the full path.
+ */
+int smp_hv_memo_check(struct hv *h, struct cand *c, struct stored *s)
+{
+	struct smp_harvest_memo *m = h->ctx->memo;
+	const struct memo_entry *e;
+	struct smp_known_block kb;
+	unsigned char mat[32];
+	bool stored = false;
+	int64_t until, seen;
+	int r;
+
+	sha256_hex(c->data, c->len, c->digest);
+	if (!s->present || s->rec.revoked || s->rec.blocked ||
+	    (s->rec.expires && s->rec.expires <= h->now))
+		return 0;
+	e = m ? memo_find(m, c->digest) : NULL;
+	if (e && still_holds(h, c, s, e->fpr, e->mat, e->until)) {
+		until = e->until;
+		seen = e->stored_seen;
+	} else {
+		r = smp_keyring_block_get(h->kr, c->digest, &kb);
+		if (r < 0)
+			return smp_hv_db_fail(h);
+		if (r > 0 || !unhex32(kb.material, mat) ||
+		    !still_holds(h, c, s, kb.fpr, mat, kb.usable_until))
+			return 0; /* unknown, or the keyring's key changed since */
+		until = kb.usable_until;
+		seen = kb.seen;
+		stored = true;
+	}
 	r = sender_bound(h, c->kb.fpr);
 	if (r < 0)
 		return -1;
 	if (r == 0)
 		return 0;
 	c->known = true;
-	m->hits++;
+	c->known_stored = stored;
+	c->known_until = until;
+	c->known_seen = seen;
+	memcpy(c->known_mat, s->mat, sizeof(c->known_mat));
+	if (!stored)
+		m->hits++;
+	return 0;
+}
+
+/* Is c a block of sub that the memo and the known blocks record? */
+static bool recorded(const struct subject *sub, const struct cand *c)
+{
+	return sub->remember && c->live && c->digest[0] &&
+	       (c->reason == SMP_HR_NONE || c->known) &&
+	       strcmp(c->kb.fpr, sub->fpr) == 0;
+}
+
+static void hex32(const unsigned char in[32], char out[65])
+{
+	for (size_t i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", in[i]);
+}
+
+/* Does the keyring row of known block c already say what sub would
+ * write, seen recently enough (SMP_HV_BLOCK_SEEN_STEP)? */
+static bool row_current(const struct hv *h, const struct subject *sub,
+			const struct cand *c)
+{
+	return c->known && c->known_seen &&
+	       c->known_seen > h->now - SMP_HV_BLOCK_SEEN_STEP &&
+	       c->known_until == sub->remember_until &&
+	       memcmp(c->known_mat, sub->remember_mat,
+		      sizeof(c->known_mat)) == 0;
+}
+
+int smp_hv_blocks_write(struct hv *h)
+{
+	struct smp_known_block kb;
+
+	for (size_t i = 0; i < h->nsub; i++) {
+		const struct subject *sub = &h->sub[i];
+
+		for (size_t j = 0; j < h->nc; j++) {
+			const struct cand *c = &h->c[j];
+
+			if (!recorded(sub, c) || row_current(h, sub, c))
+				continue;
+			memset(&kb, 0, sizeof(kb));
+			memcpy(kb.digest, c->digest, sizeof(kb.digest));
+			snprintf(kb.fpr, sizeof(kb.fpr), "%s", sub->fpr);
+			hex32(sub->remember_mat, kb.material);
+			kb.usable_until = sub->remember_until;
+			kb.seen = h->now;
+			if (smp_keyring_block_put(h->kr, &kb) < 0)
+				return smp_hv_db_fail(h);
+		}
+	}
 	return 0;
 }
 
@@ -185,16 +292,14 @@ void smp_hv_memo_record(struct hv *h)
 	for (size_t i = 0; i < h->nsub; i++) {
 		const struct subject *sub = &h->sub[i];
 
-		if (!sub->remember)
-			continue;
 		for (size_t j = 0; j < h->nc; j++) {
 			const struct cand *c = &h->c[j];
-			if (c->live && c->digest[0] &&
-			    (c->reason == SMP_HR_NONE || c->known) &&
-			    strcmp(c->kb.fpr, sub->fpr) == 0)
+			if (recorded(sub, c))
 				memo_put(m, c->digest, sub->fpr,
 					 sub->remember_mat,
-					 sub->remember_until);
+					 sub->remember_until,
+					 row_current(h, sub, c) ? c->known_seen
+								: h->now);
 		}
 	}
 }

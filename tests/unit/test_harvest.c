@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <ftw.h>
+#include <glib.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1543,24 +1544,29 @@ static void test_known_key_no_crypto(void **state)
 	size_t n;
 	unsigned long hits;
 
-	/* without a memo, a known key is inspected every time */
+	/* without a memo, the keyring's known blocks decide (the first
+	 * harvest recorded the block there) */
 	msg(f, "alice@example.org", DATE1);
 	f->ctx.memo = NULL;
 	assert_int_equal(harvest1(f, "alice"), 0);
 	expect_line(f, 0, a, SMP_HV_HARVESTED, SMP_HR_NONE);
 	cost(f, 2);
+	assert_int_equal(f->rep.known, 0);
 	assert_int_equal(harvest1(f, "alice"), 0);
 	expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
-	cost(f, 1);
+	cost(f, 0);
+	assert_int_equal(f->rep.known, 1);
+	assert_int_equal(f->rep.known_stored, 1);
 	smp_harvest_memo_stats(f->memo, &n, &hits);
 	assert_int_equal(n, 0);
 
-	/* with it: the first "seen" is inspected and remembered, the
-	 * next ones are not even parsed */
+	/* with it: the first "seen" is decided by the keyring and
+	 * remembered, the next ones by the memo, and not even parsed */
 	msg(f, "alice@example.org", DATE1 + DAY);
 	assert_int_equal(harvest1(f, "alice"), 0);
 	expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
-	cost(f, 1);
+	cost(f, 0);
+	assert_int_equal(f->rep.known_stored, 1);
 	first = f->rep;
 	memset(&f->rep, 0, sizeof(f->rep));
 	smp_harvest_report_clear(&first);
@@ -1570,6 +1576,7 @@ static void test_known_key_no_crypto(void **state)
 		expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
 		cost(f, 0);
 		assert_int_equal(f->rep.known, 1);
+		assert_int_equal(f->rep.known_stored, 0);
 	}
 	smp_harvest_memo_stats(f->memo, &n, &hits);
 	assert_int_equal(n, 1);
@@ -1630,6 +1637,134 @@ static void test_known_key_no_crypto(void **state)
 	assert_int_equal(harvest1(f, "future2122"), 0);
 	expect_line(f, 0, fut, SMP_HV_REFUSED, SMP_HR_EXPIRED);
 	cost(f, 1);
+}
+
+/* The SHA-256 of d, hex, into out (as the keyring stores digests). */
+static void sha256_hex(const void *d, size_t n, char out[65])
+{
+	gchar *h = g_compute_checksum_for_data(G_CHECKSUM_SHA256, d, n);
+
+	assert_non_null(h);
+	snprintf(out, 65, "%s", h);
+	g_free(h);
+}
+
+/* The keyring's known blocks, the memo's second level: a block seen
+ * before costs no crypto work after a restart (a new, empty memo) or on
+ * another host; once the stored key changed (a merge), the row no longer
+ * decides until the block is seen with the new key. */
+static void test_known_blocks_persisted(void **state)
+{
+	struct fx *f = *state;
+	const char *a = fpr_of("alice");
+	struct smp_harvest_memo *fresh = NULL;
+	struct smp_known_block kb;
+	struct smp_key_part p;
+	struct smp_key_rec k;
+	char digest[65], mat[65];
+	unsigned long hits;
+	size_t n;
+
+	/* memo A (the fixture's) */
+	msg(f, "alice@example.org", DATE1);
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_HARVESTED, SMP_HR_NONE);
+	cost(f, 2);
+	/* the row: the block as the message carried it, the material the
+	 * keyring holds since */
+	part_pub(&p, "alice");
+	sha256_hex(p.data, p.size, digest);
+	parts_free(&p, 1);
+	assert_int_equal(smp_keyring_block_get(f->kr, digest, &kb), 0);
+	assert_string_equal(kb.fpr, a);
+	assert_int_equal(kb.seen, NOW);
+	assert_int_equal(kb.usable_until, 0);   /* alice's key never expires */
+	assert_int_equal(smp_keyring_key_get(f->kr, a, &k), 0);
+	sha256_hex(k.material, k.material_len, mat);
+	smp_key_rec_clear(&k);
+	assert_string_equal(kb.material, mat);
+
+	/* a restart: a new, empty memo. No crypto work, and the memo
+	 * learns the block from the keyring */
+	fresh = smp_harvest_memo_new(0);
+	assert_non_null(fresh);
+	msg(f, "alice@example.org", DATE1 + DAY);
+	f->ctx.memo = fresh;
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
+	cost(f, 0);
+	assert_int_equal(f->rep.known, 1);
+	assert_int_equal(f->rep.known_stored, 1);
+	smp_harvest_memo_stats(fresh, &n, &hits);
+	assert_int_equal(n, 1);
+	assert_int_equal(hits, 0);
+	msg(f, "alice@example.org", DATE1 + 2 * DAY);
+	f->ctx.memo = fresh;
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
+	cost(f, 0);
+	assert_int_equal(f->rep.known_stored, 0);
+	smp_harvest_memo_stats(fresh, &n, &hits);
+	assert_int_equal(hits, 1);
+	smp_harvest_memo_free(fresh);
+
+	/* a merge (an encryption subkey a day younger) changes the stored
+	 * key: the old block's row names the old material */
+	msg(f, "alice@example.org", DATE1 + 3 * DAY);
+	part_rotated(f, &p, "alice");
+	smp_harvest_report_clear(&f->rep);
+	assert_int_equal(smp_harvest_message(f->kr, f->c, &f->ctx, &p, 1,
+					     &f->rep), 0);
+	parts_free(&p, 1);
+	expect_line(f, 0, a, SMP_HV_MERGED, SMP_HR_NONE);
+	cost(f, 2);
+	assert_int_equal(smp_keyring_block_get(f->kr, digest, &kb), 0);
+	assert_string_equal(kb.material, mat);
+	assert_int_equal(smp_keyring_key_get(f->kr, a, &k), 0);
+	sha256_hex(k.material, k.material_len, mat);
+	smp_key_rec_clear(&k);
+	assert_string_not_equal(kb.material, mat);
+	/* after a restart it does not decide: inspected (seen: the merged
+	 * key has all of it), and the row now names the new material */
+	fresh = smp_harvest_memo_new(0);
+	assert_non_null(fresh);
+	msg(f, "alice@example.org", DATE1 + 4 * DAY);
+	f->ctx.memo = fresh;
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
+	cost(f, 1);
+	assert_int_equal(f->rep.known, 0);
+	smp_harvest_memo_free(fresh);
+	assert_int_equal(smp_keyring_block_get(f->kr, digest, &kb), 0);
+	assert_string_equal(kb.material, mat);
+	assert_int_equal(kb.seen, NOW);
+	/* another restart (or another host, no memo at all): decided */
+	msg(f, "alice@example.org", DATE1 + 5 * DAY);
+	f->ctx.memo = NULL;
+	assert_int_equal(harvest1(f, "alice"), 0);
+	expect_line(f, 0, a, SMP_HV_SEEN, SMP_HR_NONE);
+	cost(f, 0);
+	assert_int_equal(f->rep.known_stored, 1);
+
+	/* a known block's row is not written again for every message: its
+	 * seen is refreshed once a day */
+	msg(f, "alice@example.org", DATE1 + 6 * DAY);
+	f->ctx.now = NOW + DAY - 1;
+	assert_int_equal(harvest1(f, "alice"), 0);
+	cost(f, 0);
+	assert_int_equal(smp_keyring_block_get(f->kr, digest, &kb), 0);
+	assert_int_equal(kb.seen, NOW);
+	msg(f, "alice@example.org", DATE1 + 7 * DAY);
+	f->ctx.now = NOW + DAY;
+	assert_int_equal(harvest1(f, "alice"), 0);
+	cost(f, 0);
+	assert_int_equal(smp_keyring_block_get(f->kr, digest, &kb), 0);
+	assert_int_equal(kb.seen, NOW + DAY);
+	assert_string_equal(kb.material, mat);
+
+	/* the rows go with their key */
+	assert_int_equal(smp_keyring_key_delete(f->kr, a), 0);
+	assert_int_equal(smp_keyring_block_get(f->kr, digest, &kb), 1);
 }
 
 /* A key created in 2022 that expires in 2122 (past the 32-bit wrap of
@@ -1781,6 +1916,7 @@ static const struct {
 	{"db_failure_rolls_back", test_db_failure_rolls_back},
 	{"key_expiring_2122", test_key_expiring_2122},
 	{"known_key_no_crypto", test_known_key_no_crypto},
+	{"known_blocks_persisted", test_known_blocks_persisted},
 };
 
 #define N_ENGINE_TESTS (sizeof(engine_tests) / sizeof(engine_tests[0]))
