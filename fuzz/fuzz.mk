@@ -1,6 +1,6 @@
 # fuzz/fuzz.mk - libFuzzer targets (included by the top-level Makefile).
 #
-#   make fuzz-build                 build $(B)/fuzz/fuzz_{armor,packets,message,address,keyinspect}
+#   make fuzz-build                 build $(B)/fuzz/fuzz_{armor,packets,message,address,keyinspect,merge}
 #   make fuzz [FUZZ_SECONDS=300]    run each target that long
 #   make fuzz-check [FUZZ_CHECK_SECONDS=30]   the short run of make check
 #
@@ -8,7 +8,7 @@
 # sanitizer instrumentation, into $(B)/fuzz/obj/; gmime is the system's.
 # fuzz/run-fuzz.sh TARGET SECONDS runs one target (see its header).
 
-FUZZ_TARGETS       := armor packets message address keyinspect
+FUZZ_TARGETS       := armor packets message address keyinspect merge
 FUZZ_SECONDS       ?= 300
 FUZZ_CHECK_SECONDS ?= 30
 

@@ -5,7 +5,7 @@
 #   fuzz TARGET: N execs in S s, 0 crashes
 #
 #   fuzz/run-fuzz.sh TARGET SECONDS      TARGET: armor, packets, message,
-#                                        address, keyinspect or all
+#                                        address, keyinspect, merge or all
 #
 # The binaries come from $B/fuzz/ (B defaults to build; `make fuzz-build`
 # builds them). The run corpus fuzz/corpus-run/TARGET/ (not committed) is
@@ -15,10 +15,10 @@
 # libFuzzer log is printed, and the exit status is 1.
 set -u
 
-FUZZ_TARGETS="armor packets message address keyinspect"
+FUZZ_TARGETS="armor packets message address keyinspect merge"
 
 usage() {
-	echo "usage: $0 armor|packets|message|address|keyinspect|all SECONDS" >&2
+	echo "usage: $0 armor|packets|message|address|keyinspect|merge|all SECONDS" >&2
 	exit 64
 }
 [ $# -eq 2 ] || usage
@@ -36,6 +36,7 @@ fuzz_max_len() {
 	message) echo 65536 ;;
 	address) echo 1024 ;;
 	keyinspect) echo 65536 ;;
+	merge) echo 65536 ;;
 	esac
 }
 

@@ -4,7 +4,7 @@
 # fixtures/keys/*). Run from anywhere; writes only below OUTDIR.
 #
 #   fuzz/seed-corpus.sh TARGET OUTDIR     TARGET: armor, packets, message,
-#                                         address or keyinspect
+#                                         address, keyinspect or merge
 #
 # armor:   committed seeds, fixtures/keys/*.asc, every armored block found in
 #          the fixture keys and messages
@@ -13,16 +13,22 @@
 # message: committed seeds, fixtures/messages/*.eml
 # keyinspect: committed seeds, every fixture key file (binary and armored,
 #          public and secret)
+# merge:   committed seeds, and pairs of fixture public keys in fuzz_merge's
+#          input format (two length octets, the stored block, the update):
+#          each key with nothing stored, each key merged with itself (with
+#          and without an address), and the fixtures' real updates (a second
+#          encryption subkey, a revocation, a third-party certification,
+#          another key of the same address), binary and armored
 set -eu
 
 usage() {
-	echo "usage: $0 armor|packets|message|address|keyinspect OUTDIR" >&2
+	echo "usage: $0 armor|packets|message|address|keyinspect|merge OUTDIR" >&2
 	exit 64
 }
 [ $# -eq 2 ] || usage
 target=$1
 out=$2
-case $target in armor | packets | message | address | keyinspect) ;; *) usage ;; esac
+case $target in armor | packets | message | address | keyinspect | merge) ;; *) usage ;; esac
 
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
@@ -83,6 +89,25 @@ mime_base64() {
 	' "$1"
 }
 
+# merge_seed NAME NOADDR STORED UPDATE: writes fuzz_merge's input
+# (NOADDR 1: no address; STORED "" : nothing stored) to the corpus as
+# fix-merge-NAME, unless it would not fit 64 KiB (-max_len).
+merge_seed() {
+	slen=0
+	[ -n "$3" ] && slen=$(wc -c <"$3")
+	ulen=$(wc -c <"$4")
+	[ $((2 + slen + ulen)) -le 65536 ] || return 0
+	hi=$((slen / 256))
+	[ "$2" = 1 ] && hi=$((hi + 128))
+	lo=$((slen % 256))
+	{
+		# shellcheck disable=SC2059
+		printf "\\$(printf %03o "$hi")\\$(printf %03o "$lo")"
+		[ -n "$3" ] && cat "$3"
+		cat "$4"
+	} >"$out/fix-merge-$1"
+}
+
 # is_openpgp FILE: the first octet has bit 7 set.
 is_openpgp() {
 	b=$(od -An -tu1 -N1 "$1" | tr -d ' ')
@@ -108,6 +133,31 @@ message)
 keyinspect)
 	copy_seeds fixtures/keys fix-
 	rm -f "$out/fix-README"
+	;;
+merge)
+	k=fixtures/keys
+	for f in "$k"/*.pub.gpg; do
+		n=$(basename "$f" .pub.gpg)
+		merge_seed "$n-new" 0 "" "$f"
+		merge_seed "$n-again" 0 "$f" "$f"
+		merge_seed "$n-again-noaddr" 1 "$f" "$f"
+	done
+	merge_seed alice-updated 0 "$k/alice.pub.gpg" "$k/alice-updated.pub.gpg"
+	merge_seed alice-updated-asc 0 "$k/alice.pub.asc" \
+		"$k/alice-updated.pub.asc"
+	merge_seed alice-other 0 "$k/alice.pub.gpg" "$k/alice-other.pub.gpg"
+	merge_seed revoked 1 "$k/revoked-prior.pub.gpg" "$k/revoked.pub.gpg"
+	merge_seed revoked-addr 0 "$k/revoked-prior.pub.gpg" \
+		"$k/revoked.pub.gpg"
+	merge_seed carol-certified 0 "$k/carol.pub.gpg" \
+		"$k/carol-certified.pub.gpg"
+	merge_seed future2122-asc 0 "$k/future2122.pub.asc" \
+		"$k/future2122.pub.asc"
+	# two copies of a key in one update, and two keys
+	cat "$k/alice.pub.gpg" "$k/alice-updated.pub.gpg" >"$tmp/two.gpg"
+	merge_seed alice-two-copies 0 "" "$tmp/two.gpg"
+	cat "$k/bob.pub.gpg" "$k/alice.pub.gpg" >"$tmp/other.gpg"
+	merge_seed alice-behind-bob 0 "$k/alice.pub.gpg" "$tmp/other.gpg"
 	;;
 armor)
 	for f in fixtures/keys/*.asc; do

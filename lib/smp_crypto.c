@@ -712,12 +712,86 @@ static bool take_one(const char *const *v, size_t nv, bool *used,
 	return false;
 }
 
+/* The signatures kept for the current key, user ID or subkey of
+ * filter_keep, by a hash of their bodies (an open-addressing table; a
+ * slot belongs to the component whose number it carries, so moving on
+ * to the next component empties it at no cost). */
+struct sigset {
+	struct sigslot {
+		uint64_t h;
+		size_t off, len;         /* the body, in the output */
+		unsigned comp;           /* 0: never used */
+	} *t;
+	size_t cap, n;
+	unsigned comp;
+};
+
+static uint64_t fnv1a(const unsigned char *p, size_t n)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}
+
+static void sigset_next(struct sigset *s)
+{
+	s->comp++;
+	s->n = 0;
+}
+
+/* Is body[0..len) among the signatures kept for the component (their
+ * bodies in o)? If not, it is recorded as kept at o + off. -1 when out of
+ * memory. */
+static int sigset_seen(struct sigset *s, const unsigned char *o,
+		       const unsigned char *body, size_t len, size_t off)
+{
+	uint64_t h = fnv1a(body, len);
+	size_t i;
+
+	if (2 * (s->n + 1) > s->cap) {
+		size_t nc = s->cap ? 2 * s->cap : 64;
+		struct sigslot *nt = calloc(nc, sizeof(*nt));
+
+		if (!nt)
+			return -1;
+		for (size_t j = 0; j < s->cap; j++) {
+			if (s->t[j].comp != s->comp)
+				continue;
+			for (i = s->t[j].h & (nc - 1); nt[i].comp;
+			     i = (i + 1) & (nc - 1))
+				;
+			nt[i] = s->t[j];
+		}
+		free(s->t);
+		s->t = nt;
+		s->cap = nc;
+	}
+	for (i = h & (s->cap - 1); s->t[i].comp == s->comp;
+	     i = (i + 1) & (s->cap - 1)) {
+		if (s->t[i].h == h && s->t[i].len == len &&
+		    memcmp(o + s->t[i].off, body, len) == 0)
+			return 1;
+	}
+	s->t[i].h = h;
+	s->t[i].off = off;
+	s->t[i].len = len;
+	s->t[i].comp = s->comp;
+	s->n++;
+	return 0;
+}
+
 /*
  * Copies the first transferable key of blk keeping the primary key and
  * its own signatures, the first user ID packet whose body is each of
  * uids[0..nuids) with its signatures, and the subkeys whose fingerprints
- * are subs[0..nsubs) with theirs. Trust, padding, user attribute packets
- * and everything else are dropped. *kept_uids / *kept_subs count what was
+ * are subs[0..nsubs) with theirs. A signature the kept key, user ID or
+ * subkey already has (the same packet body) is kept once: librnp can
+ * export one signature twice when a key block repeats a user ID with
+ * another user ID's signature, and every merge of such an update would
+ * add a copy (fuzz_merge). Trust, padding, user attribute packets and
+ * everything else are dropped. *kept_uids / *kept_subs count what was
  * found.
  */
 static int filter_keep(const unsigned char *blk, size_t len,
@@ -732,6 +806,7 @@ static int filter_keep(const unsigned char *blk, size_t len,
 	unsigned char *o = malloc(len ? len : 1);
 	bool *used = calloc(nuids + nsubs + 1, sizeof(*used));
 	size_t n = 0;
+	struct sigset sigs = {.comp = 1};
 	bool seen_primary = false;
 
 	*out = NULL;
@@ -757,9 +832,18 @@ static int filter_keep(const unsigned char *blk, size_t len,
 			state = S_PRIMARY;
 			keep = true;
 			break;
-		case SMP_TAG_SIGNATURE:
-			keep = state != S_DROP;
+		case SMP_TAG_SIGNATURE: {
+			size_t hl = (size_t)(pkt.first - (blk + pkt.offset));
+			int seen = 0;
+
+			if (state != S_DROP)
+				seen = sigset_seen(&sigs, o, pkt.first,
+						   pkt.body_len, n + hl);
+			if (seen < 0)
+				goto nomem;
+			keep = state != S_DROP && !seen;
 			break;
+		}
 		case SMP_TAG_USER_ID:
 			state = S_DROP;
 			if (take_one(uids, nuids, used, pkt.first,
@@ -794,13 +878,21 @@ static int filter_keep(const unsigned char *blk, size_t len,
 		if (keep) {
 			memcpy(o + n, blk + pkt.offset, it.off - pkt.offset);
 			n += it.off - pkt.offset;
+			if (pkt.tag != SMP_TAG_SIGNATURE)
+				sigset_next(&sigs);
 		}
 	}
 done:
+	free(sigs.t);
 	free(used);
 	*out = o;
 	*outlen = n;
 	return 0;
+nomem:
+	free(sigs.t);
+	free(used);
+	free(o);
+	return -1;
 }
 
 /* filter_keep for one user ID and at most one subkey (subfpr NULL). */

@@ -112,7 +112,7 @@ for f in ${FAULT_SCENARIOS-reload keyring kill9 lock}; do
 done
 
 if [ $FUZZ = 1 ]; then
-	for target in armor packets message address keyinspect; do
+	for target in armor packets message address keyinspect merge; do
 		echo "== fuzz $target (${FUZZ_CHECK_SECONDS:-30} s)"
 		if B="$B" ./fuzz/run-fuzz.sh "$target" "${FUZZ_CHECK_SECONDS:-30}"; then
 			passed=$((passed + 1))

@@ -1382,6 +1382,57 @@ static void test_merge_2122(void **state)
 	free(st);
 }
 
+/* An update that repeats a user ID (the 19th of manyuid's user IDs says
+ * "18" again, with the 19th's signature under it): merged onto the key
+ * it comes back unchanged the second time, and no key, user ID or subkey
+ * carries the same signature twice (librnp exported that signature
+ * twice, one more copy per merge: found by fuzz_merge,
+ * fuzz/crashes/merge-repeated-uid-dup-sig). */
+static void test_merge_repeated_uid(void **state)
+{
+	static const char u19[] = "Many UIDs 19 <manyuid+19@",
+			  u18[] = "Many UIDs 18 <manyuid+18@";
+	size_t n, n1, n2;
+	unsigned char *d = key_file("manyuid", "pub.gpg", &n), *upd, *p;
+	void *m1 = NULL, *m2 = NULL;
+	struct smp_key_info k1, k2;
+	struct tpkt pk[64];
+	size_t np;
+
+	upd = malloc(n);
+	assert_non_null(upd);
+	memcpy(upd, d, n);
+	p = memmem(upd, n, u19, strlen(u19));
+	assert_non_null(p);
+	memcpy(p, u18, strlen(u18));
+	assert_int_equal(smp_crypto_merge(C(state), d, n, upd, n, NULL, &m1,
+					  &n1, &k1),
+			 0);
+	assert_int_equal(smp_crypto_merge(C(state), m1, n1, upd, n, NULL, &m2,
+					  &n2, &k2),
+			 0);
+	assert_int_equal(n2, n1);
+	assert_memory_equal(m2, m1, n1);
+	assert_true(k1.can_encrypt);
+	assert_int_equal(k1.nuids, 20);
+	np = walk(m1, n1, pk, 64);
+	assert_true(np < 64);
+	for (size_t i = 0; i < np; i++) {
+		if (pk[i].tag != 2)
+			continue;
+		for (size_t j = i + 1; j < np && pk[j].tag == 2; j++)
+			assert_false(pk[j].len == pk[i].len &&
+				     memcmp(pk[j].body, pk[i].body,
+					    pk[i].len) == 0);
+	}
+	smp_key_info_clear(&k1);
+	smp_key_info_clear(&k2);
+	free(m1);
+	free(m2);
+	free(upd);
+	free(d);
+}
+
 /* ------------------------------------------------------------------ */
 /* Encryption, decrypted by gpg and by sq                               */
 
@@ -2050,6 +2101,7 @@ static const struct {
 	{"minimal_refused", test_minimal_refused},
 	{"merge", test_merge},
 	{"merge_2122", test_merge_2122},
+	{"merge_repeated_uid", test_merge_repeated_uid},
 	{"encrypt_one", test_encrypt_one},
 	{"encrypt_two", test_encrypt_two},
 	{"encrypt_rsa", test_encrypt_rsa},
