@@ -735,7 +735,10 @@ int smp_harvest_message(struct smp_keyring *kr, struct smp_crypto *cr,
 		enum smp_key_source src = ctx->part_sources ?
 						  ctx->part_sources[i] :
 						  ctx->source;
-		use[i] = (unsigned)src < SMP_SRC_ADMIN &&
+		/* admin never (smpctl keys import has its own path); wkd and
+		 * dane only from key discovery, which sets their bit
+		 * (harvest.sources cannot name them) */
+		use[i] = src != SMP_SRC_ADMIN && (unsigned)src < 32 &&
 			 (ctx->cfg->sources & SMP_HARVEST_SRC(src));
 		nuse += use[i];
 	}
