@@ -31,6 +31,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "discwork.h"
 #include "keypool.h"
 #include "smp_encrypt.h"
 #include "log.h"
@@ -378,6 +379,7 @@ int main(int argc, char **argv)
 	pthread_join(tid, NULL);
 	smp_maintain_stop();
 	smp_keypool_shutdown();
+	smp_discwork_shutdown();
 	smp_log(LOG_NOTICE, "smp-milter stopped");
 	smp_conf_shutdown();
 	if (pidfile && *pidfile && unlink(pidfile) < 0)

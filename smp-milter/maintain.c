@@ -7,6 +7,11 @@
  * since the last prune (a clock set back makes it due again); it borrows a
  * keyring connection from the pool like a worker. A failure is logged and
  * tried again an hour later; nothing else depends on it.
+ *
+ * Each tick it also refreshes the keys that came from WKD or DANE whose
+ * refresh is due (discwork.h): at most discovery.refresh_per_minute a
+ * minute, spread over the ticks; their cache entries expire at a random
+ * 75-95% of the TTL, so the lookups of keys found together spread out.
  */
 #include "maintain.h"
 
@@ -18,6 +23,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "discwork.h"
 #include "keypool.h"
 #include "log.h"
 #include "smp_milter.h"
@@ -81,9 +87,24 @@ out:
 	smp_conf_put(cfg);
 }
 
+/* Key discovery refresh (discwork.h): discovery.refresh_per_minute,
+ * spread over the ticks. */
+static void maintain_refresh(long tick)
+{
+	struct smp_config *cfg = smp_conf_get();
+	unsigned max;
+
+	if (!cfg)
+		return;
+	max = (unsigned)((cfg->disc.refresh_per_minute * (unsigned long)tick + 59) / 60);
+	if (cfg->disc_any)
+		smp_discwork_refresh_due(cfg, max ? max : 1, &stopping);
+	smp_conf_put(cfg);
+}
+
 static void *maintain_main(void *arg)
 {
-	time_t last = 0;
+	time_t last = 0, next_refresh = 0;
 	long tick = maintain_tick();
 	sigset_t sigs;
 
@@ -104,6 +125,13 @@ static void *maintain_main(void *arg)
 			last = now;
 			pthread_mutex_unlock(&lock);
 			maintain_prune();
+			pthread_mutex_lock(&lock);
+			continue;
+		}
+		if (now >= next_refresh) {
+			next_refresh = now + tick;
+			pthread_mutex_unlock(&lock);
+			maintain_refresh(tick);
 			pthread_mutex_lock(&lock);
 			continue;
 		}

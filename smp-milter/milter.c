@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "discwork.h"
 #include "keypool.h"
 #include "keywork.h"
 #include "log.h"
@@ -91,6 +92,12 @@ struct msgctx {
 	bool want_encrypt;         /* may_encrypt and not SMP: decide at eom */
 	bool have_class;           /* split_recipients: class of the first */
 	enum smp_rcpt_class first_class;
+	int64_t disc_deadline;     /* key discovery budget (discwork.h) */
+	bool disc_failed;          /* a lookup failed closed where no RCPT
+				    * reply could be sent (SMFIP_NR_RCPT was
+				    * negotiated before a reload turned
+				    * discovery on): the message is
+				    * tempfailed at end of message */
 };
 
 struct connctx {
@@ -263,8 +270,10 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	(void)f3;
 	if (!c)
 		return SMFIS_REJECT; /* libmilter: fail the negotiation */
-	/* split_recipients answers at RCPT time: no SMFIP_NR_RCPT then */
-	if (c->cfg->encrypt_split_recipients && c->cfg->encrypt_any)
+	/* split_recipients and key discovery (a lookup error tempfails the
+	 * recipient) answer at RCPT time: no SMFIP_NR_RCPT then */
+	if ((c->cfg->encrypt_split_recipients && c->cfg->encrypt_any) ||
+	    c->cfg->disc_any)
 		optional &= ~(unsigned long)SMFIP_NR_RCPT;
 	*pf0 = (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE | SMFIF_CHGBODY) & f0;
 	*pf1 = (want | optional) & f1;
@@ -410,6 +419,22 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 	}
 	if (m->outbound && m->cfg->encrypt_any) {
 		mode = smp_policy_for(m->cfg->encrypt_policy, r);
+		/* before split_recipients: its class counts a key found now */
+		if (mode != SMP_ENC_OFF && m->cfg->disc_any) {
+			struct smp_discwork_reply reply;
+
+			if (smp_discwork_rcpt(m->cfg, queue_id(ctx), r, mode,
+					      &m->disc_deadline, &reply) ==
+			    SMP_DISCWORK_TEMPFAIL) {
+				if (!c->proto.nr_rcpt) {
+					smfi_setreply(ctx, reply.code, reply.xcode,
+						      reply.text);
+					free(r);
+					return SMFIS_TEMPFAIL;
+				}
+				m->disc_failed = true;
+			}
+		}
 		if (m->cfg->encrypt_split_recipients && !c->proto.nr_rcpt &&
 		    split_recipient(ctx, m, r, mode)) {
 			free(r);
@@ -984,6 +1009,16 @@ static sfsistat cb_eom(SMFICTX *ctx)
 			rc = decide_again(ctx, why);
 			goto out;
 		}
+	}
+	if (m->disc_failed) {
+		smp_log(LOG_WARNING, "%s: a recipient's key lookup failed and its RCPT "
+			"could not be answered: 451 4.4.3 for the message",
+			queue_id(ctx));
+		smfi_setreply(ctx, "451", "4.4.3",
+			      "smp-milter: a recipient's key could not be looked up, "
+			      "try again later");
+		rc = SMFIS_TEMPFAIL;
+		goto out;
 	}
 	dir = m->outbound ? "outbound" : "inbound";
 	for (unsigned i = 0; i < m->nforged; i++)

@@ -915,7 +915,8 @@ static const char keys_usage[] =
 	"smpctl keys list [--state S] [--json] | show ADDRESS|FPR [--json] | "
 	"export ADDRESS|FPR | pin ADDRESS FPR | block FPR | unblock FPR | "
 	"delete ADDRESS|FPR | history ADDRESS [--json] | import FILE [--address A] | "
-	"rebuild | prune [--json] | migrate --from sqlite:PATH";
+	"rebuild | prune [--json] | refresh [ADDRESS] [--json] | "
+	"migrate --from sqlite:PATH";
 
 int smpctl_cmd_keys(int argc, char **argv)
 {
@@ -947,6 +948,8 @@ int smpctl_cmd_keys(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "migrate"))
 		return smpctl_cmd_keys_migrate(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "refresh"))
+		return smpctl_cmd_keys_refresh(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		if (strcmp(argv[1], subs[i].name))
 			continue;

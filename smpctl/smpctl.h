@@ -47,6 +47,8 @@ int smpctl_cmd_check_config(int argc, char **argv);
 int smpctl_cmd_keys(int argc, char **argv);
 /* argv[0] is "migrate" (cmd_migrate.c) */
 int smpctl_cmd_keys_migrate(int argc, char **argv);
+/* argv[0] is "refresh" (cmd_refresh.c) */
+int smpctl_cmd_keys_refresh(int argc, char **argv);
 int smpctl_cmd_stats(int argc, char **argv);
 /* argv[0] is "wkd" (cmd_wkd.c) */
 int smpctl_cmd_wkd(int argc, char **argv);

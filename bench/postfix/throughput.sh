@@ -115,6 +115,9 @@ crypto {
 encrypt {
   default = opportunistic
 }
+discovery {
+  methods = {off}
+}
 EOF
 	"$PF_SMPCTL_BIN" -c "$dir/smp-milter.conf" keys import fixtures/keys/bob.pub.asc >>"$dir/smp-milter.log" 2>&1 ||
 		pf_die "smpctl keys import fixtures/keys/bob.pub.asc failed (see $dir/smp-milter.log)"

@@ -76,6 +76,9 @@ $([ -n "$CACHE" ] && echo "  cache_keys = $CACHE")
 encrypt {
   default = opportunistic
 }
+discovery {
+  methods = {off}
+}
 CONF
 # miltertest reads each end-of-message request into a 1024-octet buffer
 SMP_MILTER_BODY_CHUNK=900 "$MILTER" -f -c "$D/smp-milter.conf" >"$D/smp-milter.log" 2>&1 &

@@ -23,9 +23,26 @@ cleanup() {
 	[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
 	[ -n "${PID2:-}" ] && kill -9 "$PID2" 2>/dev/null
 	[ -n "${PID3:-}" ] && kill -9 "$PID3" 2>/dev/null
+	[ -n "${DISC_OWN:-}" ] && tests/discovery/disc-stop.sh "$DISC_OWN"
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
+# The key discovery test servers (tests/discovery/disc-start.sh): run-tests.sh's
+# (SMP_TEST_DISC_*), else our own. In config lines @DISC_DNS@, @DISC_CA@,
+# @DISC_TA@, @DISC_PORT@ and @DISC_BLACKHOLE@ name them.
+DISC_OWN=
+if [ -z "${SMP_TEST_DISC_DIR:-}" ]; then
+	DISC_OWN=$(mktemp -d /tmp/smpdisc.XXXXXX)
+	if disc_env=$(tests/discovery/disc-start.sh "$DISC_OWN"); then
+		eval "$disc_env"
+	fi
+fi
+subst() {
+	sed -e "s|@TMP@|$TMP|g" -e "s|@DISC_DNS@|${SMP_TEST_DISC_DNS:-}|g" \
+		-e "s|@DISC_CA@|${SMP_TEST_DISC_CA:-}|g" -e "s|@DISC_TA@|${SMP_TEST_DISC_TA:-}|g" \
+		-e "s|@DISC_PORT@|${SMP_TEST_DISC_HTTPS_PORT:-}|g" \
+		-e "s|@DISC_BLACKHOLE@|${SMP_TEST_DISC_BLACKHOLE:-}|g"
+}
 export MILTER_SOCKET="unix:$TMP/milter.sock" FIXTURES="$PWD/fixtures"
 # miltertest reads each end-of-message request into a 1024-octet buffer:
 # the daemon replaces an encrypted body in chunks smaller than that here
@@ -42,6 +59,9 @@ base_config() {
 	printf 'keyring {\n  path = "%s/keyring-base.db"\n}\ngnupg_home = "%s/gnupg"\n' "$TMP" "$TMP"
 	# scenarios reuse fixtures: only the replay scenarios remember payloads
 	printf 'replay {\n  enabled = false\n}\n'
+	# key discovery only where a scenario turns it on (discovery-*.lua):
+	# the others' recipients are published nowhere
+	printf 'discovery {\n  methods = {off}\n}\n'
 }
 
 # wait_log PATTERN COUNT: until the log holds COUNT lines matching PATTERN
@@ -119,8 +139,8 @@ export MILTER_RELOAD="$TMP/reload.sh"
 run_scenario() { # run_scenario SCRIPT [extra config text]
 	local s=$1 name
 	name=$(basename "$s" .lua)
-	{ base_config; sed -n 's/^-- config: \{0,1\}//p' "$s" | sed "s|@TMP@|$TMP|g"; printf '%b' "${2:-}"; } >"$TMP/milter.conf"
-	{ base_config; sed -n 's/^-- reload-config: \{0,1\}//p' "$s" | sed "s|@TMP@|$TMP|g"; } >"$TMP/milter.next.conf"
+	{ base_config; sed -n 's/^-- config: \{0,1\}//p' "$s" | subst; printf '%b' "${2:-}"; } >"$TMP/milter.conf"
+	{ base_config; sed -n 's/^-- reload-config: \{0,1\}//p' "$s" | subst; } >"$TMP/milter.next.conf"
 	kill -HUP "$PID"
 	reloads=$((reloads + 1))
 	if ! wait_log "configuration reloaded" "$reloads"; then
@@ -131,7 +151,7 @@ run_scenario() { # run_scenario SCRIPT [extra config text]
 		[ -z "$cmd" ] && continue
 		SMPCTL="$PWD/$B/bin/smpctl -c $TMP/milter.conf" bash -c "$cmd" >"$TMP/setup.out" 2>&1 ||
 			setup_failed="$setup_failed setup($cmd): $(head -c 300 "$TMP/setup.out")"
-	done < <(sed -n 's/^-- setup: //p' "$s" | sed "s|@TMP@|$TMP|g")
+	done < <(sed -n 's/^-- setup: //p' "$s" | subst)
 	if [ -n "$setup_failed" ]; then
 		notok "$name:$setup_failed"; return
 	fi
@@ -147,7 +167,7 @@ run_scenario() { # run_scenario SCRIPT [extra config text]
 			[ -z "$chk" ] && continue
 			SMPCTL="$PWD/$B/bin/smpctl -c $TMP/milter.conf" bash -c "$chk" >/dev/null 2>&1 ||
 				missing="$missing check($chk)"
-		done < <(sed -n 's/^-- check: //p' "$s" | sed "s|@TMP@|$TMP|g")
+		done < <(sed -n 's/^-- check: //p' "$s" | subst)
 		if [ -z "$missing" ]; then ok "$name"; else notok "$name: log lacks$missing"; fi
 	else
 		notok "$name: $out"

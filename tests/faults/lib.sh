@@ -73,7 +73,8 @@ fl_begin() {
 }
 
 # The milter's configuration lines every scenario starts from.
-FL_BASE=$'replay {\n  enabled = false\n}'
+# (key discovery off: bob's key is imported; no test domain is published)
+FL_BASE=$'replay {\n  enabled = false\n}\ndiscovery {\n  methods = {off}\n}'
 FL_BOB_OFF=$'encrypt {\n  default = off\n  policy "bob@example.net" {\n    encrypt = off\n  }\n}'
 FL_BOB_REQ=$'encrypt {\n  default = off\n  policy "bob@example.net" {\n    encrypt = required\n  }\n}'
 # harvest from our own (outbound) mail too: Autocrypt headers

@@ -60,6 +60,7 @@ CI="$ci_base password=Sekr1tPw options='-c search_path=keyring'"
 
 # ------------------------------------------------------------- two milters
 MILTER_CONF=$'replay {\n  enabled = false\n}
+discovery {\n  methods = {off}\n}
 harvest {\n  sources = {smp, autocrypt}\n  outbound = true\n}
 encrypt {\n  default = off
   policy "bob@example.net" {\n    encrypt = required\n  }

@@ -433,7 +433,9 @@ log_check() {
 
 # ------------------------------------------------------------------ set up
 
-MILTER_BASE=$'replay {\n  enabled = false\n}\n'
+# key discovery off: these tests are about keys the keyring holds (tests/postfix/discovery.sh
+# tests discovery)
+MILTER_BASE=$'replay {\n  enabled = false\n}\ndiscovery {\n  methods = {off}\n}\n'
 ENC_OPP=$'encrypt {\n  default = opportunistic\n  policy "req.example" {\n    encrypt = required\n  }\n}'
 ENC_SPLIT=$'encrypt {\n  default = opportunistic\n  split_recipients = yes\n}'
 ENC_BOB_REQ=$'encrypt {\n  default = opportunistic\n  policy "bob@example.net" {\n    encrypt = required\n  }\n}'
