@@ -264,6 +264,63 @@ kill -TERM "$PID3"
 wait "$PID3" 2>/dev/null
 PID3=
 
+# 4c. background refresh (doc/discovery.md): the housekeeping thread asks
+# the network again for a key from WKD once its cache entry is due (here:
+# made due by hand), so a revocation the owner's domain publishes stops
+# encryption to it without anyone doing anything. A daemon of its own.
+E=erin@revoke.smp.example
+wkd=$(awk -F'\t' -v a=$E '$1 == a {print $3}' "${SMP_TEST_DISC_DIR:-/nonexistent}/cases.tsv" 2>/dev/null)
+if [ -n "$wkd" ]; then
+	{
+		printf 'socket = "unix:%s/rf.sock"\nuser = ""\ngroup = ""\nlog_level = debug\n' "$TMP"
+		printf 'keyring {\n  path = "%s/rf.db"\n}\nreplay {\n  enabled = false\n}\n' "$TMP"
+		printf 'encrypt {\n  policy ".smp.example" {\n    encrypt = required\n  }\n}\n'
+		printf 'discovery {\n  ca_file = "%s"\n  https_port = %s\n' "$SMP_TEST_DISC_CA" "$SMP_TEST_DISC_HTTPS_PORT"
+		printf '  dns_forwarders = {"%s"}\n  dns_trust_anchor_file = "%s"\n}\n' "$SMP_TEST_DISC_DNS" "$SMP_TEST_DISC_TA"
+	} >"$TMP/rf.conf"
+	for v in encrypted refused; do
+		cat >"$TMP/rf-$v.lua" <<LUA
+dofile(os.getenv("MT_COMMON"))
+smp.rcpt = "<$E>"
+local conn = smp.connect(smp.outbound_ip)
+local r = smp.send_fixture(conn, "not-smp-plain.eml", "RF-$v")
+if "$v" == "encrypted" then
+	smp.expect(r == SMFIR_CONTINUE, "continue")
+	smp.expect_encrypted(conn)
+else
+	smp.expect(r == SMFIR_REPLYCODE, "refused with a reply code")
+end
+mt.disconnect(conn)
+LUA
+	done
+	SMP_MILTER_MAINTAIN_TICK=1 ${MILTER_WRAPPER:-} "$MILTER" -f -c "$TMP/rf.conf" >"$TMP/rf.log" 2>&1 &
+	PID3=$!
+	for ((i = 0; i < WAIT * 10; i++)); do [ -S "$TMP/rf.sock" ] && break; sleep 0.1; done
+	if MILTER_SOCKET="unix:$TMP/rf.sock" miltertest -s "$TMP/rf-encrypted.lua" >"$TMP/rf.out" 2>&1; then
+		ok "refresh: erin, known only by WKD, gets encrypted mail"
+	else
+		notok "refresh: first message to erin: $(head -c 300 "$TMP/rf.out")"
+	fi
+	cp "$SMP_TEST_DISC_DIR/$wkd" "$TMP/erin.keep"
+	cp "$SMP_TEST_DISC_DIR/keys/$E.revoked" "$SMP_TEST_DISC_DIR/$wkd"
+	python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE discovery SET expires = 0'); c.commit()" "$TMP/rf.db"
+	for ((i = 0; i < WAIT * 10; i++)); do grep -q "discovery refresh <$E>" "$TMP/rf.log" && break; sleep 0.1; done
+	cp "$TMP/erin.keep" "$SMP_TEST_DISC_DIR/$wkd"
+	grep -q "discovery refresh <$E>: nokey.*revoked" "$TMP/rf.log" &&
+		ok "refresh: the housekeeping thread fetched the revocation by itself" ||
+		notok "refresh: no refresh of erin's key logged: $(grep 'discovery' "$TMP/rf.log" | tail -3)"
+	if MILTER_SOCKET="unix:$TMP/rf.sock" miltertest -s "$TMP/rf-refused.lua" >"$TMP/rf.out" 2>&1; then
+		ok "refresh: encryption to erin stopped (required: refused, not plain)"
+	else
+		notok "refresh: message to erin after the revocation: $(head -c 300 "$TMP/rf.out")"
+	fi
+	kill -TERM "$PID3"
+	wait "$PID3" 2>/dev/null
+	PID3=
+else
+	notok "refresh: the discovery test servers are not running (tests/discovery/disc-start.sh)"
+fi
+
 # 5. privilege drop and socket ownership (root only)
 if [ "$(id -u)" = 0 ] && getent passwd nobody >/dev/null; then
 	grp=$(id -gn nobody)
