@@ -479,6 +479,22 @@ int smp_discovery_check(const struct smp_disc_ctx *dx, const char *address,
 		rc = 0;
 		goto out;
 	}
+	/* an address no method can name (an address literal, a domain not
+	 * in ASCII: its A-label is not computed) is not looked up: asking
+	 * would only ever fail, and failing closed would hold its mail until
+	 * the queue lifetime runs out */
+	{
+		char a[1024], d[1024];
+
+		if (smp_wkd_urls(norm, 443, a, sizeof(a), d, sizeof(d)) < 0 &&
+		    smp_dane_qname(norm, a, sizeof(a)) < 0) {
+			out->outcome = SMP_DISC_SKIPPED;
+			snprintf(out->detail, sizeof(out->detail),
+				 "no WKD or DANE name for this address");
+			rc = 0;
+			goto out;
+		}
+	}
 	/* the usable-key test of the encryption decision itself: a policy
 	 * that wants encryption for everyone */
 	req = smp_policy_new(SMP_ENC_REQUIRED);

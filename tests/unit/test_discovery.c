@@ -402,6 +402,20 @@ static void test_errors_fail_closed(void **state)
 	failed_case(f, "mallet@bogus.smp.example", NULL, 5000);
 }
 
+/* An address no method can name is not looked up (SKIPPED, no lookup):
+ * failing closed on it would hold its mail for nothing. */
+static void test_unnamed_address_skipped(void **state)
+{
+	struct fx *f = *state;
+
+	look(f, "user@[192.0.2.1]", 5000);
+	expect(f, SMP_DISC_SKIPPED, "user@[192.0.2.1]");
+	assert_int_equal(f->r.lookups, 0);
+	look(f, "user@b\xc3\xbc" "cher.smp.example", 5000);
+	expect(f, SMP_DISC_SKIPPED, "user@b\xc3\xbc" "cher.smp.example");
+	assert_int_equal(f->r.lookups, 0);
+}
+
 static void test_dns_timeout_fails_closed(void **state)
 {
 	struct fx *f = *state;
@@ -432,6 +446,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_errors_fail_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dns_timeout_fails_closed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_unnamed_address_skipped, setup,
 						teardown),
 	};
 	int failed;
