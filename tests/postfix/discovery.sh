@@ -9,7 +9,7 @@
 # TAP-style "ok N - ..." / "not ok N - ..." lines, plan at the end; not
 # root: one "ok 1 - # SKIP" line (DISC_E2E_REQUIRE=1 makes that a failure).
 # PF_KEEP=1 keeps the temp dir (the discovery servers are stopped anyway).
-# Every wait is bounded (DISC_E2E_WAIT, default 40 s). About 40 s.
+# Every wait is bounded (DISC_E2E_WAIT, default 40 s). About 20 s.
 #
 # Set up, all on 127.0.0.1 or unix sockets, all stopped by PID from the
 # EXIT trap (also on failure):
@@ -49,7 +49,9 @@
 #            mallet@bogus (all required): mx's milter answers their RCPT
 #            with 451 4.4.3 (Postfix logs milter-reject: RCPT), "out"
 #            defers each message (status=deferred, 451 4.4.3) and keeps it
-#            queued; counted exactly: sent 5, deferred 5, still queued 5,
+#            queued; the milter's log line for each names its own reason
+#            (500, certificate, timed out, SERVFAIL, bogus: a wrong CA or
+#            trust anchor would fail them all alike); counted exactly: sent 5, deferred 5, still queued 5,
 #            delivered 0, plaintext at the sink 0 - counted again at the
 #            very end, after every retry and reload
 #   nothing  nobody@nothing.ZONE (nothing published), required: 550 5.7.1
@@ -392,6 +394,28 @@ for a in $ERRS; do
 		not_ok "lookup error, required $a: 451 4.4.3 at RCPT, deferred by 'out'" \
 			"out: ${l:-no status line}" "mx milter-rejects at RCPT: $r" \
 			"$(mx_log | grep -E "milter|to=<$a>" | tail -2 | tr '\n' '|')"
+	fi
+done
+
+# each failed for its own reason (a wrong CA or trust anchor would fail
+# them all alike): the milter's log line for the recipient names it
+reason_of() {
+	case $1 in
+	*@http500.*) echo '500' ;;
+	*@untrusted.*) echo 'certificate' ;;
+	*@hang.*) echo 'timed out' ;;
+	*@servfail.*) echo 'SERVFAIL' ;;
+	*@bogus.*) echo 'bogus' ;;
+	esac
+}
+for a in $ERRS; do
+	why=$(reason_of "$a")
+	l=$(grep -F "rcpt=<$a>" "$PF_MILTER_LOG" | grep -m1 -i 'lookup failed')
+	if [ -n "$l" ] && [[ $l == *"$why"* ]]; then
+		ok "lookup error, required $a: the milter logged the lookup as failed, for its reason ('$why')"
+	else
+		not_ok "lookup error, required $a: the milter logged the lookup as failed, for its reason ('$why')" \
+			"${l:-no 'lookup failed' line for rcpt=<$a>}"
 	fi
 done
 

@@ -1,0 +1,1 @@
+../postfix/discovery.sh
