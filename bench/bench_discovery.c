@@ -23,6 +23,15 @@
  * Printed, one line: lookups, seconds, lookups/s, found/none/error and
  * the mean, p50, p99 and max latency. Exit 1 when the setup fails or any
  * lookup was not FOUND (the bench publishes a key for every address).
+ *
+ *   bench_discovery --harvest-into DB --keys DIR --addresses FILE
+ *
+ * The other mode, for the Postfix part of the bench: makes the addresses
+ * of FILE "already-harvested recipients" of the SQLite keyring DB (the
+ * milter's): each one's key DIR/ADDRESS.pub (binary) goes through
+ * smp_harvest_message() as the milter harvests an inbound SMP message
+ * from ADDRESS carrying it (rnp engine, default harvest rules): a binding
+ * in state active, source smp. Exit 1 unless every key was harvested.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -32,7 +41,12 @@
 #include <time.h>
 
 #include "smp_config.h"
+#include "smp_crypto.h"
 #include "smp_discovery.h"
+#include "smp_harvest.h"
+#include "smp_keyring.h"
+#include "smp_limits.h"
+#include "smp_result.h"
 
 struct job {
 	struct smp_disc_net *net;
@@ -123,16 +137,106 @@ static char **read_lines(const char *path, size_t *n)
 	return v;
 }
 
+static unsigned char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *buf = NULL;
+	long n;
+
+	*len = 0;
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n)) &&
+	    fread(buf, 1, (size_t)n, f) == (size_t)n)
+		*len = (size_t)n;
+	else {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+/* --harvest-into: every address's key harvested from "its" message. */
+static int harvest_all(const char *db, const char *dir, char **addr, size_t n)
+{
+	struct smp_keyring *kr = NULL;
+	struct smp_crypto *c = NULL;
+	struct smp_harvest_config hc;
+	struct smp_limits lim;
+	char err[512], path[1024], msgid[128];
+	unsigned done = 0;
+
+	if (smp_keyring_open("sqlite", db, &kr, err, sizeof(err)) != 0 ||
+	    smp_crypto_open("rnp", NULL, &c, err, sizeof(err)) != 0) {
+		fprintf(stderr, "bench_discovery: %s\n", err);
+		return 1;
+	}
+	smp_harvest_config_init(&hc);
+	smp_limits_init(&lim);
+	for (size_t i = 0; i < n; i++) {
+		const char *from[1] = {addr[i]};
+		struct smp_harvest_ctx ctx;
+		struct smp_key_part part;
+		struct smp_harvest_report rep = {0};
+		size_t len;
+		unsigned char *data;
+
+		snprintf(path, sizeof(path), "%s/%s.pub", dir, addr[i]);
+		data = slurp(path, &len);
+		if (!data) {
+			fprintf(stderr, "bench_discovery: cannot read %s\n", path);
+			break;
+		}
+		memset(&ctx, 0, sizeof(ctx));
+		ctx.cfg = &hc;
+		ctx.limits = &lim;
+		ctx.envelope_sender = addr[i];
+		ctx.from = from;
+		ctx.nfrom = 1;
+		ctx.outbound = false;
+		snprintf(msgid, sizeof(msgid), "<bench-disc-%zu@bench.example>", i);
+		ctx.message_id = msgid;
+		ctx.client_addr = "192.0.2.25";
+		ctx.source = SMP_SRC_SMP;
+		memset(&part, 0, sizeof(part));
+		part.name = (char *)"public-key-1";
+		part.kind = SMP_KEY_PUBLIC;
+		part.encoding = SMP_ENC_BINARY;
+		part.nkeys = 1;
+		part.data = data;
+		part.size = len;
+		if (smp_harvest_message(kr, c, &ctx, &part, 1, &rep) < 0)
+			fprintf(stderr, "bench_discovery: harvest of %s failed: %s\n",
+				addr[i], rep.error);
+		else if (rep.n == 1 && rep.lines[0].outcome == SMP_HV_HARVESTED)
+			done++;
+		else
+			fprintf(stderr, "bench_discovery: %s not harvested (%s)\n",
+				addr[i], rep.n == 1 ? smp_harvest_reason_token(rep.lines[0].reason) : "?");
+		smp_harvest_report_clear(&rep);
+		free(data);
+	}
+	smp_crypto_close(c);
+	smp_keyring_close(kr);
+	printf("harvested %u of %zu keys into %s\n", done, n, db);
+	return done == n ? 0 : 1;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_discovery --config CONF --addresses FILE "
-			"--method wkd|dane [--threads N] [--timeout-ms MS]\n");
+			"--method wkd|dane [--threads N] [--timeout-ms MS]\n"
+			"       bench_discovery --harvest-into DB --keys DIR "
+			"--addresses FILE\n");
 	exit(64);
 }
 
 int main(int argc, char **argv)
 {
 	const char *conf = NULL, *file = NULL, *method = NULL;
+	const char *hdb = NULL, *keydir = NULL;
 	unsigned threads = 1;
 	int64_t timeout_ms = 5000;
 	char err[512];
@@ -150,8 +254,29 @@ int main(int argc, char **argv)
 			threads = (unsigned)strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--timeout-ms"))
 			timeout_ms = strtoll(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--harvest-into"))
+			hdb = argv[++i];
+		else if (!strcmp(argv[i], "--keys"))
+			keydir = argv[++i];
 		else
 			usage();
+	}
+	if (hdb) {
+		char **v;
+		size_t n;
+
+		if (!keydir || !file)
+			usage();
+		v = read_lines(file, &n);
+		if (!v || !n) {
+			fprintf(stderr, "bench_discovery: no addresses in %s\n", file);
+			return 1;
+		}
+		int hrc = harvest_all(hdb, keydir, v, n);
+		for (size_t i = 0; i < n; i++)
+			free(v[i]);
+		free(v);
+		return hrc;
 	}
 	if (!conf || !file || !method || threads < 1 || threads > 256 ||
 	    timeout_ms < 1)

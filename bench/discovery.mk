@@ -3,14 +3,15 @@
 #   make bench-discovery  (issue 11) messages/s through a throwaway Postfix
 #                         + smp-milter to recipients whose keys came from
 #                         WKD (looked up once before timing: warm cache) vs
-#                         recipients whose keys were imported (pinned), with
-#                         the ratio (goal >= 0.95); messages/s to recipients
-#                         never looked up before (a WKD lookup per message);
-#                         and cold lookups per second of the WKD and DANE
-#                         transports alone (bench/bench_discovery.c, 1 and 8
-#                         threads). Against the servers of tests/discovery
-#                         (knotd, the HTTPS WKD server) started in a temp
-#                         dir and stopped by PID. Root only; about a minute.
+#                         already-harvested recipients (the ratio; goal >=
+#                         0.95) and imported (pinned) ones; messages/s to
+#                         recipients never looked up before (a WKD lookup
+#                         per message); and cold lookups per second of the
+#                         WKD and DANE transports alone
+#                         (bench/bench_discovery.c, 1 and 8 threads).
+#                         Against the servers of tests/discovery (knotd,
+#                         the HTTPS WKD server) started in a temp dir and
+#                         stopped by PID. Root only; about 90 s.
 #   BENCH_DISCOVERY_ARGS  environment for bench/postfix/discovery.sh, e.g.
 #                         "BENCH_DISC_MESSAGES=2000 BENCH_DISC_ROUNDS=3"
 ifndef SMP_BENCH_DISCOVERY_MK
