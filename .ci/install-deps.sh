@@ -9,7 +9,7 @@ libsqlite3-dev libpq-dev libjansson-dev
 clang libclang-rt-14-dev jq
 postfix swaks iproute2 procps miltertest valgrind systemd python3 strace
 postgresql
-libcurl4-openssl-dev libunbound-dev libevent-dev nettle-dev knot knot-dnssecutils openssl"
+libcurl4-openssl-dev libunbound-dev libevent-dev nettle-dev dns-root-data knot knot-dnssecutils openssl"
 
 missing=""
 for p in $PKGS; do

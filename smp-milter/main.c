@@ -241,6 +241,45 @@ static void reload(const char *path)
 	smp_log(LOG_NOTICE, "configuration reloaded from %s", path);
 }
 
+/* -t: the files key discovery reads at its first lookup (the DNS trust
+ * anchors, the HTTPS CA bundle) must be readable now, when discovery may
+ * act: found here, not by the first recipient's 451. */
+static int discovery_files_check(const struct smp_config *cfg)
+{
+	const char *files[2][2] = {
+		{"discovery.dns_trust_anchor_file", cfg->disc_dns_trust_anchor_file},
+		{"discovery.ca_file", cfg->disc_ca_file},
+	};
+
+	if (!cfg->disc_any)
+		return 0;
+	for (size_t i = 0; i < 2; i++) {
+		const char *path = files[i][1];
+
+		if (path && *path && access(path, R_OK) != 0) {
+			fprintf(stderr, "smp-milter: %s: %s = \"%s\": cannot read it: %s\n",
+				cfg->path, files[i][0], path, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void discovery_describe(const struct smp_config *cfg)
+{
+	char m[32];
+
+	if (!cfg->disc_any) {
+		printf("key discovery: off (%s)\n",
+		       cfg->encrypt_any ? "no methods" : "no encrypt policy wants keys");
+		return;
+	}
+	smp_disc_methods_format(&cfg->disc.methods, m, sizeof(m));
+	printf("key discovery: %s (timeout %lld ms, on_error %s)\n", m,
+	       (long long)cfg->disc.timeout_ms,
+	       cfg->disc.on_error_tempfail ? "tempfail" : "plain");
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {SMP_CONFIG_DEFAULT_PATH, false, false};
@@ -294,8 +333,13 @@ int main(int argc, char **argv)
 		if (lookup_ids(cfg, cfg->user, cfg->group, &uid, &gid) < 0)
 			fprintf(stderr, "smp-milter: warning: start-up as root will "
 					"fail until that user and group exist\n");
+		if (discovery_files_check(cfg) < 0) {
+			smp_config_free(cfg);
+			return EX_CONFIG;
+		}
 		printf("%s: configuration OK\n", o.config);
 		printf("crypto engine: %s\n", cfg->crypto_engine);
+		discovery_describe(cfg);
 		smp_config_free(cfg);
 		return 0;
 	}

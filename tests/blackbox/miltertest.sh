@@ -107,6 +107,18 @@ encrypt {\n  policy "example.net" {\n    encrypt = always\n  }\n}|3: encrypt
 LIST
 "$MILTER" -t -c "$TMP/missing.conf" >/dev/null 2>&1
 [ $? = 78 ] && ok "-t on a missing file exits 78" || notok "-t missing file"
+# key discovery: -t says what it will do, and finds an unreadable trust
+# anchor file before the first recipient would get 451 for it
+printf 'encrypt {\n  default = opportunistic\n}\n' >"$TMP/disc.conf"
+out=$("$MILTER" -t -c "$TMP/disc.conf" 2>/dev/null)
+[[ "$out" == *"key discovery: wkd, dane (timeout 5000 ms, on_error plain)"* ]] &&
+	ok "-t reports key discovery" || notok "-t discovery report: $out"
+printf 'encrypt {\n  default = opportunistic\n}\ndiscovery {\n  dns_trust_anchor_file = "%s/none.key"\n}\n' "$TMP" >"$TMP/disc.conf"
+err=$("$MILTER" -t -c "$TMP/disc.conf" 2>&1)
+rc=$?
+[ $rc = 78 ] && [[ "$err" == *"discovery.dns_trust_anchor_file"*"cannot read it"* ]] &&
+	ok "-t refuses an unreadable DNS trust anchor file (exit 78)" ||
+	notok "-t unreadable trust anchor: $rc '$err'"
 
 # 2. the scenarios, one daemon, config swapped by SIGHUP
 base_config >"$TMP/milter.conf"
