@@ -698,20 +698,6 @@ void smp_crypto_pkt_fpr(const unsigned char *body, size_t len, bool secret,
 	smp_pkt_key_fpr(body, len, out);
 }
 
-/* Is the n-octet string p one of v[0..nv)? (*used marks the ones taken:
- * each is kept once.) */
-static bool take_one(const char *const *v, size_t nv, bool *used,
-		     const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < nv; i++) {
-		if (used[i] || strlen(v[i]) != n || memcmp(v[i], p, n) != 0)
-			continue;
-		used[i] = true;
-		return true;
-	}
-	return false;
-}
-
 /* The signatures kept for the current key, user ID or subkey of
  * filter_keep, by a hash of their bodies (an open-addressing table; a
  * slot belongs to the component whose number it carries, so moving on
@@ -782,117 +768,257 @@ static int sigset_seen(struct sigset *s, const unsigned char *o,
 	return 0;
 }
 
+/* The user IDs and subkeys filter_keep keeps: a user ID's body or a
+ * subkey's fingerprint, and the rank of its first appearance in the
+ * block (SIZE_MAX: not yet seen). */
+struct comp {
+	const unsigned char *p;      /* a user ID's body */
+	size_t n, rank;
+	char fpr[SMP_FPR_MAX];       /* a subkey's fingerprint */
+	bool sub;
+};
+
+struct comps {
+	struct comp *c;
+	size_t n, cap;
+};
+
+static int comps_add(struct comps *cs, const unsigned char *p, size_t n,
+		     bool sub)
+{
+	if (cs->n == cs->cap) {
+		size_t nc = cs->cap ? 2 * cs->cap : 16;
+		struct comp *ncs = realloc(cs->c, nc * sizeof(*ncs));
+
+		if (!ncs)
+			return -1;
+		cs->c = ncs;
+		cs->cap = nc;
+	}
+	memset(&cs->c[cs->n], 0, sizeof(cs->c[cs->n]));
+	if (sub)
+		snprintf(cs->c[cs->n].fpr, sizeof(cs->c[cs->n].fpr), "%.*s",
+			 (int)(n < SMP_FPR_MAX ? n : SMP_FPR_MAX - 1), p);
+	else
+		cs->c[cs->n].p = p;
+	cs->c[cs->n].n = n;
+	cs->c[cs->n].rank = SIZE_MAX;
+	cs->c[cs->n].sub = sub;
+	cs->n++;
+	return 0;
+}
+
+/* The index of the component p[0..n) (a user ID's body, or a subkey's
+ * fingerprint when sub); with add, appended when missing. -1: not one to
+ * keep; -2: out of memory. */
+static long comps_find(struct comps *cs, const unsigned char *p, size_t n,
+		       bool sub, bool add)
+{
+	for (size_t i = 0; i < cs->n; i++)
+		if (cs->c[i].sub == sub && cs->c[i].n == n &&
+		    memcmp(sub ? (const unsigned char *)cs->c[i].fpr :
+				 cs->c[i].p,
+			   p, n) == 0)
+			return (long)i;
+	if (!add)
+		return -1;
+	return comps_add(cs, p, n, sub) ? -2 : (long)(cs->n - 1);
+}
+
+/* One packet filter_keep keeps: where it is in blk, its component (0:
+ * the primary key, 1 + i: comps[i]) and that component's rank. */
+struct kept_pkt {
+	size_t off, end, seq;
+	size_t comp, rank;
+	bool head;                   /* the key, user ID or subkey packet */
+};
+
+static int kept_cmp(const void *a, const void *b)
+{
+	const struct kept_pkt *x = a, *y = b;
+
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	if (x->head != y->head)
+		return x->head ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
 /*
  * Copies the first transferable key of blk keeping the primary key and
- * its own signatures, the first user ID packet whose body is each of
- * uids[0..nuids) with its signatures, and the subkeys whose fingerprints
- * are subs[0..nsubs) with theirs. A signature the kept key, user ID or
- * subkey already has (the same packet body) is kept once: librnp can
- * export one signature twice when a key block repeats a user ID with
- * another user ID's signature, and every merge of such an update would
- * add a copy (fuzz_merge). Trust, padding, user attribute packets and
- * everything else are dropped. *kept_uids / *kept_subs count what was
- * found.
+ * its own signatures, the user ID packets whose bodies are among
+ * uids[0..nuids) with their signatures, and the subkeys whose
+ * fingerprints are among subs[0..nsubs) with theirs (FK_ALL_UIDS: every
+ * user ID, uids unused; FK_ALL_SUBS: every subkey, subs unused), in the
+ * order they first appear. A user
+ * ID or subkey that blk holds twice is written once, with the signatures
+ * of every copy after it, and a signature a key, user ID or subkey
+ * already has (the same packet body) is kept once. librnp keeps a
+ * repeated user ID apart, drops the valid self-signature of the second
+ * copy when the first one's is invalid, and can export one signature
+ * twice, so that each merge changed the key again (fuzz_merge): the
+ * merge hands the engine blocks without repeats, and cuts the engine's
+ * output with this too. Trust, padding, user attribute packets and
+ * everything else are dropped. *kept_uids / *kept_subs count the user
+ * IDs and subkeys written.
  */
+#define FK_ALL_UIDS 1u
+#define FK_ALL_SUBS 2u
+
 static int filter_keep(const unsigned char *blk, size_t len,
 		       const char *const *uids, size_t nuids,
-		       const char *const *subs, size_t nsubs,
+		       const char *const *subs, size_t nsubs, unsigned all,
 		       unsigned char **out, size_t *outlen, size_t *kept_uids,
 		       size_t *kept_subs)
 {
-	enum { S_PRIMARY, S_KEEP, S_DROP } state = S_DROP;
 	struct smp_pkt_iter it;
 	struct smp_packet pkt;
-	unsigned char *o = malloc(len ? len : 1);
-	bool *used = calloc(nuids + nsubs + 1, sizeof(*used));
-	size_t n = 0;
+	struct comps cs = {0};
+	size_t nk = 0, cap = 0, nranks = 1, n = 0, cur = 0;
+	struct kept_pkt *k = NULL;
 	struct sigset sigs = {.comp = 1};
-	bool seen_primary = false;
+	unsigned char *o = malloc(len ? len : 1);
+	bool seen_primary = false, in_comp = false;
 
 	*out = NULL;
 	*outlen = 0;
 	*kept_uids = 0;
 	*kept_subs = 0;
-	if (!o || !used) {
-		free(o);
-		free(used);
-		return -1;
-	}
+	if (!o)
+		goto nomem;
+	for (size_t i = 0; !(all & FK_ALL_UIDS) && i < nuids; i++)
+		if (comps_add(&cs, (const unsigned char *)uids[i],
+			      strlen(uids[i]), false))
+			goto nomem;
+	for (size_t i = 0; !(all & FK_ALL_SUBS) && i < nsubs; i++)
+		if (comps_add(&cs, (const unsigned char *)subs[i],
+			      strlen(subs[i]), true))
+			goto nomem;
 	smp_pkt_iter_init(&it, blk, len);
 	while (smp_pkt_next(&it, &pkt) == SMP_PKT_OK) {
-		bool keep = false;
+		bool head = false;
+		long j = -1;
 
 		if (pkt.partial || pkt.indeterminate)
 			break;
 		switch (pkt.tag) {
 		case SMP_TAG_PUBLIC_KEY:
 			if (seen_primary)
-				goto done;
-			seen_primary = true;
-			state = S_PRIMARY;
-			keep = true;
+				goto sorted;
+			seen_primary = in_comp = head = true;
+			cur = 0;
 			break;
-		case SMP_TAG_SIGNATURE: {
-			size_t hl = (size_t)(pkt.first - (blk + pkt.offset));
-			int seen = 0;
-
-			if (state != S_DROP)
-				seen = sigset_seen(&sigs, o, pkt.first,
-						   pkt.body_len, n + hl);
-			if (seen < 0)
-				goto nomem;
-			keep = state != S_DROP && !seen;
+		case SMP_TAG_SIGNATURE:
 			break;
-		}
 		case SMP_TAG_USER_ID:
-			state = S_DROP;
-			if (take_one(uids, nuids, used, pkt.first,
-				     pkt.body_len)) {
-				state = S_KEEP;
-				(*kept_uids)++;
-				keep = true;
-			}
+			j = comps_find(&cs, pkt.first, pkt.body_len, false,
+				       all & FK_ALL_UIDS);
 			break;
 		case SMP_TAG_PUBLIC_SUBKEY: {
 			char f[SMP_FPR_MAX];
 
-			state = S_DROP;
 			smp_pkt_key_fpr(pkt.first, pkt.body_len, f);
-			if (take_one(subs, nsubs, used + nuids,
-				     (const unsigned char *)f, strlen(f))) {
-				state = S_KEEP;
-				(*kept_subs)++;
-				keep = true;
-			}
+			j = f[0] ? comps_find(&cs, (const unsigned char *)f,
+					      strlen(f), true,
+					      all & FK_ALL_SUBS)
+				 : -1;
 			break;
 		}
 		case SMP_TAG_TRUST:
 		case SMP_TAG_PADDING:
-			break;
+			continue;
 		default:
 			/* user attributes, secret key packets, anything
 			 * else: dropped with what follows */
-			state = S_DROP;
-			break;
+			in_comp = false;
+			continue;
 		}
-		if (keep) {
-			memcpy(o + n, blk + pkt.offset, it.off - pkt.offset);
-			n += it.off - pkt.offset;
-			if (pkt.tag != SMP_TAG_SIGNATURE)
-				sigset_next(&sigs);
+		if (j == -2)
+			goto nomem;
+		if (pkt.tag == SMP_TAG_USER_ID ||
+		    pkt.tag == SMP_TAG_PUBLIC_SUBKEY) {
+			in_comp = head = j >= 0;
+			cur = 1 + (size_t)j;
 		}
+		if (!in_comp)
+			continue;
+		if (head && cur > 0 && cs.c[cur - 1].rank != SIZE_MAX)
+			continue; /* a second copy: its signatures only */
+		if (head && cur > 0) {
+			cs.c[cur - 1].rank = nranks++;
+			if (cs.c[cur - 1].sub)
+				(*kept_subs)++;
+			else
+				(*kept_uids)++;
+		}
+		if (nk == cap) {
+			size_t nc = cap ? 2 * cap : 32;
+			struct kept_pkt *nkp = realloc(k, nc * sizeof(*k));
+
+			if (!nkp)
+				goto nomem;
+			k = nkp;
+			cap = nc;
+		}
+		k[nk].off = pkt.offset;
+		k[nk].end = it.off;
+		k[nk].seq = nk;
+		k[nk].comp = cur;
+		k[nk].head = head;
+		nk++;
 	}
-done:
+sorted:
+	for (size_t i = 0; i < nk; i++)
+		k[i].rank = k[i].comp ? cs.c[k[i].comp - 1].rank : 0;
+	if (nk)
+		qsort(k, nk, sizeof(*k), kept_cmp);
+	for (size_t i = 0; i < nk; i++) {
+		const unsigned char *p = blk + k[i].off;
+		size_t plen = k[i].end - k[i].off;
+
+		if (k[i].head) {
+			sigset_next(&sigs);
+		} else {
+			struct smp_pkt_iter one;
+			struct smp_packet sig;
+			int seen;
+
+			smp_pkt_iter_init(&one, p, plen);
+			if (smp_pkt_next(&one, &sig) != SMP_PKT_OK)
+				continue;
+			seen = sigset_seen(&sigs, o, sig.first, sig.body_len,
+					   n + (size_t)(sig.first - p));
+			if (seen < 0)
+				goto nomem;
+			if (seen)
+				continue;
+		}
+		memcpy(o + n, p, plen);
+		n += plen;
+	}
 	free(sigs.t);
-	free(used);
+	free(cs.c);
+	free(k);
 	*out = o;
 	*outlen = n;
 	return 0;
 nomem:
 	free(sigs.t);
-	free(used);
+	free(cs.c);
+	free(k);
 	free(o);
 	return -1;
+}
+
+/* blk[0..len) (one transferable key) with each user ID and subkey once
+ * (filter_keep with every one of them), into *out. */
+static int dedup_key(const unsigned char *blk, size_t len, unsigned char **out,
+		     size_t *outlen)
+{
+	size_t ku, ks;
+
+	return filter_keep(blk, len, NULL, 0, NULL, 0,
+			   FK_ALL_UIDS | FK_ALL_SUBS, out, outlen, &ku, &ks);
 }
 
 /* filter_keep for one user ID and at most one subkey (subfpr NULL). */
@@ -902,8 +1028,8 @@ static int filter_minimal(const unsigned char *blk, size_t len,
 			  bool *kept_sub)
 {
 	size_t ku = 0, ks = 0;
-	int rc = filter_keep(blk, len, &uid, 1, &subfpr, subfpr ? 1 : 0, out,
-			     outlen, &ku, &ks);
+	int rc = filter_keep(blk, len, &uid, 1, &subfpr, subfpr ? 1 : 0, 0,
+			     out, outlen, &ku, &ks);
 
 	*kept_uid = ku > 0;
 	*kept_sub = ks > 0;
@@ -914,13 +1040,13 @@ int smp_crypto_minimal(struct smp_crypto *c, const void *keyblock, size_t len,
 		       const char *address, void **out, size_t *outlen)
 {
 	const unsigned char *bin;
-	unsigned char *owned = NULL, *clean = NULL, *res = NULL;
-	struct smp_keyblock *blocks = NULL;
+	unsigned char *owned = NULL, *clean = NULL, *res = NULL, *norm = NULL;
+	struct smp_keyblock *blocks = NULL, b0;
 	struct smp_key_info k, k2;
 	const struct smp_key_uid *u;
 	const struct smp_key_sub *e;
 	char *addr = NULL, encfpr[SMP_FPR_MAX];
-	size_t blen, nblocks = 0, clen = 0, rlen = 0;
+	size_t blen, nblocks = 0, clen = 0, rlen = 0, nlen = 0;
 	bool kept_uid, kept_sub;
 	int rc;
 
@@ -949,7 +1075,15 @@ int smp_crypto_minimal(struct smp_crypto *c, const void *keyblock, size_t len,
 		smp_crypto_error(c, "the key block holds secret key material");
 		goto out;
 	}
-	rc = inspect_first(c, bin, blen, &blocks[0], &k);
+	/* each user ID and subkey once (see filter_keep) */
+	if (dedup_key(bin + blocks[0].off, blocks[0].len, &norm, &nlen)) {
+		rc = smp_crypto_error(c, "out of memory");
+		goto out;
+	}
+	b0 = blocks[0];
+	b0.off = 0;
+	b0.len = nlen;
+	rc = inspect_first(c, norm, nlen, &b0, &k);
 	if (rc)
 		goto out;
 	rc = 1;
@@ -966,7 +1100,7 @@ int smp_crypto_minimal(struct smp_crypto *c, const void *keyblock, size_t len,
 		goto out;
 	}
 	snprintf(encfpr, sizeof(encfpr), "%s", e->fpr);
-	rc = c->ops->clean(c, bin + blocks[0].off, blocks[0].len, k.fpr,
+	rc = c->ops->clean(c, norm, nlen, k.fpr,
 			   e == &k.subkeys[0] ? NULL : encfpr, addr, &clean,
 			   &clen, NULL);
 	if (rc)
@@ -1003,6 +1137,7 @@ out:
 	smp_key_info_clear(&k2);
 	free(res);
 	free(clean);
+	free(norm);
 	free(blocks);
 	free(owned);
 	free(addr);
@@ -1184,8 +1319,20 @@ int smp_crypto_merge(struct smp_crypto *c, const void *stored, size_t slen,
 	if (nsb) {
 		subkey_fprs(sbin + sb[0].off, sb[0].len, ssubs, MERGE_MAX_SUBS,
 			    &nssubs);
-		memcpy(in, sbin + sb[0].off, sb[0].len);
-		inlen = sb[0].len;
+		/* each user ID and subkey once, here and below, and only
+		 * the user IDs that can be kept (a user ID with a NUL in it
+		 * cannot): librnp loses the self-signature of a repeated
+		 * user ID, and checks a signature found under two user IDs
+		 * against one of them only, so what the result no longer
+		 * holds changed what it held (filter_keep) */
+		if (filter_keep(sbin + sb[0].off, sb[0].len,
+				(const char *const *)suids, nsuids, NULL, 0,
+				FK_ALL_SUBS, &part, &plen, &ku, &ks))
+			goto nomem;
+		memcpy(in, part, plen);
+		inlen = plen;
+		free(part);
+		part = NULL;
 	}
 	/* every copy of the key in the update, with only the user IDs that
 	 * may be kept (the stored ones, the address's): nothing else is
@@ -1221,8 +1368,14 @@ int smp_crypto_merge(struct smp_crypto *c, const void *stored, size_t slen,
 			nk = 0;
 		}
 		if (nk) {
-			memcpy(in + inlen, part, plen);
-			inlen += plen;
+			unsigned char *d = NULL;
+			size_t dlen = 0;
+
+			if (dedup_key(part, plen, &d, &dlen))
+				goto nomem;
+			memcpy(in + inlen, d, dlen);
+			inlen += dlen;
+			free(d);
 		}
 		free(part);
 		part = NULL;
@@ -1306,8 +1459,8 @@ int smp_crypto_merge(struct smp_crypto *c, const void *stored, size_t slen,
 		for (size_t j = 1; j < k.nsubkeys; j++)
 			subs[nsubs++] = k.subkeys[j].fpr;
 	}
-	if (filter_keep(clean, clen, keep, nkeep, subs, nsubs, &res, &rlen,
-			&ku, &ks))
+	if (filter_keep(clean, clen, keep, nkeep, subs, nsubs, 0, &res,
+			&rlen, &ku, &ks))
 		goto nomem;
 	if (ku == 0 || ks < (e ? nsubs : 0)) {
 		smp_crypto_error(c, "the %s engine dropped the user ID or the "

@@ -1387,7 +1387,8 @@ static void test_merge_2122(void **state)
  * it comes back unchanged the second time, and no key, user ID or subkey
  * carries the same signature twice (librnp exported that signature
  * twice, one more copy per merge: found by fuzz_merge,
- * fuzz/crashes/merge-repeated-uid-dup-sig). */
+ * fuzz/crashes/merge-repeated-uid-dup-sig). Then a stored key with a
+ * signature under two user IDs. */
 static void test_merge_repeated_uid(void **state)
 {
 	static const char u19[] = "Many UIDs 19 <manyuid+19@",
@@ -1425,6 +1426,37 @@ static void test_merge_repeated_uid(void **state)
 				     memcmp(pk[j].body, pk[i].body,
 					    pk[i].len) == 0);
 	}
+	smp_key_info_clear(&k1);
+	smp_key_info_clear(&k2);
+	free(m1);
+	free(m2);
+
+	/* a stored key whose 16th user ID says "19" (under the 16th's
+	 * signature) and whose real 19th holds a NUL (under its own, now
+	 * wrong, signature), merged with the key itself: the 19th user ID
+	 * keeps its valid signature at once (librnp checked the signature
+	 * found under two user IDs against the one the result drops, and
+	 * dropped it: fuzz/crashes/merge-sig-under-two-uids) */
+	memcpy(upd, d, n);
+	p = memmem(upd, n, "Many UIDs 15 <manyuid+15@", strlen(u19));
+	assert_non_null(p);
+	memcpy(p, u19, strlen(u19));
+	p = memmem(p + 1, n - (size_t)(p + 1 - upd), u19, strlen(u19));
+	assert_non_null(p);
+	p[strlen(u19) + 4] = '\0';
+	assert_int_equal(smp_crypto_merge(C(state), upd, n, d, n, NULL, &m1,
+					  &n1, &k1),
+			 0);
+	assert_int_equal(smp_crypto_merge(C(state), m1, n1, d, n, NULL, &m2,
+					  &n2, &k2),
+			 0);
+	assert_int_equal(n2, n1);
+	assert_memory_equal(m2, m1, n1);
+	for (size_t i = 0; i < k1.nuids; i++)
+		if (strcmp(k1.uids[i].uid,
+			   "Many UIDs 19 <manyuid+19@example.org>") == 0)
+			assert_false(k1.uids[i].invalid);
+	assert_true(has_uid_str(&k1, "Many UIDs 19 <manyuid+19@example.org>"));
 	smp_key_info_clear(&k1);
 	smp_key_info_clear(&k2);
 	free(m1);
