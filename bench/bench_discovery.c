@@ -20,9 +20,18 @@
  * (the WKD host's A record, the zone's DNSKEY), and each WKD lookup is a
  * new TLS connection (one curl handle per lookup, as in the daemon).
  *
+ * With --full DB, each lookup is the whole of what the milter does for
+ * a recipient without a key (smp_discovery_recipient: the keyring check,
+ * the fetch, the harvest rules on what was found, the keyring write of
+ * the key and binding, source wkd/dane, and of the cache entry) into the
+ * SQLite keyring DB (made when missing), each thread with its own
+ * keyring connection and rnp engine, as a milter worker has; the
+ * addresses' published keys must then pass the rules (UID = address).
+ *
  * Printed, one line: lookups, seconds, lookups/s, found/none/error and
  * the mean, p50, p99 and max latency. Exit 1 when the setup fails or any
- * lookup was not FOUND (the bench publishes a key for every address).
+ * lookup was not FOUND (--full: HAVE from the network) - the bench
+ * publishes a key for every address.
  *
  *   bench_discovery --harvest-into DB --keys DIR --addresses FILE
  *
@@ -59,7 +68,73 @@ struct job {
 	atomic_uint found, none, error;
 	char first_error[1024];
 	pthread_mutex_t lock;
+	const char *full_db;              /* --full: the keyring */
+	const struct smp_config *cfg;
+	struct smp_disc_methods methods;  /* --full: the one method */
 };
+
+static double now_s(void);
+
+/* --full: one smp_discovery_recipient per address, own keyring + engine. */
+static void *worker_full(void *arg)
+{
+	struct job *j = arg;
+	struct smp_keyring *kr = NULL;
+	struct smp_crypto *c = NULL;
+	struct smp_harvest_config hc;
+	char err[512];
+	size_t i;
+
+	if (smp_keyring_open("sqlite", j->full_db, &kr, err, sizeof(err)) != 0 ||
+	    smp_crypto_open("rnp", NULL, &c, err, sizeof(err)) != 0) {
+		pthread_mutex_lock(&j->lock);
+		if (!j->first_error[0])
+			snprintf(j->first_error, sizeof(j->first_error), "%s", err);
+		pthread_mutex_unlock(&j->lock);
+		if (kr)
+			smp_keyring_close(kr);
+		return NULL;
+	}
+	smp_harvest_config_init(&hc);
+	hc.on_conflict = (enum smp_on_conflict)j->cfg->on_conflict;
+	while ((i = atomic_fetch_add(&j->next, 1)) < j->n) {
+		struct smp_disc_ctx dx;
+		struct smp_disc_result r;
+		double t0 = now_s();
+		int rc;
+
+		memset(&dx, 0, sizeof(dx));
+		dx.net = j->net;
+		dx.kr = kr;
+		dx.crypto = c;
+		dx.cfg = &j->cfg->disc;
+		dx.methods = &j->methods;
+		dx.harvest = &hc;
+		dx.limits = &j->cfg->check.limits;
+		dx.deadline_ms = smp_disc_now_ms() + j->timeout_ms;
+		rc = smp_discovery_recipient(&dx, j->addr[i], &r);
+		j->lat_ms[i] = (now_s() - t0) * 1000.0;
+		if (rc == 0 && r.outcome == SMP_DISC_HAVE && !r.bound && !r.cached) {
+			atomic_fetch_add(&j->found, 1);
+			continue;
+		}
+		if (rc == 0 && r.outcome == SMP_DISC_NOKEY)
+			atomic_fetch_add(&j->none, 1);
+		else
+			atomic_fetch_add(&j->error, 1);
+		pthread_mutex_lock(&j->lock);
+		if (!j->first_error[0])
+			snprintf(j->first_error, sizeof(j->first_error),
+				 "%s: %s%s%s: %.900s", j->addr[i],
+				 rc ? "failed" : smp_disc_outcome_name(r.outcome),
+				 r.cached ? " (cached)" : "",
+				 r.bound ? " (bound)" : "", r.detail);
+		pthread_mutex_unlock(&j->lock);
+	}
+	smp_crypto_close(c);
+	smp_keyring_close(kr);
+	return NULL;
+}
 
 static double now_s(void)
 {
@@ -227,7 +302,7 @@ static int harvest_all(const char *db, const char *dir, char **addr, size_t n)
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_discovery --config CONF --addresses FILE "
-			"--method wkd|dane [--threads N] [--timeout-ms MS]\n"
+			"--method wkd|dane [--threads N] [--timeout-ms MS] [--full DB]\n"
 			"       bench_discovery --harvest-into DB --keys DIR "
 			"--addresses FILE\n");
 	exit(64);
@@ -236,7 +311,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	const char *conf = NULL, *file = NULL, *method = NULL;
-	const char *hdb = NULL, *keydir = NULL;
+	const char *hdb = NULL, *keydir = NULL, *full = NULL;
 	unsigned threads = 1;
 	int64_t timeout_ms = 5000;
 	char err[512];
@@ -258,6 +333,8 @@ int main(int argc, char **argv)
 			hdb = argv[++i];
 		else if (!strcmp(argv[i], "--keys"))
 			keydir = argv[++i];
+		else if (!strcmp(argv[i], "--full"))
+			full = argv[++i];
 		else
 			usage();
 	}
@@ -289,12 +366,16 @@ int main(int argc, char **argv)
 	if (j.method < 0)
 		usage();
 	j.timeout_ms = timeout_ms;
+	j.full_db = full;
+	j.methods.n = 1;
+	j.methods.m[0] = (enum smp_disc_method)j.method;
 
 	struct smp_config *cfg = smp_config_load(conf, err, sizeof(err));
 	if (!cfg) {
 		fprintf(stderr, "bench_discovery: %s\n", err);
 		return 1;
 	}
+	j.cfg = cfg;
 	struct smp_disc_net_config nc;
 	smp_config_disc_net(cfg, &nc);
 	j.net = smp_disc_net_new(&nc, err, sizeof(err));
@@ -314,7 +395,7 @@ int main(int argc, char **argv)
 
 	double t0 = now_s();
 	for (unsigned t = 0; t < threads; t++)
-		pthread_create(&tid[t], NULL, worker, &j);
+		pthread_create(&tid[t], NULL, full ? worker_full : worker, &j);
 	for (unsigned t = 0; t < threads; t++)
 		pthread_join(tid[t], NULL);
 	double secs = now_s() - t0;
@@ -323,11 +404,11 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < j.n; i++)
 		sum += j.lat_ms[i];
 	qsort(j.lat_ms, j.n, sizeof(double), cmp_double);
-	printf("%-4s %2u thread%s: %zu cold lookups in %.2f s = %.1f lookups/s "
-	       "(found %u, none %u, error %u); latency ms mean %.1f p50 %.1f "
+	printf("%-4s %s%2u thread%s: %zu cold lookups in %.2f s = %.1f lookups/s "
+	       "(%s %u, none %u, error %u); latency ms mean %.1f p50 %.1f "
 	       "p99 %.1f max %.1f\n",
-	       method, threads, threads == 1 ? " " : "s", j.n, secs,
-	       (double)j.n / secs, atomic_load(&j.found), atomic_load(&j.none),
+	       method, full ? "full " : "", threads, threads == 1 ? " " : "s", j.n, secs,
+	       (double)j.n / secs, full ? "stored" : "found", atomic_load(&j.found), atomic_load(&j.none),
 	       atomic_load(&j.error), sum / (double)j.n, j.lat_ms[j.n / 2],
 	       j.lat_ms[(j.n * 99) / 100 < j.n ? (j.n * 99) / 100 : j.n - 1],
 	       j.lat_ms[j.n - 1]);

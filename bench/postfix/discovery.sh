@@ -8,9 +8,12 @@
 #        imported (smpctl keys import: pinned); and messages/s to
 #        recipients nobody asked for before (every message one WKD lookup
 #        at RCPT time: cold, end to end);
-#   (ii) cold lookups per second by the transports alone
-#        (bench/bench_discovery.c: WKD and DANE, 1 and 8 threads, one
-#        struct smp_disc_net as the daemon has).
+#   (ii) cold lookups per second (bench/bench_discovery.c, one struct
+#        smp_disc_net as the daemon has): the whole of a lookup as the
+#        milter makes it (smp_discovery_recipient: keyring check, fetch,
+#        harvest rules, keyring write; 8 threads, each with its own
+#        keyring connection and rnp engine, on a fresh SQLite keyring),
+#        and the WKD and DANE transports alone (1 and 8 threads).
 #
 #   B=build BENCH_DISC_BIN=build/bench/bench_discovery bash bench/postfix/discovery.sh
 #   (or: make bench-discovery; root only)
@@ -21,7 +24,9 @@
 # (ed25519 + cv25519, one UID = the address; about 15 ms each), published
 # in the WKD tree of wkd-adv.ZONE (advanced method) or, for DANE, as
 # OPENPGPKEY records added to the signed zone through knotc (one
-# transaction; knot signs them).
+# transaction; knot signs them). Every address whose key goes through the
+# harvest rules has its own key; the transports-only sets publish one
+# shared key under every name (a transport does not read the key).
 # Postfix: one throwaway instance "mx" (tests/postfix/lib.sh) with
 # smp-milter (encrypt { default = off; policy ".ZONE" required },
 # discovery { } pointed at the test servers) relaying to a counting
@@ -48,8 +53,9 @@
 # Numbers are printed, never asserted.
 #
 # Tunables: BENCH_DISC_MESSAGES (1000 per run), BENCH_DISC_ROUNDS (7),
-# BENCH_DISC_RCPTS (20), BENCH_DISC_COLD_PF (200), BENCH_DISC_COLD (100:
-# addresses per method for 1 thread; twice as many for 8 threads).
+# BENCH_DISC_RCPTS (20), BENCH_DISC_COLD_PF (200), BENCH_DISC_COLD_FULL
+# (100 per method), BENCH_DISC_COLD (100: transports-only addresses per
+# method for 1 thread; twice as many for 8 threads).
 # About 90 s (bounded: every run stops after RUN_LIMIT).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -61,6 +67,7 @@ ROUNDS=${BENCH_DISC_ROUNDS:-7}
 RCPTS=${BENCH_DISC_RCPTS:-20}
 COLD_PF=${BENCH_DISC_COLD_PF:-200}
 COLD=${BENCH_DISC_COLD:-100}
+COLD_FULL=${BENCH_DISC_COLD_FULL:-100}
 BENCH_DISC_BIN=${BENCH_DISC_BIN:-$B/bench/bench_discovery}
 RUN_LIMIT=120 # seconds, upper bound of one run
 MSG=fixtures/messages/not-smp-plain.eml
@@ -113,11 +120,14 @@ addresses wkd w "$WKD_DOM" "$RCPTS"
 addresses hv h "$WKD_DOM" "$RCPTS"
 addresses imp i "$WKD_DOM" "$RCPTS"
 addresses coldpf c "$WKD_DOM" "$COLD_PF"
+addresses fullwkd f "$WKD_DOM" "$COLD_FULL"
+addresses fulldane f "$DANE_DOM" "$COLD_FULL"
 addresses wkd1 k "$WKD_DOM" "$COLD"
 addresses wkd8 m "$WKD_DOM" $((COLD * 2))
 addresses dane1 k "$DANE_DOM" "$COLD"
 addresses dane8 m "$DANE_DOM" $((COLD * 2))
-cat "$WORK"/{wkd,hv,imp,coldpf,wkd1,wkd8,dane1,dane8}.list >"$WORK/all.list"
+cat "$WORK"/{wkd,hv,imp,coldpf,fullwkd,fulldane}.list >"$WORK/all.list"
+echo "shared@$WKD_DOM" >>"$WORK/all.list"
 t=$(date +%s.%N)
 # one key per address, UID = the address (sq key generate, 4 at a time)
 # shellcheck disable=SC2016
@@ -130,28 +140,31 @@ KEYGEN_S=$(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 
 # publish: the WKD files (advanced method) of every wkd-adv address but
 # the imported ones, and one transaction of OPENPGPKEY records
-python3 - "$DISC" "$KEYS" "$WORK" "$ZONE" <<'PY' || pf_die "publishing the bench keys failed"
+python3 - "$DISC" "$KEYS" "$WORK" "$ZONE" "shared@$WKD_DOM" <<'PY' || pf_die "publishing the bench keys failed"
 import base64, importlib.util, os, sys
-disc, keys, work, zone = sys.argv[1:5]
+disc, keys, work, zone, shared = sys.argv[1:6]
 spec = importlib.util.spec_from_file_location("du", "tests/discovery/disc-util.py")
 du = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(du)
 def lst(n):
     return [l.strip() for l in open(os.path.join(work, n + ".list")) if l.strip()]
-for n in ("wkd", "coldpf", "wkd1", "wkd8"):
+def key(n, a):
+    own = n not in ("wkd1", "wkd8", "dane1", "dane8")
+    return open(os.path.join(keys, (a if own else shared) + ".pub"), "rb").read()
+for n in ("wkd", "coldpf", "fullwkd", "wkd1", "wkd8"):
     for a in lst(n):
         local, dom = a.rsplit("@", 1)
         d = os.path.join(disc, "www", "openpgpkey." + dom, ".well-known", "openpgpkey", dom, "hu")
         os.makedirs(d, exist_ok=True)
-        data = open(os.path.join(keys, a + ".pub"), "rb").read()
+        data = key(n, a)
         with open(os.path.join(d, du.wkdhash(local)), "wb") as f:
             f.write(data)
 with open(os.path.join(work, "knotc.in"), "w") as f:
     f.write("zone-begin %s\n" % zone)
-    for n in ("dane1", "dane8"):
+    for n in ("fulldane", "dane1", "dane8"):
         for a in lst(n):
             owner = du.daneowner(a)
-            data = open(os.path.join(keys, a + ".pub"), "rb").read()
+            data = key(n, a)
             f.write("zone-set %s %s 3600 OPENPGPKEY %s\n"
                     % (zone, owner, base64.b64encode(data).decode()))
     f.write("zone-commit %s\n" % zone)
@@ -306,11 +319,19 @@ awk -v t0="$t0" -v t2="$t2" -v n="$COLD_PF" -v s=$(($(sent_count) - s0)) -v b=$(
 # ---------------------------------------------------------- transports
 
 echo
-echo "== cold lookups per second, transports only (bench/bench_discovery.c, one smp_disc_net, distinct addresses)"
+echo "== cold lookups per second, whole (smp_discovery_recipient: check, fetch, harvest rules, keyring write; fresh SQLite keyring, rnp)"
+for m in wkd dane; do
+	"$BENCH_DISC_BIN" --config "$WORK/discovery.conf" --addresses "$WORK/full$m.list" --method "$m" --threads 8 \
+		--full "$WORK/full.db" | sed 's/^/   /'
+done
+echo
+echo "== cold lookups per second, transports only (one smp_disc_net, distinct addresses)"
 for m in wkd dane; do
 	"$BENCH_DISC_BIN" --config "$WORK/discovery.conf" --addresses "$WORK/${m}1.list" --method "$m" --threads 1 | sed 's/^/   /'
 	"$BENCH_DISC_BIN" --config "$WORK/discovery.conf" --addresses "$WORK/${m}8.list" --method "$m" --threads 8 | sed 's/^/   /'
 done
+echo "   (the test HTTPS server is one Python process whose listen backlog is 5: 8 threads connecting at once"
+echo "   can overflow it, and a dropped SYN costs a 1 s retry - see the max latency of the WKD 8-thread lines)"
 echo "   load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews the numbers); took $(($(date +%s) - T0)) s"
 if grep -q 'internal error' "$PF_MILTER_LOG"; then
 	echo "   note: smp-milter logged internal errors: $(grep -c 'internal error' "$PF_MILTER_LOG")"
