@@ -28,10 +28,11 @@
 # Mail reaches mx from 127.0.0.1: outbound (outbound.networks default).
 # The milter's discovery { } points at the test servers: ca_file the test
 # CA, https_port the server's, dns_forwarders knotd, the trust anchor the
-# DS of the test zone; methods wkd, dane; timeout 2s (the hanging WKD host
-# costs 2 s, once: the error is cached for error_ttl). Policy: every
-# subdomain of the test zone (".smp.example") encrypt = required;
-# everything else off.
+# DS of the test zone; methods wkd, dane; timeout 5s, the default (the
+# hanging WKD host costs it once: the error is cached for error_ttl; a
+# shorter budget could let a slow machine time out a good lookup, which
+# the cache would then keep). Policy: every subdomain of the test zone
+# (".smp.example") encrypt = required; everything else off.
 #
 # Scenarios (ZONE = the test zone):
 #   wkd      alice@wkd-adv.ZONE has no key in the keyring (nothing harvested
@@ -282,7 +283,7 @@ replay {
 }
 discovery {
   methods = {wkd, dane}
-  timeout = 2s
+  timeout = 5s
   on_error = ${1:-plain}
   ca_file = "$SMP_TEST_DISC_CA"
   https_port = $SMP_TEST_DISC_HTTPS_PORT
