@@ -32,6 +32,49 @@ static void fuzz_armor_check(const char *text, size_t len, size_t max_out,
 		(void)smp_crc24(a->data, a->len);
 }
 
+/* smp_armor_decode_all: OK only for blocks of the type and white space,
+ * as smp_armor_scan_rest judges what follows the first block; the octets
+ * within the bound; nothing kept on failure, the fault inside the text. */
+static void fuzz_armor_all(const char *text, size_t len)
+{
+	struct smp_armor_all all;
+	struct smp_armor first;
+	enum smp_armor_status st;
+
+	st = smp_armor_decode_all(text, len, SMP_ARMOR_PUBLIC_KEY,
+				  FUZZ_ARMOR_MAX_OUT, &all);
+	FUZZ_ASSERT(smp_armor_strerror(st) != NULL);
+	if (st != SMP_ARMOR_OK) {
+		FUZZ_ASSERT(all.data == NULL && all.len == 0);
+		FUZZ_ASSERT(all.err_off <= len && all.err_line >= 1);
+		return;
+	}
+	FUZZ_ASSERT(all.nblocks >= 1 && all.len <= FUZZ_ARMOR_MAX_OUT);
+	FUZZ_ASSERT(all.data != NULL && all.len > 0);
+	(void)smp_crc24(all.data, all.len);
+	/* the first block is the one smp_armor_decode finds, only white
+	 * space before it; scan_rest sees key blocks only after it */
+	FUZZ_ASSERT(smp_armor_decode(text, len, FUZZ_ARMOR_MAX_OUT, &first) ==
+		    SMP_ARMOR_OK);
+	FUZZ_ASSERT(first.type == SMP_ARMOR_PUBLIC_KEY && first.len <= all.len);
+	FUZZ_ASSERT(memcmp(first.data, all.data, first.len) == 0);
+	for (size_t i = 0; i < first.begin_off; i++)
+		FUZZ_ASSERT(strchr(" \t\r\n", text[i]) && text[i]);
+	{
+		struct smp_armor_rest rest;
+		unsigned other = 0;
+
+		smp_armor_scan_rest(text, len, first.end_off, &rest);
+		for (unsigned k = 0; k < SMP_ARMOR_NTYPES; k++)
+			if (k != SMP_ARMOR_PUBLIC_KEY)
+				other += rest.blocks[k];
+		FUZZ_ASSERT(!rest.text && rest.broken == 0 && other == 0);
+		FUZZ_ASSERT(rest.blocks[SMP_ARMOR_PUBLIC_KEY] + 1 == all.nblocks);
+	}
+	smp_armor_free(&first);
+	smp_armor_all_free(&all);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *text = (const char *)data;
@@ -65,5 +108,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		smp_armor_free(&a);
 	}
+	fuzz_armor_all(text, size);
 	return 0;
 }

@@ -426,6 +426,93 @@ void smp_armor_scan_rest(const char *text, size_t len, size_t off,
 	}
 }
 
+/* The line number of text[off]. */
+static unsigned line_of(const char *text, size_t off)
+{
+	unsigned n = 1;
+
+	for (size_t i = 0; i < off; i++)
+		n += text[i] == '\n';
+	return n;
+}
+
+enum smp_armor_status smp_armor_decode_all(const char *text, size_t len,
+					   enum smp_armor_type type,
+					   size_t max_out,
+					   struct smp_armor_all *out)
+{
+	const size_t blen = sizeof(ARMOR_BEGIN) - 1;
+	enum smp_armor_status st = SMP_ARMOR_OK;
+	size_t off = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (;;) {
+		struct smp_armor a;
+		size_t at = off;
+		unsigned char *grown;
+
+		while (at < len && is_space(text[at]))
+			at++;
+		if (at == len)
+			break;
+		out->err_off = at;
+		/* a BEGIN line, at the start of a line, or stray text */
+		if ((at > 0 && text[at - 1] != '\n') || len - at < blen ||
+		    memcmp(text + at, ARMOR_BEGIN, blen) != 0) {
+			st = SMP_ARMOR_ETEXT;
+			break;
+		}
+		st = smp_armor_decode(text + at, len - at, max_out - out->len, &a);
+		if (st == SMP_ARMOR_OK &&
+		    (a.type != type || type == SMP_ARMOR_SIGNED ||
+		     type == SMP_ARMOR_UNKNOWN)) {
+			out->err_type = a.type;
+			st = SMP_ARMOR_ETYPE;
+		}
+		if (st != SMP_ARMOR_OK) {
+			smp_armor_free(&a);
+			break;
+		}
+		if (!out->data) {
+			out->data = a.data; /* the first block's octets */
+			out->len = a.len;
+		} else {
+			grown = realloc(out->data, out->len + a.len);
+			if (!grown) {
+				smp_armor_free(&a);
+				st = SMP_ARMOR_ENOMEM;
+				break;
+			}
+			memcpy(grown + out->len, a.data, a.len);
+			out->data = grown;
+			out->len += a.len;
+			smp_armor_free(&a);
+		}
+		out->nblocks++;
+		off = at + a.end_off;
+	}
+	if (st == SMP_ARMOR_OK && out->nblocks == 0) {
+		st = SMP_ARMOR_ENOBEGIN;
+		out->err_off = len;
+	}
+	if (st != SMP_ARMOR_OK) {
+		free(out->data);
+		out->data = NULL;
+		out->len = 0;
+		out->err_line = line_of(text, out->err_off);
+	}
+	return st;
+}
+
+void smp_armor_all_free(struct smp_armor_all *a)
+{
+	if (!a)
+		return;
+	free(a->data);
+	a->data = NULL;
+	a->len = 0;
+}
+
 void smp_armor_free(struct smp_armor *a)
 {
 	if (!a)
@@ -458,6 +545,11 @@ const char *smp_armor_strerror(enum smp_armor_status st)
 		return "armored data exceeds the size limit";
 	case SMP_ARMOR_ENOMEM:
 		return "out of memory";
+	case SMP_ARMOR_ETEXT:
+		return "text outside the armored blocks (only white space may "
+		       "surround them)";
+	case SMP_ARMOR_ETYPE:
+		return "an armored block of another type";
 	}
 	return "unknown armor error";
 }

@@ -27,6 +27,9 @@ enum smp_armor_status {
 	SMP_ARMOR_EEMPTY,    /* no data between header and END */
 	SMP_ARMOR_ETOOBIG,   /* decoded data exceeds the caller's bound */
 	SMP_ARMOR_ENOMEM,
+	/* only from smp_armor_decode_all(): */
+	SMP_ARMOR_ETEXT,     /* text outside the blocks, not white space */
+	SMP_ARMOR_ETYPE,     /* a block of another type than wanted */
 };
 
 struct smp_armor {
@@ -83,6 +86,45 @@ void smp_armor_scan_rest(const char *text, size_t len, size_t off,
 			 struct smp_armor_rest *rest);
 
 void smp_armor_free(struct smp_armor *a);
+
+/* Every block of a text that holds nothing else (smp_armor_decode_all). */
+struct smp_armor_all {
+	unsigned char *data; /* the octets of all blocks, one after the other;
+				malloc'd, NULL on failure */
+	size_t len;
+	unsigned nblocks;    /* blocks decoded (on failure: those before the
+				fault) */
+	/* On failure: where the fault starts (the BEGIN line of the block at
+	 * fault, or the first octet of the stray text), its line number
+	 * (1 = the first) and, for SMP_ARMOR_ETYPE, the other block's type. */
+	size_t err_off;
+	unsigned err_line;
+	enum smp_armor_type err_type;
+};
+
+/*
+ * Decodes text[0..len) that holds one or more armored blocks labelled type
+ * (not SMP_ARMOR_SIGNED or _UNKNOWN) and nothing else but white space (SP,
+ * HT, CR, LF) before, between and after them: the form of a key file or of
+ * an application/pgp-keys part with several keys in it. Each BEGIN line
+ * must start a line. On success out->data holds the decoded octets of all
+ * blocks in order (for key blocks: a sequence of transferable keys, as a
+ * binary file of several keys is), at most max_out octets in all
+ * (SMP_ARMOR_ETOOBIG otherwise). The first fault in text order fails the
+ * whole text: SMP_ARMOR_ENOBEGIN (no block at all), SMP_ARMOR_ETEXT (text
+ * that is not white space, anywhere outside the blocks), SMP_ARMOR_ETYPE
+ * (a block of another type, a private key block included), or a block's
+ * own smp_armor_decode() status. Accepts exactly what, after a first block
+ * of that type with only white space before it, smp_armor_scan_rest()
+ * reports as further blocks of that type only, none broken and no text.
+ * Release with smp_armor_all_free().
+ */
+enum smp_armor_status smp_armor_decode_all(const char *text, size_t len,
+					   enum smp_armor_type type,
+					   size_t max_out,
+					   struct smp_armor_all *out);
+
+void smp_armor_all_free(struct smp_armor_all *a);
 
 /* One short English phrase for a status, e.g. "CRC-24 checksum mismatch". */
 const char *smp_armor_strerror(enum smp_armor_status st);

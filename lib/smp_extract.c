@@ -164,14 +164,20 @@ int smp_extract_pgp_keys(const char *msg, size_t len,
 		    !GMIME_IS_PART(lf->obj) || !is_pgp_keys(lf->obj))
 			continue;
 		smp_content_get(lf->obj, &c);
-		if (c.len && smp_armor_find((const char *)c.data, c.len, &(size_t){0})) {
-			struct smp_armor a;
-			if (smp_armor_decode((const char *)c.data, c.len, l->max_key_bytes,
-					     &a) == SMP_ARMOR_OK &&
-			    a.type == SMP_ARMOR_PUBLIC_KEY)
+		if (c.len && !smp_pkt_looks_binary(c.data, c.len) &&
+		    smp_armor_find((const char *)c.data, c.len, &(size_t){0})) {
+			/* armored: one or more PGP PUBLIC KEY BLOCKs and white
+			 * space, nothing else (smp_extract.h) */
+			struct smp_armor_all a;
+			enum smp_armor_status st = smp_armor_decode_all(
+				(const char *)c.data, c.len, SMP_ARMOR_PUBLIC_KEY,
+				l->max_key_bytes, &a);
+			if (st == SMP_ARMOR_OK)
 				rc = add_key(fk, a.data, a.len, lf->name ? lf->name : "pgp-keys",
 					     SMP_SRC_PGP_KEYS, l);
-			smp_armor_free(&a);
+			else if (st == SMP_ARMOR_ENOMEM)
+				rc = -1;
+			smp_armor_all_free(&a);
 		} else {
 			rc = add_key(fk, c.data, c.len, lf->name ? lf->name : "pgp-keys",
 				     SMP_SRC_PGP_KEYS, l);

@@ -29,9 +29,23 @@ int smp_extract_autocrypt(const char *const *values, size_t n,
 			  struct smp_found_keys *fk);
 
 /*
- * Every application/pgp-keys part of msg[0..len) (armored or binary, each
- * a well-framed public key block within max_key_bytes), with the same
- * pre-scan and limits as validation. Returns the number added, or -1.
+ * Every application/pgp-keys part of msg[0..len), with the same pre-scan
+ * and limits as validation (not those inside an attached message/rfc822).
+ * A part is binary OpenPGP (its first octet looks like a packet header) or
+ * armored: one or more "PGP PUBLIC KEY BLOCK"s and nothing else but white
+ * space before, between and after them (smp_armor_decode_all). The octets
+ * of all its blocks, one after the other, make one found part, just as a
+ * binary part holding several keys does; the harvest then takes each key
+ * (up to limits.max_keys in the message). The part is added only when that
+ * is a well-framed public key block within max_key_bytes (in all, not per
+ * armored block); otherwise it is skipped whole, without a reason: text
+ * around or between the blocks, another kind of block (a private key
+ * included), a malformed block, secret key packets, too large. (An SMP
+ * message's public-key-N part must hold exactly one block: there the
+ * format says so, and anything else makes the message invalid, bad-key;
+ * here several keys in one part are common and harmless, since every key
+ * goes through the harvest rules on its own.) Returns the number of parts
+ * added, or -1 when out of memory.
  */
 int smp_extract_pgp_keys(const char *msg, size_t len,
 			 const struct smp_check_opts *o, struct smp_found_keys *fk);

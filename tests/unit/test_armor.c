@@ -879,6 +879,260 @@ static void test_rest_many(void **state)
 	tb_free(&t);
 }
 
+/* ------------------------------------------------------------------ */
+/* smp_armor_decode_all: several blocks of one type, nothing else      */
+
+#define PUBKEY "PUBLIC KEY BLOCK"
+
+/* Three blocks of 30, 31 and 32 octets (pre, then between, then post
+ * around them); want: their octets in order. */
+static void three_blocks(struct tbuf *t, const char *pre, const char *mid,
+			 const char *post, const char *eol, unsigned char *want)
+{
+	size_t o = 0;
+
+	tb_str(t, pre);
+	for (size_t i = 0; i < 3; i++) {
+		fill_bytes(want + o, 30 + i, (unsigned)(40 + i));
+		if (i)
+			tb_str(t, mid);
+		t_armor(t, PUBKEY, want + o, 30 + i, NULL, (int)(i != 1), eol);
+		o += 30 + i;
+	}
+	tb_str(t, post);
+}
+
+static enum smp_armor_status dec_all(const struct tbuf *t, size_t max,
+				     struct smp_armor_all *a)
+{
+	memset(a, 0xA5, sizeof(*a)); /* must be reset by the callee */
+	return smp_armor_decode_all((const char *)t->p, t->len,
+				    SMP_ARMOR_PUBLIC_KEY, max, a);
+}
+
+static void test_all_blocks(void **state)
+{
+	static const char *const ws[][3] = {
+		{"", "", ""},
+		{"\n", "\n\n", "\n"},
+		{" \t\r\n", "\r\n \r\n", "\r\n\t \r\n  "},
+		{"\n\n", "\t\n", ""},
+	};
+	unsigned char want[93];
+	struct smp_armor_all a;
+	(void)state;
+	for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++) {
+		for (int crlf = 0; crlf < 2; crlf++) {
+			struct tbuf t = {0};
+			three_blocks(&t, ws[i][0], ws[i][1], ws[i][2],
+				     crlf ? "\r\n" : "\n", want);
+			assert_int_equal(dec_all(&t, BIG, &a), SMP_ARMOR_OK);
+			assert_int_equal(a.nblocks, 3);
+			assert_int_equal(a.len, sizeof(want));
+			assert_memory_equal(a.data, want, sizeof(want));
+			smp_armor_all_free(&a);
+			assert_null(a.data);
+			/* the bound is on all blocks together */
+			assert_int_equal(dec_all(&t, sizeof(want), &a), SMP_ARMOR_OK);
+			smp_armor_all_free(&a);
+			assert_int_equal(dec_all(&t, sizeof(want) - 1, &a),
+					 SMP_ARMOR_ETOOBIG);
+			assert_null(a.data);
+			assert_int_equal(a.nblocks, 2);
+			tb_free(&t);
+		}
+	}
+	/* one block is all blocks */
+	{
+		struct tbuf t = {0};
+		fill_bytes(want, 10, 1);
+		t_armor(&t, PUBKEY, want, 10, NULL, 1, "\n");
+		assert_int_equal(dec_all(&t, BIG, &a), SMP_ARMOR_OK);
+		assert_int_equal(a.nblocks, 1);
+		assert_int_equal(a.len, 10);
+		assert_memory_equal(a.data, want, 10);
+		smp_armor_all_free(&a);
+		tb_free(&t);
+	}
+}
+
+static void test_all_no_block(void **state)
+{
+	struct smp_armor_all a;
+	(void)state;
+	assert_int_equal(smp_armor_decode_all(NULL, 0, SMP_ARMOR_PUBLIC_KEY, BIG, &a),
+			 SMP_ARMOR_ENOBEGIN);
+	assert_null(a.data);
+	assert_int_equal(smp_armor_decode_all(" \n\r\n\t", 5, SMP_ARMOR_PUBLIC_KEY,
+					      BIG, &a), SMP_ARMOR_ENOBEGIN);
+	assert_int_equal(a.nblocks, 0);
+	/* text without any block is stray text, at its first octet */
+	assert_int_equal(smp_armor_decode_all("\n\nhello\n", 8, SMP_ARMOR_PUBLIC_KEY,
+					      BIG, &a), SMP_ARMOR_ETEXT);
+	assert_int_equal(a.err_off, 2);
+	assert_int_equal(a.err_line, 3);
+	smp_armor_all_free(NULL);
+}
+
+/* Stray text before, between or after the blocks, a BEGIN line that does
+ * not start its line: the whole text fails, at the text. */
+static void test_all_text(void **state)
+{
+	static const struct {
+		const char *pre, *mid, *post;
+		size_t postlen; /* 0: strlen */
+		unsigned nblocks, line;
+	} c[] = {
+		/* blocks of 5, 4 and 5 lines */
+		{"My keys:\n", "", "", 0, 0, 1},
+		{"\n x\n", "", "", 0, 0, 2},
+		{"", "and\n", "", 0, 1, 6},
+		{"", "\n\n-\n", "", 0, 1, 8},
+		{"", "", "-- \nAlice\n", 0, 3, 15},
+		{"", "", "\n\n\x0c", 0, 3, 17},
+		{"", "", "\n\0", 2, 3, 16},
+		{"", "", "x", 0, 3, 15},
+		/* a BEGIN line indented: not a BEGIN line */
+		{"", " ", "", 0, 1, 6},
+	};
+	unsigned char want[93];
+	struct smp_armor_all a;
+	(void)state;
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct tbuf t = {0};
+		three_blocks(&t, c[i].pre, c[i].mid, "", "\n", want);
+		/* post may hold a NUL: appended by length */
+		tb_put(&t, c[i].post, c[i].postlen ? c[i].postlen : strlen(c[i].post));
+		assert_int_equal(dec_all(&t, BIG, &a), SMP_ARMOR_ETEXT);
+		assert_null(a.data);
+		assert_int_equal(a.len, 0);
+		if (a.nblocks != c[i].nblocks || a.err_line != c[i].line)
+			fail_msg("case %zu: %u blocks, line %u; expected %u, %u", i,
+				 a.nblocks, a.err_line, c[i].nblocks, c[i].line);
+		assert_true(a.err_off < t.len);
+		assert_false(t.p[a.err_off] == ' ' || t.p[a.err_off] == '\n');
+		tb_free(&t);
+	}
+}
+
+/* A block of another type, or a broken one, anywhere: that block's
+ * status, at its BEGIN line. */
+static void test_all_other_blocks(void **state)
+{
+	unsigned char d[20];
+	struct smp_armor_all a;
+	struct tbuf t = {0};
+	(void)state;
+	fill_bytes(d, sizeof(d), 5);
+
+	t_armor(&t, PUBKEY, d, sizeof(d), NULL, 1, "\n");
+	t_armor(&t, "PRIVATE KEY BLOCK", d, sizeof(d), NULL, 1, "\n");
+	assert_int_equal(dec_all(&t, BIG, &a), SMP_ARMOR_ETYPE);
+	assert_int_equal(a.err_type, SMP_ARMOR_PRIVATE_KEY);
+	assert_int_equal(a.nblocks, 1);
+	assert_int_equal(a.err_line, 6);
+	assert_null(a.data);
+	tb_free(&t);
+
+	t_armor(&t, "MESSAGE", d, sizeof(d), NULL, 1, "\n");
+	t_armor(&t, PUBKEY, d, sizeof(d), NULL, 1, "\n");
+	assert_int_equal(dec_all(&t, BIG, &a), SMP_ARMOR_ETYPE);
+	assert_int_equal(a.err_type, SMP_ARMOR_MESSAGE);
+	assert_int_equal(a.nblocks, 0);
+	assert_int_equal(a.err_off, 0);
+	tb_free(&t);
+
+	/* the second block's checksum is wrong */
+	t_armor(&t, PUBKEY, d, sizeof(d), NULL, 1, "\n");
+	tb_str(&t, "\n");
+	tb_str(&t, "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nQUJD\n=AAAA\n"
+		   "-----END PGP PUBLIC KEY BLOCK-----\n");
+	assert_int_equal(dec_all(&t, BIG, &a), SMP_ARMOR_ECRC);
+	assert_int_equal(a.nblocks, 1);
+	assert_int_equal(a.err_line, 7);
+	tb_free(&t);
+
+	/* no END line after a good block */
+	t_armor(&t, PUBKEY, d, sizeof(d), NULL, 1, "\n");
+	tb_str(&t, "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nQUJD\n");
+	assert_int_equal(dec_all(&t, BIG, &a), SMP_ARMOR_ENOEND);
+	assert_int_equal(a.nblocks, 1);
+	tb_free(&t);
+
+	/* a cleartext-signed message is never "all blocks" of a type */
+	tb_str(&t, "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nhi\n");
+	assert_int_equal(smp_armor_decode_all((const char *)t.p, t.len,
+					      SMP_ARMOR_SIGNED, BIG, &a),
+			 SMP_ARMOR_ETYPE);
+	tb_free(&t);
+
+	/* what other types are for: all blocks of that type */
+	t_armor(&t, "MESSAGE", d, sizeof(d), NULL, 1, "\n");
+	t_armor(&t, "MESSAGE", d, sizeof(d), NULL, 0, "\n");
+	assert_int_equal(smp_armor_decode_all((const char *)t.p, t.len,
+					      SMP_ARMOR_MESSAGE, BIG, &a),
+			 SMP_ARMOR_OK);
+	assert_int_equal(a.len, 2 * sizeof(d));
+	smp_armor_all_free(&a);
+	tb_free(&t);
+}
+
+/* decode_all takes exactly what smp_armor_scan_rest, after a first block
+ * of the type with only white space before it, calls further blocks of
+ * that type only, none broken, no text. */
+static void test_all_matches_scan_rest(void **state)
+{
+	static const char *const tails[] = {
+		"", "\n", " \r\n\t",
+		"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nQUJD\n-----END PGP PUBLIC KEY BLOCK-----\n",
+		"\n\n-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nQUJD\n-----END PGP PUBLIC KEY BLOCK-----",
+		"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nQUJD\n",
+		"-----BEGIN PGP MESSAGE-----\n\nQUJD\n-----END PGP MESSAGE-----\n",
+		"-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nQUJD\n-----END PGP PRIVATE KEY BLOCK-----\n",
+		"-----BEGIN PGP SIGNATURE-----\n\nQUJD\n-----END PGP SIGNATURE-----\n",
+		"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nQU!D\n-----END PGP PUBLIC KEY BLOCK-----\n",
+		"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nQUJD\n-----END PGP MESSAGE-----\n",
+		"-----BEGIN PGP X-----\n\nQUJD\n-----END PGP X-----\n",
+		" -----BEGIN PGP PUBLIC KEY BLOCK-----\n\nQUJD\n-----END PGP PUBLIC KEY BLOCK-----\n",
+		"x", "\n-- \n", "\n\n\n.",
+	};
+	static const char *const heads[] = {"", "\n \t\r\n", "a\n"};
+	unsigned char d[16];
+	(void)state;
+	fill_bytes(d, sizeof(d), 2);
+	for (size_t h = 0; h < sizeof(heads) / sizeof(heads[0]); h++) {
+		for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+			struct tbuf t = {0};
+			struct smp_armor first;
+			struct smp_armor_rest r;
+			struct smp_armor_all a;
+			bool clean;
+			enum smp_armor_status st;
+
+			tb_str(&t, heads[h]);
+			t_armor(&t, PUBKEY, d, sizeof(d), NULL, 1, "\n");
+			tb_str(&t, tails[i]);
+			assert_int_equal(smp_armor_decode((const char *)t.p, t.len,
+							  BIG, &first), SMP_ARMOR_OK);
+			smp_armor_scan_rest((const char *)t.p, t.len, first.end_off, &r);
+			clean = !r.text && r.broken == 0 && heads[h][0] != 'a';
+			for (unsigned k = 0; k < SMP_ARMOR_NTYPES; k++)
+				if (k != SMP_ARMOR_PUBLIC_KEY && r.blocks[k])
+					clean = false;
+			st = dec_all(&t, BIG, &a);
+			if ((st == SMP_ARMOR_OK) != clean)
+				fail_msg("head %zu tail %zu: %s, scan_rest says %s", h, i,
+					 smp_armor_strerror(st), clean ? "clean" : "not");
+			if (st == SMP_ARMOR_OK)
+				assert_int_equal(a.nblocks,
+						 1 + r.blocks[SMP_ARMOR_PUBLIC_KEY]);
+			smp_armor_all_free(&a);
+			smp_armor_free(&first);
+			tb_free(&t);
+		}
+	}
+}
+
 /* Empty input, also as a NULL pointer (an empty MIME part's content). */
 static void test_empty_input(void **state)
 {
@@ -907,6 +1161,10 @@ static void test_strerror(void **state)
 			    "no END PGP line");
 	assert_string_equal(smp_armor_strerror(SMP_ARMOR_ECRC),
 			    "CRC-24 checksum missing, malformed or mismatched");
+	assert_string_equal(smp_armor_strerror(SMP_ARMOR_ETYPE),
+			    "an armored block of another type");
+	assert_non_null(strstr(smp_armor_strerror(SMP_ARMOR_ETEXT),
+			       "only white space"));
 	assert_string_equal(smp_armor_strerror((enum smp_armor_status)99),
 			    "unknown armor error");
 }
@@ -965,6 +1223,11 @@ int main(void)
 		cmocka_unit_test(test_rest_many),
 		cmocka_unit_test(test_empty_input),
 		cmocka_unit_test(test_strerror),
+		cmocka_unit_test(test_all_blocks),
+		cmocka_unit_test(test_all_no_block),
+		cmocka_unit_test(test_all_text),
+		cmocka_unit_test(test_all_other_blocks),
+		cmocka_unit_test(test_all_matches_scan_rest),
 		cmocka_unit_test(test_free_null),
 	};
 	t_filter_from_env();

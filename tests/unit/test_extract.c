@@ -119,12 +119,151 @@ static void test_pgp_keys_part(void **state)
 	g_free(key);
 }
 
+/* A message with one application/pgp-keys part holding body. */
+static gchar *pgp_keys_msg(const char *body)
+{
+	return g_strdup_printf(
+		"From: a@example.org\nSubject: keys\nMIME-Version: 1.0\n"
+		"Content-Type: multipart/mixed; boundary=b\n\n--b\n"
+		"Content-Type: text/plain\n\nhi\n--b\n"
+		"Content-Type: application/pgp-keys; name=keys.asc\n\n%s\n--b--\n",
+		body);
+}
+
+/* What smp_extract_pgp_keys finds in a part holding body: -1 none,
+ * else the number of keys of the one part found. */
+static int keys_in_part(const char *body, const struct smp_check_opts *o,
+			struct smp_found_keys *fk)
+{
+	gchar *m = pgp_keys_msg(body);
+	int n = smp_extract_pgp_keys(m, strlen(m), o, fk);
+
+	g_free(m);
+	assert_true(n == 0 || n == 1);
+	assert_int_equal(fk->n, (size_t)n);
+	return n ? (int)fk->parts[0].nkeys : -1;
+}
+
+/* A pgp-keys part holding several armored PGP PUBLIC KEY BLOCKs: the keys
+ * of every block, as one part (the octets of the blocks one after the
+ * other, as a binary part with several keys); anything else than white
+ * space around or between them, another kind of block or a broken one,
+ * and the part is skipped whole (SMP's public-key-N parts hold exactly
+ * one block, and nothing else either). */
+static void test_pgp_keys_several_blocks(void **state)
+{
+	struct smp_check_opts o;
+	struct smp_found_keys fk = {0};
+	gsize al, bl, cl, abin, bbin, cbin, sl;
+	gchar *a = fixture("keys/alice.pub.asc", &al);
+	gchar *b = fixture("keys/bob.pub.asc", &bl);
+	gchar *c = fixture("keys/carol.pub.asc", &cl);
+	gchar *ab = fixture("keys/alice.pub.gpg", &abin);
+	gchar *bb = fixture("keys/bob.pub.gpg", &bbin);
+	gchar *cb = fixture("keys/carol.pub.gpg", &cbin);
+	gchar *sec = fixture("keys/dave.sec.asc", &sl);
+	gchar *body, *crlf;
+	(void)state;
+	smp_check_opts_init(&o);
+
+	/* three blocks, blank lines between: three keys, in order */
+	body = g_strdup_printf("%s\n\n%s\n%s", a, b, c);
+	assert_int_equal(keys_in_part(body, &o, &fk), 3);
+	assert_int_equal(fk.sources[0], SMP_SRC_PGP_KEYS);
+	assert_string_equal(fk.parts[0].name, "keys.asc");
+	assert_int_equal(fk.parts[0].size, abin + bbin + cbin);
+	assert_memory_equal(fk.parts[0].data, ab, abin);
+	assert_memory_equal(fk.parts[0].data + abin, bb, bbin);
+	assert_memory_equal(fk.parts[0].data + abin + bbin, cb, cbin);
+	smp_found_keys_clear(&fk);
+	/* the same with CRLF line ends and white space around (base64
+	 * transfer encoding leaves the part's CRLFs as they are) */
+	crlf = g_strdup(body);
+	{
+		GString *g = g_string_new(" \t\r\n");
+		for (const char *p = crlf; *p; p++) {
+			if (*p == '\n')
+				g_string_append_c(g, '\r');
+			g_string_append_c(g, *p);
+		}
+		g_string_append(g, "\r\n \r\n");
+		g_free(crlf);
+		crlf = g_string_free(g, FALSE);
+	}
+	{
+		gchar *b64 = g_base64_encode((const guchar *)crlf, strlen(crlf));
+		gchar *m = g_strdup_printf(
+			"From: a@example.org\nSubject: keys\nMIME-Version: 1.0\n"
+			"Content-Type: application/pgp-keys\n"
+			"Content-Transfer-Encoding: base64\n\n%s\n", b64);
+		assert_int_equal(smp_extract_pgp_keys(m, strlen(m), &o, &fk), 1);
+		assert_int_equal(fk.parts[0].nkeys, 3);
+		assert_int_equal(fk.parts[0].size, abin + bbin + cbin);
+		smp_found_keys_clear(&fk);
+		g_free(m);
+		g_free(b64);
+	}
+	g_free(crlf);
+	/* together over limits.max_key_bytes, though each block is not:
+	 * the part is too large, as a binary part of three keys is */
+	o.limits.max_key_bytes = abin + bbin + cbin - 1;
+	assert_int_equal(keys_in_part(body, &o, &fk), -1);
+	o.limits.max_key_bytes = abin + bbin + cbin;
+	assert_int_equal(keys_in_part(body, &o, &fk), 3);
+	smp_found_keys_clear(&fk);
+	g_free(body);
+
+	/* text after the last block (a signature, a note): skipped */
+	body = g_strdup_printf("%s%s\n-- \nAlice\n", a, b);
+	assert_int_equal(keys_in_part(body, &o, &fk), -1);
+	g_free(body);
+	/* text between two blocks, or before the first */
+	body = g_strdup_printf("%sand Bob's:\n%s", a, b);
+	assert_int_equal(keys_in_part(body, &o, &fk), -1);
+	g_free(body);
+	body = g_strdup_printf("My key:\n%s", a);
+	assert_int_equal(keys_in_part(body, &o, &fk), -1);
+	g_free(body);
+	/* a secret key block after a public one: the whole part */
+	body = g_strdup_printf("%s%s", a, sec);
+	assert_int_equal(keys_in_part(body, &o, &fk), -1);
+	g_free(body);
+	/* another kind of block */
+	body = g_strdup_printf("%s-----BEGIN PGP SIGNATURE-----\n\nQUJD\n"
+			       "-----END PGP SIGNATURE-----\n", a);
+	assert_int_equal(keys_in_part(body, &o, &fk), -1);
+	g_free(body);
+	/* a broken second block (no END line) */
+	body = g_strdup_printf("%s-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nQUJD\n", a);
+	assert_int_equal(keys_in_part(body, &o, &fk), -1);
+	g_free(body);
+	/* a block whose octets are no public key, after a good one */
+	body = g_strdup_printf("%s-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nQUJD\n"
+			       "-----END PGP PUBLIC KEY BLOCK-----\n", a);
+	assert_int_equal(keys_in_part(body, &o, &fk), -1);
+	g_free(body);
+	/* one block, white space only after it: still its key */
+	body = g_strdup_printf("%s\n \n\t\n", a);
+	assert_int_equal(keys_in_part(body, &o, &fk), 1);
+	smp_found_keys_clear(&fk);
+	g_free(body);
+
+	g_free(a);
+	g_free(b);
+	g_free(c);
+	g_free(ab);
+	g_free(bb);
+	g_free(cb);
+	g_free(sec);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_autocrypt_valid),
 		cmocka_unit_test(test_autocrypt_refused),
 		cmocka_unit_test(test_pgp_keys_part),
+		cmocka_unit_test(test_pgp_keys_several_blocks),
 	};
 	smp_lib_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
