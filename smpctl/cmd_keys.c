@@ -15,6 +15,7 @@
 #include "smp_crypto.h"
 #include "smp_gpg.h"
 #include "smp_keyring.h"
+#include "smp_packets.h"
 #include "smpctl.h"
 
 #define NOT_FOUND 67 /* EX_NOUSER: no such address or key */
@@ -517,13 +518,20 @@ static int cmd_history(struct smp_keyring *kr, const struct args *a)
 	return 0;
 }
 
-/* Reads a key file: armored (PGP PUBLIC KEY BLOCK) or binary. */
+/*
+ * Reads a key file: binary OpenPGP (its first octet looks like a packet
+ * header), or armored: one or more PGP PUBLIC KEY BLOCKs and nothing else
+ * but white space before, between and after them. The octets of all blocks,
+ * one after the other, are the keys to import, as a binary file of those
+ * keys would be. Anything else in an armored file is an error naming the
+ * file and the line (exit 65): a key file with text around its blocks may
+ * not be what the administrator meant to import.
+ */
 static int read_key_file(const char *path, unsigned char **out, size_t *outlen)
 {
 	gchar *text = NULL;
 	gsize len = 0;
 	GError *gerr = NULL;
-	struct smp_armor a;
 	size_t at;
 
 	if (!g_file_get_contents(path, &text, &len, &gerr)) {
@@ -531,21 +539,40 @@ static int read_key_file(const char *path, unsigned char **out, size_t *outlen)
 		g_error_free(gerr);
 		return EX_NOINPUT;
 	}
-	if (smp_armor_find(text, len, &at)) {
-		enum smp_armor_status st = smp_armor_decode(text, len, 4 << 20, &a);
+	if (!smp_pkt_looks_binary((const unsigned char *)text, len) &&
+	    smp_armor_find(text, len, &at)) {
+		struct smp_armor_all a;
+		enum smp_armor_status st = smp_armor_decode_all(
+			text, len, SMP_ARMOR_PUBLIC_KEY, 4 << 20, &a);
+
 		g_free(text);
-		if (st != SMP_ARMOR_OK) {
-			smpctl_error("%s: %s", path, smp_armor_strerror(st));
-			return EX_DATAERR;
+		switch (st) {
+		case SMP_ARMOR_OK:
+			*out = a.data;
+			*outlen = a.len;
+			return 0;
+		case SMP_ARMOR_ENOMEM:
+			smpctl_error("out of memory reading %s", path);
+			return EX_SOFTWARE;
+		case SMP_ARMOR_ETEXT:
+			smpctl_error("%s: line %u: text outside the PGP PUBLIC KEY "
+				     "BLOCKs; a key file holds those blocks and white "
+				     "space only", path, a.err_line);
+			break;
+		case SMP_ARMOR_ETYPE:
+			if (a.err_type == SMP_ARMOR_PRIVATE_KEY)
+				smpctl_error("%s: line %u: a PGP PRIVATE KEY BLOCK: secret "
+					     "key material; import only public keys",
+					     path, a.err_line);
+			else
+				smpctl_error("%s: line %u: not a PGP PUBLIC KEY BLOCK",
+					     path, a.err_line);
+			break;
+		default:
+			smpctl_error("%s: line %u: %s", path, a.err_line,
+				     smp_armor_strerror(st));
 		}
-		if (a.type != SMP_ARMOR_PUBLIC_KEY) {
-			smpctl_error("%s is not a PGP PUBLIC KEY BLOCK", path);
-			smp_armor_free(&a);
-			return EX_DATAERR;
-		}
-		*out = a.data;
-		*outlen = a.len;
-		return 0;
+		return EX_DATAERR;
 	}
 	*out = malloc(len ? len : 1);
 	if (!*out) {

@@ -227,6 +227,65 @@ check "import of a key with a malformed user ID email pins only the good one" \
 check "... and warns once, naming the malformed email quoted" clean_err 0 0
 check "... as 'joe;x@example.org'" grep -qF "user ID email 'joe;x@example.org' is not a mail address" "$TMP/err"
 
+# keys import of a file with several armored blocks: every PGP PUBLIC KEY
+# BLOCK is imported (as their keys in one binary file would be); anything
+# else but white space around or between them is refused, naming the file
+# and line, and nothing is stored. On keyrings of their own.
+kconf() { printf 'keyring {\n  path = "%s/%s.db"\n}\ngnupg_home = "%s/gnupg-%s"\n' "$TMP" "$1" "$TMP" "$1" >"$TMP/$1.conf"; }
+kconf m && kconf one && kconf r
+M() { "$B/bin/smpctl" -c "$TMP/m.conf" "$@"; }
+R() { "$B/bin/smpctl" -c "$TMP/r.conf" "$@"; }
+{ cat $K/alice.pub.asc; printf '\n\n'; cat $K/bob.pub.asc $K/carol.pub.asc; printf ' \n\t\n'; } >"$TMP/three.asc"
+out=$(M keys import "$TMP/three.asc" 2>"$TMP/err")
+check "import of three armored blocks imports all three keys" \
+	test $? = 0 -a "$out" = "$TMP/three.asc: 3 keys, 3 addresses pinned" -a ! -s "$TMP/err"
+check "... each pinned to its address" \
+	test "$(M keys list --state pinned | awk '{print $1}' | sort | tr '\n' ' ')" = "alice@example.org bob@example.net carol@example.com "
+# each block goes the same way as the same key imported alone
+"$B/bin/smpctl" -c "$TMP/one.conf" keys import $K/carol.pub.asc >/dev/null
+check "... stored as the key imported from its own file is" \
+	cmp -s <(M keys export carol@example.com) <("$B/bin/smpctl" -c "$TMP/one.conf" keys export carol@example.com)
+cat $K/alice.pub.gpg $K/bob.pub.gpg >"$TMP/two.gpg"
+sed 's/$/\r/' "$TMP/three.asc" >"$TMP/three-crlf.asc"
+check "... the same as a binary file of those keys, and with CRLF lines" \
+	test "$(M keys import "$TMP/two.gpg")" = "$TMP/two.gpg: 2 keys, 2 addresses pinned" -a \
+	"$(M keys import "$TMP/three-crlf.asc")" = "$TMP/three-crlf.asc: 3 keys, 3 addresses pinned"
+out=$(R keys import "$TMP/three.asc" --address bob@example.net)
+check "--address with several blocks pins the one key with that user ID" \
+	test $? = 0 -a "$out" = "$TMP/three.asc: 3 keys, 1 address pinned" -a \
+	"$(R keys list | awk '{print $1}')" = bob@example.net
+R keys delete "$(R keys list --json | jq -r '.bindings[0].fingerprint')"
+# refused_import FILE LINE WHAT: exit 65, one clean line naming FILE, line
+# LINE and WHAT, nothing stored
+refused_import() {
+	R keys import "$1" >/dev/null 2>"$TMP/err"
+	local rc=$?
+	clean_err $rc 65 && grep -qF "$1: line $2: $3" "$TMP/err" &&
+		[ "$(R stats --json | jq .keys)" = 0 ] && [ -z "$(R keys list)" ]
+}
+{ cat $K/alice.pub.asc; printf '\n-- \nAlice\n'; } >"$TMP/trail.asc"
+al=$(wc -l <$K/alice.pub.asc)
+check "text after the last block is refused (65), naming file and line, nothing stored" \
+	refused_import "$TMP/trail.asc" $((al + 2)) "text outside the PGP PUBLIC KEY BLOCKs"
+{ cat $K/alice.pub.asc; echo "and Bob's:"; cat $K/bob.pub.asc; } >"$TMP/between.asc"
+check "text between two blocks is refused the same way" \
+	refused_import "$TMP/between.asc" $((al + 1)) "text outside the PGP PUBLIC KEY BLOCKs"
+{ echo "My key:"; cat $K/alice.pub.asc; } >"$TMP/before.asc"
+check "text before the first block is refused the same way" \
+	refused_import "$TMP/before.asc" 1 "text outside the PGP PUBLIC KEY BLOCKs"
+printf 'x' >>"$TMP/three.asc"
+check "one stray octet at the very end is refused" \
+	refused_import "$TMP/three.asc" "$(wc -l <"$TMP/three.asc" | awk '{print $1 + 1}')" "text outside"
+cat $K/alice.pub.asc $K/alice.sec.asc >"$TMP/pubsec.asc"
+check "a private key block after a public one: secret key material, nothing stored" \
+	refused_import "$TMP/pubsec.asc" $((al + 1)) "a PGP PRIVATE KEY BLOCK: secret key material"
+{ cat $K/alice.pub.asc; printf -- '-----BEGIN PGP SIGNATURE-----\n\nQUJD\n-----END PGP SIGNATURE-----\n'; } >"$TMP/sig.asc"
+check "another kind of block after a public one is refused" \
+	refused_import "$TMP/sig.asc" $((al + 1)) "not a PGP PUBLIC KEY BLOCK"
+{ cat $K/alice.pub.asc; printf -- '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nQUJD\n'; } >"$TMP/broken.asc"
+check "a broken second block is refused with its armor error" \
+	refused_import "$TMP/broken.asc" $((al + 1)) "no END PGP line"
+
 printf 'keyring {\n  path = "/nonexistent-dir-%s/k.db"\n}\n' "$$" >"$TMP/bad.conf"
 "$B/bin/smpctl" -c "$TMP/bad.conf" keys list >/dev/null 2>"$TMP/err"
 check "an unusable database exits 78 naming it" test $? = 78 -a "$(grep -c nonexistent-dir "$TMP/err")" = 1
