@@ -1469,6 +1469,134 @@ static void test_addresses_exact(void **state)
 	}
 }
 
+/* A fresh ed25519/cv25519 key with the user IDs uids[0..n), made here by
+ * gpg in a throwaway home under the test's directory (at the fixtures'
+ * faked time, so no clock sees it as made in the future): for addresses
+ * no fixture key can have without regenerating every fixture. Its binary
+ * public key as a part; *fpr gets its fingerprint. */
+static void part_generated(struct fx *f, const char *const *uids, size_t n,
+			   struct smp_key_part *p, char fpr[41])
+{
+	char home[700], out[720], cmd[4096], line[512];
+	const char *gpg = "gpg --homedir \"$H\" --batch --quiet --no-tty "
+			  "--faked-system-time 20250301T000000! --passphrase '' "
+			  "--pinentry-mode loopback";
+	size_t len;
+	FILE *pp;
+	int o;
+
+	snprintf(home, sizeof(home), "%s/gen", f->dir);
+	snprintf(out, sizeof(out), "%s/gen.pub.gpg", f->dir);
+	assert_int_equal(mkdir(home, 0700), 0);
+	assert_true(setenv("H", home, 1) == 0);
+	for (size_t i = 0; i < n; i++) {
+		/* each user ID through the environment: no shell quoting */
+		assert_true(setenv("U", uids[i], 1) == 0);
+		if (i == 0)
+			o = snprintf(cmd, sizeof(cmd), "%s --quick-gen-key \"$U\" "
+				     "future-default default never 2>/dev/null", gpg);
+		else
+			o = snprintf(cmd, sizeof(cmd), "%s --quick-add-uid \"$F\" "
+				     "\"$U\" 2>/dev/null", gpg);
+		assert_true(o > 0 && (size_t)o < sizeof(cmd));
+		if (system(cmd) != 0)
+			fail_msg("gpg could not make a key with user ID %s", uids[i]);
+		if (i == 0) {
+			snprintf(cmd, sizeof(cmd), "gpg --homedir \"$H\" --batch "
+				 "--with-colons --list-keys 2>/dev/null");
+			pp = popen(cmd, "r");
+			assert_non_null(pp);
+			fpr[0] = '\0';
+			while (fgets(line, sizeof(line), pp))
+				if (!fpr[0] && strncmp(line, "fpr:", 4) == 0)
+					sscanf(line, "fpr:::::::::%40[0-9A-F]", fpr);
+			pclose(pp);
+			assert_int_equal(strlen(fpr), 40);
+			assert_true(setenv("F", fpr, 1) == 0);
+		}
+	}
+	assert_true(setenv("O", out, 1) == 0);
+	assert_int_equal(system("gpg --homedir \"$H\" --batch --quiet --export "
+				"\"$F\" >\"$O\" 2>/dev/null"), 0);
+	/* only this home's agent */
+	(void)!system("gpgconf --homedir \"$H\" --kill all >/dev/null 2>&1");
+	unsetenv("H");
+	unsetenv("U");
+	unsetenv("F");
+	unsetenv("O");
+	{
+		unsigned char *d = slurp(out, &len);
+		part_from(p, d, len);
+	}
+	assert_int_equal(p->kind, SMP_KEY_PUBLIC);
+}
+
+/* A sender smp_address_check() refuses (white space in a quoted local
+ * part; 255 octets) is refused as sender-mismatch before any key work,
+ * even when the key has a user ID for exactly that address: the keyring
+ * binds no such address, and meeting it there was a keyring error that
+ * sent the message to on_error. The same key harvests for a mail address
+ * and for one of 254 octets. */
+static void test_sender_not_an_address(void **state)
+{
+	struct fx *f = *state;
+	char l254[300], l255[300], fpr[41];
+	struct smp_key_part p;
+	struct smp_binding b;
+	struct smp_key_rec k;
+	const char *space = "\"john doe\"@example.com";
+
+	memset(l254, 'l', 242);
+	snprintf(l254 + 242, sizeof(l254) - 242, "@example.org");
+	memset(l255, 'l', 243);
+	snprintf(l255 + 243, sizeof(l255) - 243, "@example.org");
+	assert_int_equal(strlen(l254), 254);
+	assert_int_equal(strlen(l255), 255);
+	{
+		char u[3][320];
+		const char *uids[4];
+		snprintf(u[0], sizeof(u[0]), "John Doe <%s>", space);
+		snprintf(u[1], sizeof(u[1]), "<%s>", l255);
+		snprintf(u[2], sizeof(u[2]), "<%s>", l254);
+		uids[0] = u[0];
+		uids[1] = u[1];
+		uids[2] = u[2];
+		uids[3] = "John <john@example.com>";
+		part_generated(f, uids, 4, &p, fpr);
+	}
+
+	for (int i = 0; i < 2; i++) {
+		const char *sender = i == 0 ? space : l255;
+
+		msg(f, sender, DATE1);
+		smp_harvest_report_clear(&f->rep);
+		assert_int_equal(smp_harvest_message(f->kr, f->c, &f->ctx, &p, 1,
+						     &f->rep), 0);
+		assert_int_equal(f->rep.n, 1);
+		expect_line(f, 0, "", SMP_HV_REFUSED, SMP_HR_SENDER_MISMATCH);
+		assert_int_equal(f->rep.refused, 1);
+		assert_int_equal(f->rep.harvested, 0);
+		cost(f, 0);
+		assert_int_equal(nbindings(f, sender), 0);
+		assert_int_equal(smp_keyring_key_get(f->kr, fpr, &k), 1);
+	}
+
+	/* the key itself is fine: harvested for its other addresses */
+	msg(f, "john@example.com", DATE1);
+	smp_harvest_report_clear(&f->rep);
+	assert_int_equal(smp_harvest_message(f->kr, f->c, &f->ctx, &p, 1, &f->rep), 0);
+	expect_line(f, 0, fpr, SMP_HV_HARVESTED, SMP_HR_NONE);
+	msg(f, l254, DATE1);
+	smp_harvest_report_clear(&f->rep);
+	assert_int_equal(smp_harvest_message(f->kr, f->c, &f->ctx, &p, 1, &f->rep), 0);
+	expect_line(f, 0, fpr, SMP_HV_HARVESTED, SMP_HR_NONE);
+	assert_non_null(get_binding(f, l254, fpr, &b));
+	smp_binding_clear(&b);
+	assert_int_equal(nbindings(f, space), 0);
+	assert_int_equal(nbindings(f, l255), 0);
+	parts_free(&p, 1);
+}
+
 /* ------------------------------------------------------------------ */
 /* Sources                                                              */
 
@@ -1910,6 +2038,7 @@ static const struct {
 	{"blocked_never_reharvested", test_blocked_never_reharvested},
 	{"revocation_of_known_key", test_revocation_of_known_key},
 	{"addresses_exact", test_addresses_exact},
+	{"sender_not_an_address", test_sender_not_an_address},
 	{"sources", test_sources},
 	{"no_parts_no_work", test_no_parts_no_work},
 	{"crypto_failure_writes_nothing", test_crypto_failure_writes_nothing},
