@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -342,4 +343,36 @@ char *smp_quote_mem(char *buf, size_t size, const char *arg, size_t len)
 char *smp_quote_arg(char *buf, size_t size, const char *arg)
 {
 	return smp_quote_mem(buf, size, arg, arg ? strlen(arg) : 0);
+}
+
+char *smp_escape_field(const char *text)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)text;
+	size_t len, o = 0;
+	char *out;
+
+	if (!text)
+		return NULL;
+	len = strlen(text);
+	if (len > (SIZE_MAX - 1) / 4)
+		return NULL;
+	out = malloc(4 * len + 1);
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '\\') {
+			out[o++] = '\\';
+			out[o++] = '\\';
+		} else if (p[i] > 0x20 && p[i] < 0x7F) {
+			out[o++] = (char)p[i];
+		} else {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[p[i] >> 4];
+			out[o++] = hex[p[i] & 0xF];
+		}
+	}
+	out[o] = '\0';
+	return out;
 }

@@ -1,6 +1,6 @@
 /* smp_address.h - the one mail address syntax check (RFC 5321 Mailbox, with
- * RFC 6531 UTF-8) and a quoting helper for naming an untrusted argument in an
- * error sentence.
+ * RFC 6531 UTF-8), a quoting helper for naming an untrusted argument in an
+ * error sentence, and an escaping one for untrusted stored text in output.
  *
  * smp_address_check() is what "a mail address" means to smpctl (every
  * command that takes an ADDRESS) and to the keyring, which stores a binding
@@ -102,6 +102,18 @@ char *smp_quote_arg(char *buf, size_t size, const char *arg);
 
 /* The same for arg[0..len). */
 char *smp_quote_mem(char *buf, size_t size, const char *arg, size_t len);
+
+/*
+ * Untrusted stored text as one field of a line of text output, e.g. a
+ * Message-ID in smpctl's keys show and keys history: printable ASCII stays
+ * as it is, except the space, written \x20 (the field stays one word), and
+ * "\", written \\; every other octet (control character, DEL, any octet
+ * >= 0x80) is \xNN as in smp_quote_arg(). No quotes and no length cut, so
+ * an ordinary Message-ID shows unchanged and in full. The result is
+ * printable ASCII without white space, malloc'd; NULL for NULL text or
+ * when out of memory.
+ */
+char *smp_escape_field(const char *text);
 
 /* Length of the well-formed UTF-8 sequence at p (n >= 1 octets there) and
  * its code point in *cp (cp may be NULL); 0 if there is none (stray

@@ -219,6 +219,16 @@ static int cmd_show(struct smp_keyring *kr, const struct args *a)
 	}
 	for (size_t i = 0; i < json_array_size(binds); i++) {
 		json_t *o = json_array_get(binds, i);
+		/* what a sender wrote: escaped, never raw to the terminal */
+		char *mid = smp_escape_field(
+			json_string_value(json_object_get(o, "message_id")));
+
+		if (json_is_string(json_object_get(o, "message_id")) && !mid) {
+			json_decref(keys);
+			json_decref(binds);
+			smpctl_error("out of memory");
+			return EX_SOFTWARE;
+		}
 		printf("binding  %s -> %s\n         state=%s source=%s seen=%lld times, "
 		       "last %s, message date %s, self-encrypted=%s\n         "
 		       "message-id %s from %s\n",
@@ -232,10 +242,10 @@ static int cmd_show(struct smp_keyring *kr, const struct args *a)
 		       json_is_string(json_object_get(o, "message_date"))
 			       ? json_string_value(json_object_get(o, "message_date")) : "-",
 		       json_is_true(json_object_get(o, "self_encrypted")) ? "yes" : "no",
-		       json_is_string(json_object_get(o, "message_id"))
-			       ? json_string_value(json_object_get(o, "message_id")) : "-",
+		       mid ? mid : "-",
 		       json_is_string(json_object_get(o, "client_address"))
 			       ? json_string_value(json_object_get(o, "client_address")) : "-");
+		free(mid);
 	}
 	for (size_t i = 0; i < json_array_size(keys); i++) {
 		json_t *o = json_array_get(keys, i);
@@ -470,6 +480,7 @@ static int cmd_history(struct smp_keyring *kr, const struct args *a)
 	size_t n = 0, nb = 0;
 	char at[32], first[32];
 	char *norm = smp_address_normalize(a->pos[0]);
+	int rc = 0;
 
 	if (smp_keyring_events_for(kr, a->pos[0], &e, &n) < 0) {
 		free(norm);
@@ -496,26 +507,41 @@ static int cmd_history(struct smp_keyring *kr, const struct args *a)
 		print_json(json_pack("{s:s, s:o, s:o}", "address", a->pos[0], "events", arr,
 				     "bindings", barr));
 	} else {
-		for (size_t i = 0; i < n; i++) {
+		/* Message-IDs are what senders wrote: escaped, never raw */
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			char *mid = smp_escape_field(e[i].message_id);
+
+			if (e[i].message_id && !mid) {
+				rc = EX_SOFTWARE;
+				break;
+			}
 			fmt_time(e[i].at, at, sizeof(at));
 			printf("%s %-10s %-40s %s%s%s\n", at, e[i].event,
 			       e[i].fpr[0] ? e[i].fpr : "-", e[i].detail ? e[i].detail : "",
-			       e[i].message_id ? " " : "",
-			       e[i].message_id ? e[i].message_id : "");
+			       mid ? " " : "", mid ? mid : "");
+			free(mid);
 		}
-		for (size_t i = 0; i < nb; i++) {
+		for (size_t i = 0; i < nb && rc == 0; i++) {
+			char *mid = smp_escape_field(b[i].message_id);
+
+			if (b[i].message_id && !mid) {
+				rc = EX_SOFTWARE;
+				break;
+			}
 			fmt_time(b[i].last_seen, at, sizeof(at));
 			fmt_time(b[i].first_seen, first, sizeof(first));
 			printf("%s %-10s %-40s %u time%s since %s, now %s%s%s\n", at, "seen",
 			       b[i].fpr, b[i].times_seen, b[i].times_seen == 1 ? "" : "s",
 			       first, smp_bind_state_name(b[i].state),
-			       b[i].message_id ? " " : "",
-			       b[i].message_id ? b[i].message_id : "");
+			       mid ? " " : "", mid ? mid : "");
+			free(mid);
 		}
+		if (rc)
+			smpctl_error("out of memory");
 	}
 	smp_bindings_free(b, nb);
 	smp_events_free(e, n);
-	return 0;
+	return rc;
 }
 
 /*

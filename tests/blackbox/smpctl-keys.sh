@@ -116,6 +116,44 @@ check "list prints the source dane" grep -Eq '^dana@example.org +[0-9A-F]{40} +a
 check "show prints source=dane" grep -q 'state=active source=dane ' <<<"$(S keys show dana@example.org)"
 check "stats counts the discovery cache (text and --json)" \
 	test "$(S stats | grep '^discovery ')" = "discovery     1" -a "$(S stats --json | jq .discovery)" = 1
+# A Message-ID is what a sender wrote: in text output it is escaped
+# (printable ASCII as it is but space and \, the rest \xNN) so that no
+# control sequence of a hostile mail reaches the terminal; --json carries
+# it as it is (jansson escapes it).
+python3 - "$TMP/k.db" "$alice" <<'PY'
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+now = int(time.time())
+evil = "<x\x1b]0;pwned\x07 a\\b\x1b[2J\r\n\xe9@evil.example>"
+for a, mid in (("mallory@example.org", evil), ("olga@example.org", "<m1.x+y=z_%{}@mail.example>")):
+    db.execute("INSERT INTO bindings (address, fpr, state, source, first_seen, "
+               "last_seen, times_seen, message_id) VALUES (?, ?, 'active', 'smp', ?, ?, 1, ?)",
+               (a, sys.argv[2], now, now, mid))
+    db.execute("INSERT INTO events (at, address, fpr, event, detail, message_id) "
+               "VALUES (?, ?, ?, 'harvested', 'source=smp', ?)", (now, a, sys.argv[2], mid))
+db.commit()
+PY
+shown='<x\x1b]0;pwned\x07\x20a\\b\x1b[2J\x0d\x0a\xc3\xa9@evil.example>'
+# clean_out FILE: every line printable ASCII only
+clean_out() { ! LC_ALL=C grep -q '[^ -~]' "$1"; }
+S keys show mallory@example.org >"$TMP/out"
+check "show prints a hostile Message-ID escaped: printable ASCII only" \
+	clean_out "$TMP/out"
+check "... as $shown" grep -qF "message-id $shown from -" "$TMP/out"
+S keys history mallory@example.org >"$TMP/out"
+check "history escapes it: printable ASCII only" clean_out "$TMP/out"
+check "... in the event line and the seen line" test "$(grep -cF " $shown" "$TMP/out")" = 2
+check "... each still one line" test "$(wc -l <"$TMP/out")" = 2
+check "show --json carries the Message-ID as it was" \
+	test "$(S keys show mallory@example.org --json | jq -r '.bindings[0].message_id' | od -An -tx1)" = \
+	"$(printf '<x\033]0;pwned\007 a\\b\033[2J\r\n\303\251@evil.example>\n' | od -An -tx1)"
+check "history --json too" \
+	test "$(S keys history mallory@example.org --json | jq -r '.events[0].message_id, .bindings[0].message_id' | od -An -tx1)" = \
+	"$(printf '<x\033]0;pwned\007 a\\b\033[2J\r\n\303\251@evil.example>\n<x\033]0;pwned\007 a\\b\033[2J\r\n\303\251@evil.example>\n' | od -An -tx1)"
+check "an ordinary Message-ID is shown unchanged" \
+	test "$(S keys show olga@example.org | grep -c 'message-id <m1.x+y=z_%{}@mail.example> from -$')" = 1 -a \
+	"$(S keys history olga@example.org | grep -c ' <m1.x+y=z_%{}@mail.example>$')" = 2
+S keys delete mallory@example.org && S keys delete olga@example.org
 S keys delete wendy@example.org && S keys delete dana@example.org
 out=$(S keys rebuild)
 check "rebuild re-imports both keys into the GnuPG cache" test "$out" = "$TMP/gnupg: 2 keys imported from the keyring"

@@ -355,6 +355,70 @@ static void test_quote(void **state)
 	assert_ptr_equal(smp_quote_arg(NULL, 0, "x"), NULL);
 }
 
+static void expect_field(const char *text, const char *want)
+{
+	char *e = smp_escape_field(text);
+
+	assert_non_null(e);
+	assert_string_equal(e, want);
+	free(e);
+}
+
+/* A stored Message-ID for a text output field: printable ASCII as it is
+ * but space and backslash, everything else \xNN, nothing cut. */
+static void test_escape_field(void **state)
+{
+	char *big, *e;
+	(void)state;
+
+	expect_field("<m1.x+y=z_%{}@mail.example>", "<m1.x+y=z_%{}@mail.example>");
+	expect_field("'\"!~", "'\"!~");
+	expect_field("", "");
+	expect_field("a b\tc", "a\\x20b\\x09c");
+	expect_field("back\\slash", "back\\\\slash");
+	expect_field("\x1b]0;pwned\x07<x@y>\x1b[2J\r\n\x7f",
+		     "\\x1b]0;pwned\\x07<x@y>\\x1b[2J\\x0d\\x0a\\x7f");
+	expect_field("J\xc3\xb6rg\xc2\x9b", "J\\xc3\\xb6rg\\xc2\\x9b");
+	assert_null(smp_escape_field(NULL));
+	/* every octet: printable ASCII, no space, and read back the same */
+	big = malloc(256);
+	assert_non_null(big);
+	for (int i = 1; i < 256; i++)
+		big[i - 1] = (char)i;
+	big[255] = '\0';
+	e = smp_escape_field(big);
+	assert_non_null(e);
+	for (const char *p = e; *p; p++)
+		assert_true(*p > 0x20 && *p < 0x7F);
+	{
+		char back[256];
+		size_t n = 0;
+		for (const char *p = e; *p;) {
+			if (p[0] == '\\' && p[1] == '\\') {
+				back[n++] = '\\';
+				p += 2;
+			} else if (p[0] == '\\' && p[1] == 'x') {
+				unsigned v;
+				assert_int_equal(sscanf(p + 2, "%2x", &v), 1);
+				back[n++] = (char)v;
+				p += 4;
+			} else {
+				back[n++] = *p++;
+			}
+		}
+		assert_int_equal(n, 255);
+		assert_memory_equal(back, big, 255);
+	}
+	free(e);
+	free(big);
+	/* long: nothing cut */
+	big = repeat('\x01', 5000, "");
+	e = smp_escape_field(big);
+	assert_int_equal(strlen(e), 4 * 5000);
+	free(e);
+	free(big);
+}
+
 /* Every octet value comes out as printable ASCII. */
 static void test_quote_every_octet(void **state)
 {
@@ -503,6 +567,7 @@ int main(void)
 		cmocka_unit_test(test_normalize_agrees),
 		cmocka_unit_test(test_quote),
 		cmocka_unit_test(test_quote_every_octet),
+		cmocka_unit_test(test_escape_field),
 		cmocka_unit_test_setup_teardown(test_keyring_refuses, kr_setup, kr_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
