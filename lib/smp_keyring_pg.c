@@ -1,9 +1,17 @@
 /* smp_keyring_pg.c - the PostgreSQL keyring backend (SPEC.md 4): one
  * database shared by the milters of several MTA hosts and their smpctl.
  *
- * Everything specific to PostgreSQL lives here: libpq, the connection and
- * its recovery, the placeholder rewrite, the per-backend half of every
- * migration, the locks. The SQL itself comes from smp_keyring_schema.h.
+ * Everything specific to PostgreSQL lives in this backend: libpq, the
+ * connection and its recovery, the placeholder rewrite, the per-backend
+ * half of every migration, the locks. The SQL itself comes from
+ * smp_keyring_schema.h. The backend is split by role:
+ *   smp_keyring_pg.c       this file: the connection (errors, recovery,
+ *                          statements, transactions, advisory locks,
+ *                          open, migrations, close) and the ops table
+ *   smp_keyring_pg_rows.c  the rows: row readers, keys, bindings,
+ *                          events, the replay log, pruning, statistics,
+ *                          ops->exec
+ *   smp_keyring_pg_int.h   what the two share (struct kpg, parameters)
  *
  * Concurrency, across hosts as much as inside one process:
  * - Transactions run at READ COMMITTED. Every statement sees what was
@@ -45,7 +53,6 @@
  */
 #include <libpq-fe.h>
 
-#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -54,29 +61,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "smp_keyring_backend.h"
+#include "smp_keyring_pg_int.h"
 #include "smp_keyring_schema.h"
 
-/* Advisory lock namespaces (the first key of the two-key form). */
-#define KPG_LOCK_MIGRATE 0x534D5000 /* "SMP\0": schema migrations */
-#define KPG_LOCK_ADDRESS 0x534D5041 /* "SMPA": one address's bindings */
-#define KPG_LOCK_KEY 0x534D504B     /* "SMPK": one key's record */
-
-#define KPG_MAX_PARAMS 12
-#define KPG_NAME_MAX 256
 #define KPG_LINE_MAX 400 /* one libpq message, flattened */
 
-/* Statements only this backend has, numbered after the portable ones
- * ('?' placeholders like those); transaction control goes through
- * PQexec. */
-enum {
-	L_LOCK = SMP_KR_Q__COUNT,
-	L_MIGRATE_LOCK,
-	L_MIGRATE_UNLOCK,
-	L_HAS_VERSION_TABLE,
-	L__END
-};
-
+/* The statements only this backend has (smp_keyring_pg_int.h). */
 static const char *const local_sql[L__END - SMP_KR_Q__COUNT] = {
 	[L_LOCK - SMP_KR_Q__COUNT] =
 		"SELECT pg_advisory_xact_lock(CAST(? AS INTEGER), "
@@ -182,57 +172,6 @@ static bool reads_only(unsigned q)
 	}
 }
 
-struct kpg {
-	struct smp_keyring base;   /* first: see smp_keyring_backend.h */
-	PGconn *conn;
-	char name[KPG_NAME_MAX];   /* "PostgreSQL database D (host H, ...)" */
-	char why[SMP_KR_ERRMSG_MAX / 2]; /* the last failure's reason */
-	int version;
-	unsigned flags;            /* SMP_KEYRING_NO_CREATE */
-	bool txn;                  /* an smp_keyring_begin() is open */
-	bool own;                  /* a transaction of this module's own */
-	char *sql[L__END];         /* with $1, $2, ... */
-	int nparams[L__END];
-	bool prepared[L__END];     /* on this connection (cleared by a reset) */
-};
-
-static struct kpg *K(struct smp_keyring *kr)
-{
-	return (struct kpg *)kr;
-}
-
-/* Parameters of one statement, all text but key material (binary). */
-struct params {
-	int n;
-	const char *v[KPG_MAX_PARAMS];
-	int len[KPG_MAX_PARAMS];
-	int fmt[KPG_MAX_PARAMS];
-	char num[KPG_MAX_PARAMS][24];
-};
-
-static void p_text(struct params *p, const char *v)
-{
-	p->v[p->n] = v;
-	p->len[p->n] = 0;
-	p->fmt[p->n] = 0;
-	p->n++;
-}
-
-static void p_i64(struct params *p, int64_t v)
-{
-	snprintf(p->num[p->n], sizeof(p->num[0]), "%lld", (long long)v);
-	p_text(p, p->num[p->n]);
-}
-
-static void p_blob(struct params *p, const void *d, size_t n)
-{
-	/* a NULL value would be SQL NULL, not an empty string */
-	p->v[p->n] = d ? (const char *)d : "";
-	p->len[p->n] = (int)n;
-	p->fmt[p->n] = 1;
-	p->n++;
-}
-
 /* ---------------------------------------------------------------------- */
 /* Errors                                                                 */
 
@@ -304,7 +243,7 @@ static void set_why(struct kpg *s, const PGresult *res)
 
 /* "what was being done: why". */
 __attribute__((format(printf, 2, 3)))
-static int fail(struct kpg *s, const char *fmt, ...)
+int smp_kpg_fail(struct kpg *s, const char *fmt, ...)
 {
 	char *m = s->base.errmsg;
 	va_list ap;
@@ -398,7 +337,7 @@ static bool res_ok(const PGresult *res)
 
 /* Runs statement q (prepared on first use on this connection). The
  * result, or NULL with the reason in s->why. */
-static PGresult *run(struct kpg *s, unsigned q, const struct params *p)
+PGresult *smp_kpg_run(struct kpg *s, unsigned q, const struct params *p)
 {
 	bool was_idle, again = reads_only(q);
 	PGresult *res = NULL;
@@ -464,7 +403,7 @@ static int exec_simple(struct kpg *s, const char *sql)
 }
 
 /* BEGIN, reconnecting once if the connection turns out to be gone. */
-static int begin_q(struct kpg *s, const char *sql)
+int smp_kpg_begin_q(struct kpg *s, const char *sql)
 {
 	bool was_idle;
 
@@ -478,7 +417,7 @@ static int begin_q(struct kpg *s, const char *sql)
 	return exec_simple(s, sql);
 }
 
-static void rollback_quietly(struct kpg *s)
+void smp_kpg_rollback_quietly(struct kpg *s)
 {
 	if (PQstatus(s->conn) == CONNECTION_OK &&
 	    PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
@@ -489,7 +428,7 @@ static void rollback_quietly(struct kpg *s)
 
 /* COMMIT; an aborted transaction answers COMMIT with ROLLBACK, which is a
  * failure here. */
-static int commit_q(struct kpg *s)
+int smp_kpg_commit_q(struct kpg *s)
 {
 	PGresult *res;
 	int ret = -1;
@@ -502,7 +441,7 @@ static int commit_q(struct kpg *s)
 	if (PQtransactionStatus(s->conn) == PQTRANS_INERROR) {
 		snprintf(s->why, sizeof(s->why), "the transaction was rolled "
 			 "back after an earlier error");
-		rollback_quietly(s);
+		smp_kpg_rollback_quietly(s);
 		return -1;
 	}
 	res = PQexec(s->conn, "COMMIT");
@@ -527,30 +466,31 @@ out:
 #define BEGIN_RC "BEGIN ISOLATION LEVEL READ COMMITTED"
 
 /* Every write made of several statements runs in a transaction: the
- * caller's, or one of its own (*own) that wend() ends. */
+ * caller's, or one of its own (*own) that smp_kpg_wend() ends. */
 __attribute__((format(printf, 3, 4)))
-static int wbegin(struct kpg *s, bool *own, const char *fmt, ...)
+int smp_kpg_wbegin(struct kpg *s, bool *own, const char *fmt, ...)
 {
 	char what[SMP_KR_ERRMSG_MAX / 2];
 	va_list ap;
 
 	*own = false;
 	if (s->txn)
-		return 0;   /* run() reports an aborted or lost transaction */
-	if (begin_q(s, BEGIN_RC) == 0) {
+		return 0;   /* smp_kpg_run() reports an aborted or lost
+			     * transaction */
+	if (smp_kpg_begin_q(s, BEGIN_RC) == 0) {
 		*own = s->own = true;
 		return 0;
 	}
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	return fail(s, "%s", what);
+	return smp_kpg_fail(s, "%s", what);
 }
 
-/* Ends wbegin()'s own transaction: commits when rc >= 0, else rolls back.
- * Returns rc, or -1 when the commit fails. */
+/* Ends smp_kpg_wbegin()'s own transaction: commits when rc >= 0, else
+ * rolls back. Returns rc, or -1 when the commit fails. */
 __attribute__((format(printf, 4, 5)))
-static int wend(struct kpg *s, bool own, int rc, const char *fmt, ...)
+int smp_kpg_wend(struct kpg *s, bool own, int rc, const char *fmt, ...)
 {
 	char what[SMP_KR_ERRMSG_MAX / 2];
 	va_list ap;
@@ -559,14 +499,14 @@ static int wend(struct kpg *s, bool own, int rc, const char *fmt, ...)
 		return rc;
 	s->own = false;
 	if (rc >= 0) {
-		if (commit_q(s) == 0)
+		if (smp_kpg_commit_q(s) == 0)
 			return rc;
 		va_start(ap, fmt);
 		vsnprintf(what, sizeof(what), fmt, ap);
 		va_end(ap);
-		rc = fail(s, "%s", what);
+		rc = smp_kpg_fail(s, "%s", what);
 	}
-	rollback_quietly(s);
+	smp_kpg_rollback_quietly(s);
 	return rc;
 }
 
@@ -577,8 +517,9 @@ static int kpg_begin(struct smp_keyring *kr)
 	if (s->txn)
 		return smp_kr_error(kr, "cannot start a transaction on %s: "
 				    "one is already open", s->name);
-	if (begin_q(s, BEGIN_RC) != 0)
-		return fail(s, "cannot start a transaction on %s", s->name);
+	if (smp_kpg_begin_q(s, BEGIN_RC) != 0)
+		return smp_kpg_fail(s, "cannot start a transaction on %s",
+				    s->name);
 	s->txn = true;
 	return 0;
 }
@@ -591,9 +532,9 @@ static int kpg_commit(struct smp_keyring *kr)
 		return smp_kr_error(kr, "cannot commit to %s: no transaction "
 				    "is open", s->name);
 	s->txn = false;
-	if (commit_q(s) != 0) {
-		fail(s, "cannot commit to %s", s->name);
-		rollback_quietly(s);
+	if (smp_kpg_commit_q(s) != 0) {
+		smp_kpg_fail(s, "cannot commit to %s", s->name);
+		smp_kpg_rollback_quietly(s);
 		return -1;
 	}
 	return 0;
@@ -612,14 +553,14 @@ static int kpg_rollback(struct smp_keyring *kr)
 	    PQtransactionStatus(s->conn) == PQTRANS_IDLE)
 		return 0;
 	if (exec_simple(s, "ROLLBACK") != 0)
-		return fail(s, "cannot roll back on %s", s->name);
+		return smp_kpg_fail(s, "cannot roll back on %s", s->name);
 	return 0;
 }
 
 /* Inside the caller's transaction: an advisory lock on name, held until
  * it ends (see the top of the file). Outside one there is nothing to
  * hold it for. */
-static int lock_in_txn(struct kpg *s, int ns, const char *name)
+int smp_kpg_lock_in_txn(struct kpg *s, int ns, const char *name)
 {
 	struct params p = {0};
 	PGresult *res;
@@ -631,713 +572,11 @@ static int lock_in_txn(struct kpg *s, int ns, const char *name)
 		h = (h ^ *c) * 16777619u;
 	p_i64(&p, ns);
 	p_i64(&p, (int64_t)(h & 0x7FFFFFFF));
-	res = run(s, L_LOCK, &p);
+	res = smp_kpg_run(s, L_LOCK, &p);
 	if (!res)
 		return -1;
 	PQclear(res);
 	return 0;
-}
-
-/* ---------------------------------------------------------------------- */
-/* Reading rows                                                           */
-
-static bool col_fixed(const PGresult *r, int row, int i, char *dst,
-		      size_t size)
-{
-	const char *t = PQgetvalue(r, row, i);
-	size_t n = (size_t)PQgetlength(r, row, i);
-
-	if (PQgetisnull(r, row, i)) {
-		dst[0] = '\0';
-		return true;
-	}
-	if (n >= size)
-		return false;
-	memcpy(dst, t, n);
-	dst[n] = '\0';
-	return true;
-}
-
-/* A malloc'd copy (NULL stays NULL); false on ENOMEM. */
-static bool col_dup(const PGresult *r, int row, int i, char **dst)
-{
-	*dst = NULL;
-	if (PQgetisnull(r, row, i))
-		return true;
-	*dst = strdup(PQgetvalue(r, row, i));
-	return *dst != NULL;
-}
-
-static int64_t col_i64(const PGresult *r, int row, int i)
-{
-	if (PQgetisnull(r, row, i))
-		return 0;
-	return (int64_t)strtoll(PQgetvalue(r, row, i), NULL, 10);
-}
-
-/* Columns of SMP_KR_KEY_COLS. NULL, or what is wrong with the row. */
-static const char *row_key(const PGresult *r, int row, struct smp_key_rec *k)
-{
-	unsigned char *m;
-	size_t n = 0;
-	int64_t bits;
-
-	memset(k, 0, sizeof(*k));
-	if (!col_fixed(r, row, 0, k->fpr, sizeof(k->fpr)) ||
-	    !col_fixed(r, row, 2, k->algo, sizeof(k->algo)) ||
-	    !col_fixed(r, row, 8, k->enc_keyids, sizeof(k->enc_keyids)))
-		return "a stored text is longer than this program allows";
-	m = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, 1), &n);
-	if (!m)
-		return "out of memory";
-	k->material = malloc(n ? n : 1);
-	if (!k->material) {
-		PQfreemem(m);
-		return "out of memory";
-	}
-	if (n)
-		memcpy(k->material, m, n);
-	PQfreemem(m);
-	k->material_len = n;
-	bits = col_i64(r, row, 3);
-	k->bits = bits < 0 || bits > UINT32_MAX ? 0 : (unsigned)bits;
-	k->created = col_i64(r, row, 4);
-	k->expires = col_i64(r, row, 5);
-	k->revoked = col_i64(r, row, 6) != 0;
-	k->blocked = col_i64(r, row, 7) != 0;
-	k->updated = col_i64(r, row, 9);
-	return NULL;
-}
-
-/* Columns of SMP_KR_BIND_COLS. */
-static const char *row_binding(const PGresult *r, int row,
-			       struct smp_binding *b)
-{
-	int state, source;
-	int64_t times;
-
-	memset(b, 0, sizeof(*b));
-	state = smp_bind_state_parse(PQgetvalue(r, row, 2));
-	source = smp_key_source_parse(PQgetvalue(r, row, 3));
-	if (state < 0)
-		return "a binding has an unknown state";
-	if (source < 0)
-		return "a binding has an unknown source";
-	if (!col_fixed(r, row, 1, b->fpr, sizeof(b->fpr)))
-		return "a stored fingerprint is too long";
-	if (!col_dup(r, row, 0, &b->address) || !b->address ||
-	    !col_dup(r, row, 8, &b->message_id) ||
-	    !col_dup(r, row, 9, &b->client_addr))
-		return "out of memory";
-	b->state = (enum smp_bind_state)state;
-	b->source = (enum smp_key_source)source;
-	b->first_seen = col_i64(r, row, 4);
-	b->last_seen = col_i64(r, row, 5);
-	b->msg_date = col_i64(r, row, 6);
-	times = col_i64(r, row, 7);
-	b->times_seen = times < 0 ? 0 : times > UINT32_MAX ? UINT32_MAX
-							   : (unsigned)times;
-	b->self_encrypted = col_i64(r, row, 10) != 0;
-	return NULL;
-}
-
-/* Columns of SMP_KR_EVENT_COLS. */
-static const char *row_event(const PGresult *r, int row, struct smp_event *e)
-{
-	memset(e, 0, sizeof(*e));
-	if (!col_fixed(r, row, 3, e->fpr, sizeof(e->fpr)))
-		return "a stored fingerprint is too long";
-	if (!col_dup(r, row, 2, &e->address) || !col_dup(r, row, 4, &e->event) ||
-	    !e->event || !col_dup(r, row, 5, &e->detail) ||
-	    !col_dup(r, row, 6, &e->message_id))
-		return "out of memory";
-	e->id = col_i64(r, row, 0);
-	e->at = col_i64(r, row, 1);
-	return NULL;
-}
-
-static void event_clear(struct smp_event *e)
-{
-	free(e->address);
-	free(e->event);
-	free(e->detail);
-	free(e->message_id);
-	memset(e, 0, sizeof(*e));
-}
-
-enum row_kind { ROW_BINDING, ROW_EVENT };
-
-/* Runs query q with one text parameter (NULL: none) into a list. On error
- * the message says "cannot <what><arg>: why". */
-static int list_q(struct kpg *s, unsigned q, const char *param,
-		  enum row_kind kind, void **out, size_t *n, const char *what)
-{
-	size_t elem = kind == ROW_BINDING ? sizeof(struct smp_binding)
-					  : sizeof(struct smp_event);
-	const char *arg = param ? param : "", *bad = NULL;
-	struct params p = {0};
-	unsigned char *v = NULL;
-	PGresult *res = NULL;
-	size_t cnt = 0;
-	int rows, ret = -1;
-
-	if (param)
-		p_text(&p, param);
-	res = run(s, q, &p);
-	if (!res) {
-		fail(s, "cannot %s%s", what, arg);
-		goto out;
-	}
-	rows = PQntuples(res);
-	if (rows > 0) {
-		v = calloc((size_t)rows, elem);
-		if (!v) {
-			smp_kr_error(&s->base, "cannot %s%s: out of memory",
-				     what, arg);
-			goto out;
-		}
-	}
-	for (int i = 0; i < rows; i++) {
-		if (kind == ROW_BINDING) {
-			struct smp_binding *b = (struct smp_binding *)v + cnt;
-			bad = row_binding(res, i, b);
-			if (bad)
-				smp_binding_clear(b);
-		} else {
-			struct smp_event *e = (struct smp_event *)v + cnt;
-			bad = row_event(res, i, e);
-			if (bad)
-				event_clear(e);
-		}
-		if (bad) {
-			smp_kr_error(&s->base, "cannot %s%s: %s", what, arg,
-				     bad);
-			goto out;
-		}
-		cnt++;
-	}
-	ret = 0;
-out:
-	PQclear(res);
-	if (ret != 0) {
-		if (kind == ROW_BINDING)
-			smp_bindings_free((struct smp_binding *)v, cnt);
-		else
-			smp_events_free((struct smp_event *)v, cnt);
-		v = NULL, cnt = 0;
-	}
-	*out = v;
-	*n = cnt;
-	return ret;
-}
-
-/* Rows a write changed (PQcmdTuples), 0 when it says nothing. */
-static long changed(const PGresult *res)
-{
-	return strtol(PQcmdTuples((PGresult *)res), NULL, 10);
-}
-
-/* Runs a write with no rows to read: 0, or -1 (s->why). *n (may be NULL)
- * gets the rows changed. */
-static int write_q(struct kpg *s, unsigned q, const struct params *p,
-		   long *n)
-{
-	PGresult *res = run(s, q, p);
-
-	if (!res)
-		return -1;
-	if (n)
-		*n = changed(res);
-	PQclear(res);
-	return 0;
-}
-
-/* ---------------------------------------------------------------------- */
-/* Keys                                                                   */
-
-static int kpg_key_get(struct smp_keyring *kr, const char *fpr,
-		       struct smp_key_rec *out)
-{
-	struct kpg *s = K(kr);
-	struct params p = {0};
-	PGresult *res = NULL;
-	const char *bad;
-	int ret = -1;
-
-	if (lock_in_txn(s, KPG_LOCK_KEY, fpr) != 0) {
-		fail(s, "cannot read key %s", fpr);
-		goto out;
-	}
-	p_text(&p, fpr);
-	res = run(s, SMP_KR_Q_KEY_GET, &p);
-	if (!res) {
-		fail(s, "cannot read key %s", fpr);
-		goto out;
-	}
-	if (PQntuples(res) == 0) {
-		ret = 1;
-		goto out;
-	}
-	bad = row_key(res, 0, out);
-	if (bad) {
-		smp_key_rec_clear(out);
-		smp_kr_error(kr, "cannot read key %s: %s", fpr, bad);
-		goto out;
-	}
-	ret = 0;
-out:
-	PQclear(res);
-	return ret;
-}
-
-static int kpg_key_put(struct smp_keyring *kr, const struct smp_key_rec *k)
-{
-	struct kpg *s = K(kr);
-	struct params p = {0};
-
-	p_text(&p, k->fpr);
-	p_blob(&p, k->material, k->material_len);
-	p_text(&p, k->algo);
-	p_i64(&p, k->bits);
-	p_i64(&p, k->created);
-	p_i64(&p, k->expires);
-	p_i64(&p, k->revoked);
-	p_i64(&p, k->blocked);
-	p_text(&p, k->enc_keyids);
-	p_i64(&p, k->updated);
-	if (k->material_len > INT_MAX)
-		return smp_kr_error(kr, "cannot store key %s: its material is "
-				    "too large", k->fpr);
-	if (write_q(s, SMP_KR_Q_KEY_PUT, &p, NULL) != 0)
-		return fail(s, "cannot store key %s", k->fpr);
-	return 0;
-}
-
-/* Records the bindings about to go, then deletes the key; the bindings
- * follow through ON DELETE CASCADE. */
-static int kpg_key_delete(struct smp_keyring *kr, const char *fpr,
-			  int64_t now)
-{
-	struct kpg *s = K(kr);
-	struct params p = {0};
-	char detail[64];
-	long nbind = 0, nkey = 0;
-	bool own;
-	int ret = -1;
-
-	if (wbegin(s, &own, "cannot delete key %s", fpr) != 0)
-		return -1;
-	p_i64(&p, now);
-	p_text(&p, "key deleted");
-	p_text(&p, fpr);
-	if (write_q(s, SMP_KR_Q_KEY_DELETE_EVENTS, &p, &nbind) != 0)
-		goto bad;
-	memset(&p, 0, sizeof(p));
-	p_text(&p, fpr);
-	if (write_q(s, SMP_KR_Q_KEY_DELETE, &p, &nkey) != 0)
-		goto bad;
-	if (nkey == 0) {
-		ret = 1;
-		goto out;
-	}
-	snprintf(detail, sizeof(detail), "with %ld binding%s", nbind,
-		 nbind == 1 ? "" : "s");
-	memset(&p, 0, sizeof(p));
-	p_i64(&p, now);
-	p_text(&p, NULL);
-	p_text(&p, fpr);
-	p_text(&p, SMP_EVENT_KEY_DELETED);
-	p_text(&p, detail);
-	p_text(&p, NULL);
-	if (write_q(s, SMP_KR_Q_EVENT_ADD, &p, NULL) != 0)
-		goto bad;
-	ret = 0;
-	goto out;
-bad:
-	fail(s, "cannot delete key %s", fpr);
-out:
-	return wend(s, own, ret, "cannot delete key %s", fpr);
-}
-
-static int kpg_key_set_blocked(struct smp_keyring *kr, const char *fpr,
-			       bool blocked, int64_t now)
-{
-	struct kpg *s = K(kr);
-	struct params p = {0};
-	long n = 0;
-
-	p_i64(&p, blocked);
-	p_i64(&p, now);
-	p_text(&p, fpr);
-	if (write_q(s, SMP_KR_Q_KEY_SET_BLOCKED, &p, &n) != 0)
-		return fail(s, "cannot %s key %s",
-			    blocked ? "block" : "unblock", fpr);
-	return n == 0 ? 1 : 0;
-}
-
-/* ---------------------------------------------------------------------- */
-/* Bindings                                                               */
-
-static int kpg_bindings_for(struct smp_keyring *kr, const char *address,
-			    struct smp_binding **out, size_t *n)
-{
-	struct kpg *s = K(kr);
-
-	if (lock_in_txn(s, KPG_LOCK_ADDRESS, address) != 0) {
-		*out = NULL;
-		*n = 0;
-		return fail(s, "cannot read the bindings of %s", address);
-	}
-	return list_q(s, SMP_KR_Q_BIND_FOR, address, ROW_BINDING,
-		      (void **)out, n, "read the bindings of ");
-}
-
-static int kpg_bindings_of_key(struct smp_keyring *kr, const char *fpr,
-			       struct smp_binding **out, size_t *n)
-{
-	return list_q(K(kr), SMP_KR_Q_BIND_OF_KEY, fpr, ROW_BINDING,
-		      (void **)out, n, "read the bindings of key ");
-}
-
-static int kpg_bindings_list(struct smp_keyring *kr, int state,
-			     struct smp_binding **out, size_t *n)
-{
-	if (state < 0)
-		return list_q(K(kr), SMP_KR_Q_BIND_ALL, NULL, ROW_BINDING,
-			      (void **)out, n, "list the bindings");
-	return list_q(K(kr), SMP_KR_Q_BIND_STATE,
-		      smp_bind_state_name((enum smp_bind_state)state),
-		      ROW_BINDING, (void **)out, n, "list the bindings in state ");
-}
-
-static int kpg_binding_put(struct smp_keyring *kr, const struct smp_binding *b)
-{
-	struct kpg *s = K(kr);
-	struct params p = {0};
-
-	p_text(&p, b->address);
-	p_text(&p, b->fpr);
-	p_text(&p, smp_bind_state_name(b->state));
-	p_text(&p, smp_key_source_name(b->source));
-	p_i64(&p, b->first_seen);
-	p_i64(&p, b->last_seen);
-	p_i64(&p, b->msg_date);
-	p_i64(&p, b->times_seen);
-	p_text(&p, b->message_id);
-	p_text(&p, b->client_addr);
-	p_i64(&p, b->self_encrypted);
-	if (write_q(s, SMP_KR_Q_BIND_PUT, &p, NULL) != 0)
-		return fail(s, "cannot store binding %s %s", b->address,
-			    b->fpr);
-	return 0;
-}
-
-static int kpg_binding_set_state(struct smp_keyring *kr, const char *address,
-				 const char *fpr, enum smp_bind_state state)
-{
-	struct kpg *s = K(kr);
-	struct params p = {0};
-	long n = 0;
-
-	p_text(&p, smp_bind_state_name(state));
-	p_text(&p, address);
-	p_text(&p, fpr);
-	if (write_q(s, SMP_KR_Q_BIND_SET_STATE, &p, &n) != 0)
-		return fail(s, "cannot change binding %s %s", address, fpr);
-	return n == 0 ? 1 : 0;
-}
-
-static int kpg_binding_delete(struct smp_keyring *kr, const char *address,
-			      const char *fpr, int64_t now)
-{
-	struct kpg *s = K(kr);
-	const char *f = fpr ? fpr : "(all keys)";
-	struct params p = {0};
-	long n = 0;
-	bool own;
-	int ret = -1;
-
-	if (wbegin(s, &own, "cannot delete binding %s %s", address, f) != 0)
-		return -1;
-	p_i64(&p, now);
-	p_text(&p, "deleted");
-	p_text(&p, address);
-	if (fpr)
-		p_text(&p, fpr);
-	if (write_q(s, fpr ? SMP_KR_Q_BIND_DELETE_ONE_EVENTS
-			   : SMP_KR_Q_BIND_DELETE_ADDR_EVENTS, &p, NULL) != 0)
-		goto bad;
-	memset(&p, 0, sizeof(p));
-	p_text(&p, address);
-	if (fpr)
-		p_text(&p, fpr);
-	if (write_q(s, fpr ? SMP_KR_Q_BIND_DELETE_ONE
-			   : SMP_KR_Q_BIND_DELETE_ADDR, &p, &n) != 0)
-		goto bad;
-	ret = n == 0 ? 1 : 0;
-	goto out;
-bad:
-	fail(s, "cannot delete binding %s %s", address, f);
-out:
-	return wend(s, own, ret, "cannot delete binding %s %s", address, f);
-}
-
-/* ---------------------------------------------------------------------- */
-/* Events                                                                 */
-
-static int kpg_event_add(struct smp_keyring *kr, const struct smp_event *e)
-{
-	struct kpg *s = K(kr);
-	struct params p = {0};
-
-	p_i64(&p, e->at);
-	p_text(&p, e->address);
-	p_text(&p, e->fpr);
-	p_text(&p, e->event);
-	p_text(&p, e->detail);
-	p_text(&p, e->message_id);
-	if (write_q(s, SMP_KR_Q_EVENT_ADD, &p, NULL) != 0)
-		return fail(s, "cannot record event %s", e->event);
-	return 0;
-}
-
-static int kpg_events_for(struct smp_keyring *kr, const char *address,
-			  struct smp_event **out, size_t *n)
-{
-	return list_q(K(kr), SMP_KR_Q_EVENTS_FOR, address, ROW_EVENT,
-		      (void **)out, n, "read the history of ");
-}
-
-static int kpg_events_of_key(struct smp_keyring *kr, const char *fpr,
-			     struct smp_event **out, size_t *n)
-{
-	return list_q(K(kr), SMP_KR_Q_EVENTS_OF_KEY, fpr, ROW_EVENT,
-		      (void **)out, n, "read the history of key ");
-}
-
-/* ---------------------------------------------------------------------- */
-/* Replay log                                                             */
-
-/* now - window without wrapping below INT64_MIN (window >= 0). */
-static int64_t cutoff(int64_t now, int64_t window)
-{
-	return now < INT64_MIN + window ? INT64_MIN : now - window;
-}
-
-static int kpg_replay_check(struct smp_keyring *kr, const char *digest,
-			    const char *recipient, int64_t now, int64_t window,
-			    bool *seen)
-{
-	struct kpg *s = K(kr);
-	struct params p = {0};
-	long n = 0;
-
-	p_text(&p, digest);
-	p_text(&p, recipient);
-	p_i64(&p, now);
-	p_i64(&p, cutoff(now, window));
-	*seen = false;
-	if (write_q(s, SMP_KR_Q_REPLAY_CHECK, &p, &n) != 0)
-		return fail(s, "cannot check replay of %s", recipient);
-	/* no row changed: the pair is there and still inside the window */
-	*seen = n == 0;
-	return 0;
-}
-
-static int kpg_replay_prune(struct smp_keyring *kr, int64_t now,
-			    int64_t window)
-{
-	struct kpg *s = K(kr);
-	struct params p = {0};
-
-	p_i64(&p, cutoff(now, window));
-	if (write_q(s, SMP_KR_Q_REPLAY_PRUNE, &p, NULL) != 0)
-		return fail(s, "cannot prune the replay log");
-	return 0;
-}
-
-/* Deletes with one cutoff parameter; *n gets the rows deleted. */
-static int delete_before(struct kpg *s, unsigned q, int64_t before,
-			 unsigned long *n)
-{
-	struct params p = {0};
-	long c = 0;
-
-	p_i64(&p, before);
-	if (write_q(s, q, &p, &c) != 0)
-		return -1;
-	*n = c < 0 ? 0 : (unsigned long)c;
-	return 0;
-}
-
-static int kpg_prune(struct smp_keyring *kr, int64_t now, int64_t events_before,
-		     int64_t replay_before, unsigned long *events,
-		     unsigned long *replay_entries)
-{
-	struct kpg *s = K(kr);
-	struct params p = {0};
-	char detail[96];
-	bool own;
-	int ret = -1;
-
-	*events = *replay_entries = 0;
-	if (wbegin(s, &own, "cannot prune %s", s->name) != 0)
-		return -1;
-	if (events_before != INT64_MIN &&
-	    delete_before(s, SMP_KR_Q_EVENTS_PRUNE, events_before,
-			  events) != 0) {
-		fail(s, "cannot prune the event history in %s", s->name);
-		goto out;
-	}
-	if (*events > 0) {
-		/* the pruning itself stays on record (no address, no key) */
-		smp_kr_pruned_detail(detail, sizeof(detail), *events,
-				     events_before);
-		p_i64(&p, now);
-		p_text(&p, NULL);
-		p_text(&p, "");
-		p_text(&p, SMP_EVENT_EVENTS_PRUNED);
-		p_text(&p, detail);
-		p_text(&p, NULL);
-		if (write_q(s, SMP_KR_Q_EVENT_ADD, &p, NULL) != 0) {
-			fail(s, "cannot record event %s",
-			     SMP_EVENT_EVENTS_PRUNED);
-			goto out;
-		}
-	}
-	if (replay_before != INT64_MIN &&
-	    delete_before(s, SMP_KR_Q_REPLAY_PRUNE, replay_before,
-			  replay_entries) != 0) {
-		fail(s, "cannot prune the replay log in %s", s->name);
-		goto out;
-	}
-	ret = 0;
-out:
-	if (ret != 0)
-		*events = *replay_entries = 0;
-	return wend(s, own, ret, "cannot prune %s", s->name);
-}
-
-/* ---------------------------------------------------------------------- */
-/* Statistics                                                             */
-
-static int count_q(struct kpg *s, unsigned q, unsigned long *v)
-{
-	PGresult *res = run(s, q, NULL);
-
-	if (!res)
-		return -1;
-	*v = PQntuples(res) ? (unsigned long)col_i64(res, 0, 0) : 0;
-	PQclear(res);
-	return 0;
-}
-
-/* Several counts from one snapshot: a REPEATABLE READ transaction around
- * them (inside the caller's, its own snapshot rules). */
-static int kpg_stats(struct smp_keyring *kr, struct smp_keyring_stats *out)
-{
-	struct kpg *s = K(kr);
-	PGresult *res = NULL;
-	int ret = -1;
-
-	if (!s->txn) {
-		if (begin_q(s, "BEGIN ISOLATION LEVEL REPEATABLE READ "
-			       "READ ONLY") != 0)
-			goto bad;
-		s->own = true;
-	}
-	if (count_q(s, SMP_KR_Q_STATS_KEYS, &out->keys) != 0 ||
-	    count_q(s, SMP_KR_Q_STATS_ADDRESSES, &out->addresses) != 0 ||
-	    count_q(s, SMP_KR_Q_STATS_EVENTS, &out->events) != 0 ||
-	    count_q(s, SMP_KR_Q_STATS_REPLAY, &out->replay_entries) != 0 ||
-	    count_q(s, SMP_KR_Q_STATS_DISCOVERY, &out->discovery) != 0)
-		goto bad;
-	res = run(s, SMP_KR_Q_STATS_STATES, NULL);
-	if (!res)
-		goto bad;
-	for (int i = 0; i < PQntuples(res); i++) {
-		int state = smp_bind_state_parse(PQgetvalue(res, i, 0));
-		if (state < 0) {
-			smp_kr_error(kr, "cannot count the contents of %s: a "
-				     "binding has an unknown state", s->name);
-			goto out;
-		}
-		out->bindings[state] = (unsigned long)col_i64(res, i, 1);
-	}
-	if (s->own) {
-		s->own = false;
-		if (commit_q(s) != 0)
-			goto bad;
-	}
-	ret = 0;
-	goto out;
-bad:
-	fail(s, "cannot count the contents of %s", s->name);
-out:
-	PQclear(res);
-	if (s->own) {
-		s->own = false;
-		rollback_quietly(s);
-	}
-	if (ret != 0)
-		memset(out, 0, sizeof(*out));
-	return ret;
-}
-
-/* ---------------------------------------------------------------------- */
-/* The rows smp_keyring.c owns (ops->exec)                                */
-
-/* One statement: its parameters, each row to x->row. */
-static int exec_one(struct kpg *s, struct smp_kr_stmt *x, const char *what)
-{
-	const char *col[SMP_KR_EXEC_MAX_COLS];
-	struct params p = {0};
-	PGresult *res;
-	int nc, ret = -1;
-
-	for (int i = 0; i < x->nargs && i < KPG_MAX_PARAMS; i++) {
-		if (x->arg[i].is_int)
-			p_i64(&p, x->arg[i].num);
-		else
-			p_text(&p, x->arg[i].text);
-	}
-	res = run(s, x->q, &p);
-	if (!res)
-		return fail(s, "cannot %s", what);
-	nc = PQnfields(res);
-	if (nc > SMP_KR_EXEC_MAX_COLS)
-		nc = SMP_KR_EXEC_MAX_COLS;
-	for (int r = 0; x->row && r < PQntuples(res); r++) {
-		for (int c = 0; c < nc; c++)
-			col[c] = PQgetisnull(res, r, c) ? NULL
-							: PQgetvalue(res, r, c);
-		if (x->row(&s->base, x->row_arg, col, nc) != 0)
-			goto out;
-	}
-	x->changed = changed(res);
-	ret = 0;
-out:
-	PQclear(res);
-	return ret;
-}
-
-/* A single write is atomic on its own (autocommit); several get a
- * transaction, as elsewhere in this file. */
-static int kpg_exec(struct smp_keyring *kr, struct smp_kr_stmt *x, size_t n,
-		    bool write, const char *what)
-{
-	struct kpg *s = K(kr);
-	bool own = false;
-	int ret = -1;
-
-	if (write && n > 1 && wbegin(s, &own, "cannot %s", what) != 0)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (exec_one(s, &x[i], what) != 0)
-			goto out;
-	ret = 0;
-out:
-	return wend(s, own, ret, "cannot %s", what);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1434,18 +673,18 @@ static int read_version(struct kpg *s, int *v)
 	PGresult *res;
 
 	*v = 0;
-	res = run(s, L_HAS_VERSION_TABLE, NULL);
+	res = smp_kpg_run(s, L_HAS_VERSION_TABLE, NULL);
 	if (!res)
 		return -1;
-	if (col_i64(res, 0, 0) == 0) {
+	if (smp_kpg_col_i64(res, 0, 0) == 0) {
 		PQclear(res);
 		return 0;
 	}
 	PQclear(res);
-	res = run(s, SMP_KR_Q_VERSION_GET, NULL);
+	res = smp_kpg_run(s, SMP_KR_Q_VERSION_GET, NULL);
 	if (!res)
 		return -1;
-	*v = (int)col_i64(res, 0, 0);
+	*v = (int)smp_kpg_col_i64(res, 0, 0);
 	PQclear(res);
 	return 0;
 }
@@ -1488,7 +727,8 @@ static int migrate(struct kpg *s)
 	int v, ret = -1;
 
 	if (read_version(s, &v) != 0)
-		return fail(s, "cannot open keyring database %s", s->name);
+		return smp_kpg_fail(s, "cannot open keyring database %s",
+				    s->name);
 	if (v > SMP_KR_SCHEMA_VERSION)
 		return too_new(s, v);
 	if (v == 0 && (s->flags & SMP_KEYRING_NO_CREATE))
@@ -1499,22 +739,22 @@ static int migrate(struct kpg *s)
 		goto done;
 
 	p_i64(&p, KPG_LOCK_MIGRATE);
-	res = run(s, L_MIGRATE_LOCK, &p);
+	res = smp_kpg_run(s, L_MIGRATE_LOCK, &p);
 	if (!res) {
-		fail(s, "cannot create the schema in %s", s->name);
+		smp_kpg_fail(s, "cannot create the schema in %s", s->name);
 		goto out;
 	}
 	PQclear(res);
 	res = NULL;
 	locked = true;
-	if (begin_q(s, BEGIN_RC) != 0) {
-		fail(s, "cannot create the schema in %s", s->name);
+	if (smp_kpg_begin_q(s, BEGIN_RC) != 0) {
+		smp_kpg_fail(s, "cannot create the schema in %s", s->name);
 		goto out;
 	}
 	s->own = true;
 	/* another host may have migrated while we waited for the lock */
 	if (read_version(s, &v) != 0) {
-		fail(s, "cannot open keyring database %s", s->name);
+		smp_kpg_fail(s, "cannot open keyring database %s", s->name);
 		goto out;
 	}
 	if (v > SMP_KR_SCHEMA_VERSION) {
@@ -1530,15 +770,16 @@ static int migrate(struct kpg *s)
 		p_i64(&p, (int64_t)time(NULL));
 		if (run_ddl(s, m->portable) != 0 ||
 		    run_ddl(s, pg_migrations[m->version]) != 0 ||
-		    write_q(s, SMP_KR_Q_VERSION_ADD, &p, NULL) != 0) {
-			fail(s, "cannot migrate %s to schema version %d",
-			     s->name, m->version);
+		    smp_kpg_write_q(s, SMP_KR_Q_VERSION_ADD, &p, NULL) != 0) {
+			smp_kpg_fail(s,
+				     "cannot migrate %s to schema version %d",
+				     s->name, m->version);
 			goto out;
 		}
 	}
 	s->own = false;
-	if (commit_q(s) != 0) {
-		fail(s, "cannot create the schema in %s", s->name);
+	if (smp_kpg_commit_q(s) != 0) {
+		smp_kpg_fail(s, "cannot create the schema in %s", s->name);
 		goto out;
 	}
 	s->base.created = v == 0;
@@ -1546,12 +787,12 @@ static int migrate(struct kpg *s)
 out:
 	if (s->own) {
 		s->own = false;
-		rollback_quietly(s);
+		smp_kpg_rollback_quietly(s);
 	}
 	if (locked) {
 		memset(&p, 0, sizeof(p));
 		p_i64(&p, KPG_LOCK_MIGRATE);
-		PQclear(run(s, L_MIGRATE_UNLOCK, &p));
+		PQclear(smp_kpg_run(s, L_MIGRATE_UNLOCK, &p));
 	}
 	if (ret != 0)
 		return ret;
@@ -1670,7 +911,7 @@ static int kpg_open(const char *target, unsigned flags,
 		goto bad;
 	}
 	if (session_setup(s) != 0) {
-		fail(s, "cannot open keyring database %s", s->name);
+		smp_kpg_fail(s, "cannot open keyring database %s", s->name);
 		goto bad;
 	}
 	if (migrate(s) != 0)
@@ -1692,22 +933,22 @@ const struct smp_keyring_ops smp_keyring_pg_ops = {
 	.begin = kpg_begin,
 	.commit = kpg_commit,
 	.rollback = kpg_rollback,
-	.key_get = kpg_key_get,
-	.key_put = kpg_key_put,
-	.key_delete = kpg_key_delete,
-	.key_set_blocked = kpg_key_set_blocked,
-	.bindings_for = kpg_bindings_for,
-	.bindings_of_key = kpg_bindings_of_key,
-	.bindings_list = kpg_bindings_list,
-	.binding_put = kpg_binding_put,
-	.binding_set_state = kpg_binding_set_state,
-	.binding_delete = kpg_binding_delete,
-	.event_add = kpg_event_add,
-	.events_for = kpg_events_for,
-	.events_of_key = kpg_events_of_key,
-	.replay_check = kpg_replay_check,
-	.replay_prune = kpg_replay_prune,
-	.prune = kpg_prune,
-	.stats = kpg_stats,
-	.exec = kpg_exec,
+	.key_get = smp_kpg_key_get,
+	.key_put = smp_kpg_key_put,
+	.key_delete = smp_kpg_key_delete,
+	.key_set_blocked = smp_kpg_key_set_blocked,
+	.bindings_for = smp_kpg_bindings_for,
+	.bindings_of_key = smp_kpg_bindings_of_key,
+	.bindings_list = smp_kpg_bindings_list,
+	.binding_put = smp_kpg_binding_put,
+	.binding_set_state = smp_kpg_binding_set_state,
+	.binding_delete = smp_kpg_binding_delete,
+	.event_add = smp_kpg_event_add,
+	.events_for = smp_kpg_events_for,
+	.events_of_key = smp_kpg_events_of_key,
+	.replay_check = smp_kpg_replay_check,
+	.replay_prune = smp_kpg_replay_prune,
+	.prune = smp_kpg_prune,
+	.stats = smp_kpg_stats,
+	.exec = smp_kpg_exec,
 };
