@@ -25,8 +25,8 @@
  * struct smp_gpg is used by one thread at a time; several of them may
  * share one home (gpg locks its keybox while writing).
  *
- * The keyblock helpers (smp_keyblock_*) only read OpenPGP framing and
- * never start a process.
+ * The keyblock helpers (smp_keyblock_*, in smp_keyblock.c) only read
+ * OpenPGP framing and never start a process.
  */
 #ifndef SMP_GPG_H
 #define SMP_GPG_H
