@@ -1,13 +1,14 @@
 /* smp_crypto_backend.h - private: what a crypto engine module provides.
  *
- * smp_crypto.c owns everything that does not depend on the engine:
- * argument checks, dearmoring and splitting the input into transferable
- * keys, fingerprint normalisation, the choice of the user ID and the
- * encryption key of a minimal key and the packet filter that cuts it
- * out, the key cache's bookkeeping (LRU) and the error text. An engine
- * module (smp_crypto_rnp.c, smp_crypto_gnupg.c) receives only binary,
- * well-framed key blocks and normalised fingerprints, and owns its
- * library objects.
+ * The engine-neutral half owns everything that does not depend on the
+ * engine: smp_crypto.c the argument checks, dearmoring and splitting the
+ * input into transferable keys, fingerprint normalisation, the key
+ * cache's bookkeeping (LRU) and the error text; smp_crypto_minimal.c the
+ * choice of the user ID and the encryption key of a minimal key, and the
+ * merge; smp_crypto_filter.c the packet filter that cuts them out (the
+ * three share smp_crypto_int.h). An engine module (smp_crypto_rnp.c,
+ * smp_crypto_gnupg.c) receives only binary, well-framed key blocks and
+ * normalised fingerprints, and owns its library objects.
  *
  * Not installed, not for the daemon or smpctl: include smp_crypto.h.
  */

@@ -1,0 +1,441 @@
+/* smp_crypto_filter.c - the OpenPGP packet filter of the minimal key and
+ * the merge, engine-neutral: smp_crypto_filter_keep copies one
+ * transferable key keeping the primary key, the user IDs and the subkeys
+ * asked for, each once, with their signatures, each signature once;
+ * smp_crypto_dedup_key and smp_crypto_filter_minimal are its two common
+ * uses. Also smp_crypto_pkt_fpr (a key packet's fingerprint, a secret key
+ * packet's too), which the engines use.
+ *
+ * Separate from smp_crypto_minimal.c, which decides what is kept (which
+ * user ID, which encryption key): this file only works on packets. It
+ * needs no engine and no struct smp_crypto, and it is what fuzz_merge
+ * exercises hardest.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smp_crypto_backend.h"
+#include "smp_crypto_int.h"
+#include "smp_packets.h"
+
+/* Length of an MPI at p (RFC 4880 3.2), 0 when it runs past n. */
+static size_t mpi_len(const unsigned char *p, size_t n)
+{
+	size_t l;
+
+	if (n < 2)
+		return 0;
+	l = 2 + (((size_t)p[0] << 8 | p[1]) + 7) / 8;
+	return l <= n ? l : 0;
+}
+
+/* Length of the public part of a v4 key packet body (a secret key
+ * packet's body starts with it); 0 for another version, an unknown
+ * algorithm or a body too short. */
+static size_t v4_public_len(const unsigned char *b, size_t n)
+{
+	size_t off = 6;
+	unsigned mpis;
+	bool oid = false, kdf = false;
+
+	if (n < 6 || b[0] != 4)
+		return 0;
+	switch (b[5]) {
+	case SMP_PK_RSA:
+	case SMP_PK_RSA_E:
+	case SMP_PK_RSA_S:
+		mpis = 2;
+		break;
+	case SMP_PK_ELG_E:
+	case SMP_PK_ELG:
+		mpis = 3;
+		break;
+	case SMP_PK_DSA:
+		mpis = 4;
+		break;
+	case SMP_PK_ECDSA:
+	case SMP_PK_EDDSA:
+		oid = true;
+		mpis = 1;
+		break;
+	case SMP_PK_ECDH:
+		oid = kdf = true;
+		mpis = 1;
+		break;
+	default:
+		return 0;
+	}
+	if (oid) {
+		if (off >= n || b[off] == 0 || b[off] == 0xFF ||
+		    off + 1 + b[off] > n)
+			return 0;
+		off += 1 + (size_t)b[off];
+	}
+	for (unsigned i = 0; i < mpis; i++) {
+		size_t l = mpi_len(b + off, n - off);
+		if (!l)
+			return 0;
+		off += l;
+	}
+	if (kdf) {
+		if (off >= n || off + 1 + b[off] > n)
+			return 0;
+		off += 1 + (size_t)b[off];
+	}
+	return off;
+}
+
+void smp_crypto_pkt_fpr(const unsigned char *body, size_t len, bool secret,
+			char out[SMP_FPR_MAX])
+{
+	if (secret) {
+		len = v4_public_len(body, len);
+		if (!len) {
+			out[0] = '\0';
+			return;
+		}
+	}
+	smp_pkt_key_fpr(body, len, out);
+}
+
+/* The signatures kept for the current key, user ID or subkey of
+ * smp_crypto_filter_keep, by a hash of their bodies (an open-addressing
+ * table; a slot belongs to the component whose number it carries, so
+ * moving on to the next component empties it at no cost). */
+struct sigset {
+	struct sigslot {
+		uint64_t h;
+		size_t off, len;         /* the body, in the output */
+		unsigned comp;           /* 0: never used */
+	} *t;
+	size_t cap, n;
+	unsigned comp;
+};
+
+static uint64_t fnv1a(const unsigned char *p, size_t n)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}
+
+static void sigset_next(struct sigset *s)
+{
+	s->comp++;
+	s->n = 0;
+}
+
+/* Is body[0..len) among the signatures kept for the component (their
+ * bodies in o)? If not, it is recorded as kept at o + off. -1 when out of
+ * memory. */
+static int sigset_seen(struct sigset *s, const unsigned char *o,
+		       const unsigned char *body, size_t len, size_t off)
+{
+	uint64_t h = fnv1a(body, len);
+	size_t i;
+
+	if (2 * (s->n + 1) > s->cap) {
+		size_t nc = s->cap ? 2 * s->cap : 64;
+		struct sigslot *nt = calloc(nc, sizeof(*nt));
+
+		if (!nt)
+			return -1;
+		for (size_t j = 0; j < s->cap; j++) {
+			if (s->t[j].comp != s->comp)
+				continue;
+			for (i = s->t[j].h & (nc - 1); nt[i].comp;
+			     i = (i + 1) & (nc - 1))
+				;
+			nt[i] = s->t[j];
+		}
+		free(s->t);
+		s->t = nt;
+		s->cap = nc;
+	}
+	for (i = h & (s->cap - 1); s->t[i].comp == s->comp;
+	     i = (i + 1) & (s->cap - 1)) {
+		if (s->t[i].h == h && s->t[i].len == len &&
+		    memcmp(o + s->t[i].off, body, len) == 0)
+			return 1;
+	}
+	s->t[i].h = h;
+	s->t[i].off = off;
+	s->t[i].len = len;
+	s->t[i].comp = s->comp;
+	s->n++;
+	return 0;
+}
+
+/* The user IDs and subkeys smp_crypto_filter_keep keeps: a user ID's
+ * body or a subkey's fingerprint, and the rank of its first appearance
+ * in the block (SIZE_MAX: not yet seen). */
+struct comp {
+	const unsigned char *p;      /* a user ID's body */
+	size_t n, rank;
+	char fpr[SMP_FPR_MAX];       /* a subkey's fingerprint */
+	bool sub;
+};
+
+struct comps {
+	struct comp *c;
+	size_t n, cap;
+};
+
+static int comps_add(struct comps *cs, const unsigned char *p, size_t n,
+		     bool sub)
+{
+	if (cs->n == cs->cap) {
+		size_t nc = cs->cap ? 2 * cs->cap : 16;
+		struct comp *ncs = realloc(cs->c, nc * sizeof(*ncs));
+
+		if (!ncs)
+			return -1;
+		cs->c = ncs;
+		cs->cap = nc;
+	}
+	memset(&cs->c[cs->n], 0, sizeof(cs->c[cs->n]));
+	if (sub)
+		snprintf(cs->c[cs->n].fpr, sizeof(cs->c[cs->n].fpr), "%.*s",
+			 (int)(n < SMP_FPR_MAX ? n : SMP_FPR_MAX - 1), p);
+	else
+		cs->c[cs->n].p = p;
+	cs->c[cs->n].n = n;
+	cs->c[cs->n].rank = SIZE_MAX;
+	cs->c[cs->n].sub = sub;
+	cs->n++;
+	return 0;
+}
+
+/* The index of the component p[0..n) (a user ID's body, or a subkey's
+ * fingerprint when sub); with add, appended when missing. -1: not one to
+ * keep; -2: out of memory. */
+static long comps_find(struct comps *cs, const unsigned char *p, size_t n,
+		       bool sub, bool add)
+{
+	for (size_t i = 0; i < cs->n; i++)
+		if (cs->c[i].sub == sub && cs->c[i].n == n &&
+		    memcmp(sub ? (const unsigned char *)cs->c[i].fpr :
+				 cs->c[i].p,
+			   p, n) == 0)
+			return (long)i;
+	if (!add)
+		return -1;
+	return comps_add(cs, p, n, sub) ? -2 : (long)(cs->n - 1);
+}
+
+/* One packet smp_crypto_filter_keep keeps: where it is in blk, its
+ * component (0: the primary key, 1 + i: comps[i]) and that component's
+ * rank. */
+struct kept_pkt {
+	size_t off, end, seq;
+	size_t comp, rank;
+	bool head;                   /* the key, user ID or subkey packet */
+};
+
+static int kept_cmp(const void *a, const void *b)
+{
+	const struct kept_pkt *x = a, *y = b;
+
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	if (x->head != y->head)
+		return x->head ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * Copies the first transferable key of blk keeping the primary key and
+ * its own signatures, the user ID packets whose bodies are among
+ * uids[0..nuids) with their signatures, and the subkeys whose
+ * fingerprints are among subs[0..nsubs) with theirs (FK_ALL_UIDS: every
+ * user ID, uids unused; FK_ALL_SUBS: every subkey, subs unused), in the
+ * order they first appear. A user
+ * ID or subkey that blk holds twice is written once, with the signatures
+ * of every copy after it, and a signature a key, user ID or subkey
+ * already has (the same packet body) is kept once. librnp keeps a
+ * repeated user ID apart, drops the valid self-signature of the second
+ * copy when the first one's is invalid, and can export one signature
+ * twice, so that each merge changed the key again (fuzz_merge): the
+ * merge hands the engine blocks without repeats, and cuts the engine's
+ * output with this too. Trust, padding, user attribute packets and
+ * everything else are dropped. *kept_uids / *kept_subs count the user
+ * IDs and subkeys written.
+ */
+int smp_crypto_filter_keep(const unsigned char *blk, size_t len,
+			   const char *const *uids, size_t nuids,
+			   const char *const *subs, size_t nsubs, unsigned all,
+			   unsigned char **out, size_t *outlen,
+			   size_t *kept_uids, size_t *kept_subs)
+{
+	struct smp_pkt_iter it;
+	struct smp_packet pkt;
+	struct comps cs = {0};
+	size_t nk = 0, cap = 0, nranks = 1, n = 0, cur = 0;
+	struct kept_pkt *k = NULL;
+	struct sigset sigs = {.comp = 1};
+	unsigned char *o = malloc(len ? len : 1);
+	bool seen_primary = false, in_comp = false;
+
+	*out = NULL;
+	*outlen = 0;
+	*kept_uids = 0;
+	*kept_subs = 0;
+	if (!o)
+		goto nomem;
+	for (size_t i = 0; !(all & FK_ALL_UIDS) && i < nuids; i++)
+		if (comps_add(&cs, (const unsigned char *)uids[i],
+			      strlen(uids[i]), false))
+			goto nomem;
+	for (size_t i = 0; !(all & FK_ALL_SUBS) && i < nsubs; i++)
+		if (comps_add(&cs, (const unsigned char *)subs[i],
+			      strlen(subs[i]), true))
+			goto nomem;
+	smp_pkt_iter_init(&it, blk, len);
+	while (smp_pkt_next(&it, &pkt) == SMP_PKT_OK) {
+		bool head = false;
+		long j = -1;
+
+		if (pkt.partial || pkt.indeterminate)
+			break;
+		switch (pkt.tag) {
+		case SMP_TAG_PUBLIC_KEY:
+			if (seen_primary)
+				goto sorted;
+			seen_primary = in_comp = head = true;
+			cur = 0;
+			break;
+		case SMP_TAG_SIGNATURE:
+			break;
+		case SMP_TAG_USER_ID:
+			j = comps_find(&cs, pkt.first, pkt.body_len, false,
+				       all & FK_ALL_UIDS);
+			break;
+		case SMP_TAG_PUBLIC_SUBKEY: {
+			char f[SMP_FPR_MAX];
+
+			smp_pkt_key_fpr(pkt.first, pkt.body_len, f);
+			j = f[0] ? comps_find(&cs, (const unsigned char *)f,
+					      strlen(f), true,
+					      all & FK_ALL_SUBS)
+				 : -1;
+			break;
+		}
+		case SMP_TAG_TRUST:
+		case SMP_TAG_PADDING:
+			continue;
+		default:
+			/* user attributes, secret key packets, anything
+			 * else: dropped with what follows */
+			in_comp = false;
+			continue;
+		}
+		if (j == -2)
+			goto nomem;
+		if (pkt.tag == SMP_TAG_USER_ID ||
+		    pkt.tag == SMP_TAG_PUBLIC_SUBKEY) {
+			in_comp = head = j >= 0;
+			cur = 1 + (size_t)j;
+		}
+		if (!in_comp)
+			continue;
+		if (head && cur > 0 && cs.c[cur - 1].rank != SIZE_MAX)
+			continue; /* a second copy: its signatures only */
+		if (head && cur > 0) {
+			cs.c[cur - 1].rank = nranks++;
+			if (cs.c[cur - 1].sub)
+				(*kept_subs)++;
+			else
+				(*kept_uids)++;
+		}
+		if (nk == cap) {
+			size_t nc = cap ? 2 * cap : 32;
+			struct kept_pkt *nkp = realloc(k, nc * sizeof(*k));
+
+			if (!nkp)
+				goto nomem;
+			k = nkp;
+			cap = nc;
+		}
+		k[nk].off = pkt.offset;
+		k[nk].end = it.off;
+		k[nk].seq = nk;
+		k[nk].comp = cur;
+		k[nk].head = head;
+		nk++;
+	}
+sorted:
+	for (size_t i = 0; i < nk; i++)
+		k[i].rank = k[i].comp ? cs.c[k[i].comp - 1].rank : 0;
+	if (nk)
+		qsort(k, nk, sizeof(*k), kept_cmp);
+	for (size_t i = 0; i < nk; i++) {
+		const unsigned char *p = blk + k[i].off;
+		size_t plen = k[i].end - k[i].off;
+
+		if (k[i].head) {
+			sigset_next(&sigs);
+		} else {
+			struct smp_pkt_iter one;
+			struct smp_packet sig;
+			int seen;
+
+			smp_pkt_iter_init(&one, p, plen);
+			if (smp_pkt_next(&one, &sig) != SMP_PKT_OK)
+				continue;
+			seen = sigset_seen(&sigs, o, sig.first, sig.body_len,
+					   n + (size_t)(sig.first - p));
+			if (seen < 0)
+				goto nomem;
+			if (seen)
+				continue;
+		}
+		memcpy(o + n, p, plen);
+		n += plen;
+	}
+	free(sigs.t);
+	free(cs.c);
+	free(k);
+	*out = o;
+	*outlen = n;
+	return 0;
+nomem:
+	free(sigs.t);
+	free(cs.c);
+	free(k);
+	free(o);
+	return -1;
+}
+
+/* blk[0..len) (one transferable key) with each user ID and subkey once
+ * (smp_crypto_filter_keep with every one of them), into *out. */
+int smp_crypto_dedup_key(const unsigned char *blk, size_t len,
+			 unsigned char **out, size_t *outlen)
+{
+	size_t ku, ks;
+
+	return smp_crypto_filter_keep(blk, len, NULL, 0, NULL, 0,
+				      FK_ALL_UIDS | FK_ALL_SUBS, out, outlen,
+				      &ku, &ks);
+}
+
+/* smp_crypto_filter_keep for one user ID and at most one subkey (subfpr
+ * NULL). */
+int smp_crypto_filter_minimal(const unsigned char *blk, size_t len,
+			      const char *uid, const char *subfpr,
+			      unsigned char **out, size_t *outlen,
+			      bool *kept_uid, bool *kept_sub)
+{
+	size_t ku = 0, ks = 0;
+	int rc = smp_crypto_filter_keep(blk, len, &uid, 1, &subfpr,
+					subfpr ? 1 : 0, 0, out, outlen, &ku,
+					&ks);
+
+	*kept_uid = ku > 0;
+	*kept_sub = ks > 0;
+	return rc;
+}
