@@ -139,7 +139,8 @@ int64_t smp_disc_now_ms(void);
 /*
  * One lookup of address by one method, finished by deadline_ms (on
  * smp_disc_now_ms's clock; past it the lookup is ERROR "timed out").
- * out is cleared first and always filled; returns 0, or -1 only when out
+ * out must be zeroed or hold an earlier answer: it is cleared first (its
+ * data freed) and always filled; returns 0, or -1 only when out
  * of memory (out->status is then ERROR too).
  *
  * WKD: the advanced URL first. Its host (openpgpkey.DOMAIN) is resolved

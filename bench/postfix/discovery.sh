@@ -330,8 +330,6 @@ for m in wkd dane; do
 	"$BENCH_DISC_BIN" --config "$WORK/discovery.conf" --addresses "$WORK/${m}1.list" --method "$m" --threads 1 | sed 's/^/   /'
 	"$BENCH_DISC_BIN" --config "$WORK/discovery.conf" --addresses "$WORK/${m}8.list" --method "$m" --threads 8 | sed 's/^/   /'
 done
-echo "   (the test HTTPS server is one Python process whose listen backlog is 5: 8 threads connecting at once"
-echo "   can overflow it, and a dropped SYN costs a 1 s retry - see the max latency of the WKD 8-thread lines)"
 echo "   load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews the numbers); took $(($(date +%s) - T0)) s"
 if grep -q 'internal error' "$PF_MILTER_LOG"; then
 	echo "   note: smp-milter logged internal errors: $(grep -c 'internal error' "$PF_MILTER_LOG")"

@@ -131,6 +131,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    # the default backlog (5) drops SYNs of 8 clients connecting at once:
+    # a 1 s retry each (make bench-discovery, WKD with 8 threads)
+    request_queue_size = 128
 
     def handle_error(self, request, client_address):
         log("https: %s: %s" % (client_address, sys.exc_info()[1]))

@@ -299,8 +299,8 @@ server:
     rundir: "$dir/knot"
     pidfile: "$dir/knot/knot.pid"
     listen: 127.0.0.1@$1
-    udp-workers: 1
-    tcp-workers: 1
+    udp-workers: 2
+    tcp-workers: 2
     background-workers: 1
 control:
     listen: "$dir/knot/knot.sock"
