@@ -228,9 +228,11 @@ int smp_crypto_minimal(struct smp_crypto *c, const void *keyblock, size_t len,
  *
  * With stored NULL and one copy this gives smp_crypto_minimal's result.
  * Binary, malloc'd into *out; info (may be NULL) receives the inspection
- * of the result (release with smp_key_info_clear). The rnp engine merges
- * in its scratch FFI; the gnupg engine imports every copy into its GnuPG
- * home and exports the key minimal, taking the subkeys gpg's export-minimal
+ * of the result (release with smp_key_info_clear). The copies are merged
+ * into one key at packet level (each user ID and subkey once, with every
+ * signature of every copy once), which the engine then cleans: rnp in its
+ * scratch FFI; gnupg imports it into its GnuPG home and exports the key
+ * minimal, taking the subkeys gpg's export-minimal
  * drops (expired, revoked, or expiring after 2106, which GnuPG 2.2 reads
  * as expired) from a plain export of the home (four to six gpg
  * processes). Both engines keep the same subkeys.

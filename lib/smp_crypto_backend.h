@@ -68,10 +68,13 @@ struct smp_crypto_ops {
 	/* The key fpr of block[0..len) with only self-signatures (third-party
 	 * and invalid signatures removed) and, where the engine can, only the
 	 * user IDs of address; it must keep the encryption subkey encfpr
-	 * (NULL: the primary key encrypts). block may hold several copies of
-	 * key fpr (smp_crypto_merge: a stored version and new ones); the
-	 * result is then their union, one transferable key. address may be
-	 * NULL (keep every user ID). Binary, malloc'd. info (may be NULL):
+	 * (NULL: the primary key encrypts). address NULL: keep every user
+	 * ID; smp_crypto_merge passes NULL when it merged a stored version
+	 * and new copies (or several copies) into one key itself
+	 * (smp_crypto_filter_keep, FK_COPIES: librnp cannot always merge
+	 * them) with only user IDs it may keep. block may hold several
+	 * copies of key fpr; the result is then their union, one
+	 * transferable key. Binary, malloc'd. info (may be NULL):
 	 * an engine that can read the cleaned key without parsing it again
 	 * fills it as inspect would (rnp: the signatures were just verified);
 	 * otherwise it stays zeroed (info->fpr "") and the caller inspects

@@ -234,6 +234,9 @@ static long comps_find(struct comps *cs, const unsigned char *p, size_t n,
 struct kept_pkt {
 	size_t off, end, seq;
 	size_t comp, rank;
+	unsigned cls;                /* 0 the primary key, 1 a user ID, 2 a
+				      * subkey: user IDs come before
+				      * subkeys (RFC 4880 11.1) */
 	bool head;                   /* the key, user ID or subkey packet */
 };
 
@@ -241,6 +244,8 @@ static int kept_cmp(const void *a, const void *b)
 {
 	const struct kept_pkt *x = a, *y = b;
 
+	if (x->cls != y->cls)
+		return x->cls < y->cls ? -1 : 1;
 	if (x->rank != y->rank)
 		return x->rank < y->rank ? -1 : 1;
 	if (x->head != y->head)
@@ -253,16 +258,19 @@ static int kept_cmp(const void *a, const void *b)
  * its own signatures, the user ID packets whose bodies are among
  * uids[0..nuids) with their signatures, and the subkeys whose
  * fingerprints are among subs[0..nsubs) with theirs (FK_ALL_UIDS: every
- * user ID, uids unused; FK_ALL_SUBS: every subkey, subs unused), in the
- * order they first appear. A user
- * ID or subkey that blk holds twice is written once, with the signatures
- * of every copy after it, and a signature a key, user ID or subkey
- * already has (the same packet body) is kept once. librnp keeps a
- * repeated user ID apart, drops the valid self-signature of the second
- * copy when the first one's is invalid, and can export one signature
- * twice, so that each merge changed the key again (fuzz_merge): the
- * merge hands the engine blocks without repeats, and cuts the engine's
- * output with this too. Trust, padding, user attribute packets and
+ * user ID, uids unused; FK_ALL_SUBS: every subkey, subs unused), the
+ * user IDs before the subkeys, each in the order they first appear; FK_COPIES: copies of the same key (the same
+ * key packet) that follow the first count as part of it, so the result is
+ * their union. A user ID or subkey that blk holds twice is written once,
+ * with the signatures of every copy after it, and a signature a key, user
+ * ID or subkey already has (the same packet body) is kept once. librnp
+ * keeps a repeated user ID apart, drops the valid self-signature of the
+ * second copy when the first one's is invalid, can export one signature
+ * twice, and cannot merge two copies of a key whose first user ID holds
+ * the text that starts ASCII armor, so that a merge failed or changed
+ * the key again at the next one (fuzz_merge): the merge hands the engine
+ * the union of the copies made here, one key without repeats, and cuts
+ * the engine's output with this too. Trust, padding, user attribute packets and
  * everything else are dropped. *kept_uids / *kept_subs count the user
  * IDs and subkeys written.
  */
@@ -280,6 +288,8 @@ int smp_crypto_filter_keep(const unsigned char *blk, size_t len,
 	struct sigset sigs = {.comp = 1};
 	unsigned char *o = malloc(len ? len : 1);
 	bool seen_primary = false, in_comp = false;
+	const unsigned char *pbody = NULL;   /* the primary key's */
+	size_t pblen = 0;
 
 	*out = NULL;
 	*outlen = 0;
@@ -304,9 +314,20 @@ int smp_crypto_filter_keep(const unsigned char *blk, size_t len,
 			break;
 		switch (pkt.tag) {
 		case SMP_TAG_PUBLIC_KEY:
-			if (seen_primary)
+			if (seen_primary &&
+			    (!(all & FK_COPIES) || pkt.body_len != pblen ||
+			     pkt.first_avail != pblen ||
+			     memcmp(pkt.first, pbody, pblen) != 0))
 				goto sorted;
+			if (seen_primary) {
+				/* another copy: its signatures follow */
+				in_comp = true;
+				cur = 0;
+				continue;
+			}
 			seen_primary = in_comp = head = true;
+			pbody = pkt.first;
+			pblen = pkt.body_len;
 			cur = 0;
 			break;
 		case SMP_TAG_SIGNATURE:
@@ -369,8 +390,10 @@ int smp_crypto_filter_keep(const unsigned char *blk, size_t len,
 		nk++;
 	}
 sorted:
-	for (size_t i = 0; i < nk; i++)
+	for (size_t i = 0; i < nk; i++) {
 		k[i].rank = k[i].comp ? cs.c[k[i].comp - 1].rank : 0;
+		k[i].cls = !k[i].comp ? 0 : cs.c[k[i].comp - 1].sub ? 2 : 1;
+	}
 	if (nk)
 		qsort(k, nk, sizeof(*k), kept_cmp);
 	for (size_t i = 0; i < nk; i++) {

@@ -39,9 +39,11 @@ int smp_crypto_inspect_first(struct smp_crypto *c, const unsigned char *bin,
 /* smp_crypto_filter.c: the packet filter                              */
 
 /* smp_crypto_filter_keep's all: every user ID (uids unused), every
- * subkey (subs unused). */
+ * subkey (subs unused); FK_COPIES: blk holds copies of one key, one after
+ * the other, and the result is their union. */
 #define FK_ALL_UIDS 1u
 #define FK_ALL_SUBS 2u
+#define FK_COPIES   4u
 
 /* Copies the first transferable key of blk keeping the primary key, the
  * user IDs uids[0..nuids) and the subkeys subs[0..nsubs) (or all, see

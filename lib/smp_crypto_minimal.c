@@ -295,7 +295,7 @@ int smp_crypto_merge(struct smp_crypto *c, const void *stored, size_t slen,
 	char (*ssubs)[SMP_FPR_MAX] = NULL;
 	size_t sblen = 0, ublen = 0, nsb = 0, nub = 0, nsuids = 0, nuuids = 0;
 	size_t inlen = 0, clen = 0, rlen = 0, plen = 0, nkeep = 0, nsubs = 0;
-	size_t nssubs = 0, ku = 0, ks = 0, ncb = 0;
+	size_t nssubs = 0, ku = 0, ks = 0, ncb = 0, ncopies = 0;
 	const struct smp_key_sub *e;
 	int rc;
 
@@ -352,12 +352,11 @@ int smp_crypto_merge(struct smp_crypto *c, const void *stored, size_t slen,
 	if (nsb) {
 		subkey_fprs(sbin + sb[0].off, sb[0].len, ssubs, MERGE_MAX_SUBS,
 			    &nssubs);
-		/* each user ID and subkey once, here and below, and only
-		 * the user IDs that can be kept (a user ID with a NUL in it
-		 * cannot): librnp loses the self-signature of a repeated
-		 * user ID, and checks a signature found under two user IDs
-		 * against one of them only, so what the result no longer
-		 * holds changed what it held (smp_crypto_filter_keep) */
+		/* only the user IDs that can be kept (a user ID with a NUL
+		 * in it cannot): librnp checks a signature found under two
+		 * user IDs against one of them only, so what the result no
+		 * longer holds changed what it held
+		 * (smp_crypto_filter_keep) */
 		if (smp_crypto_filter_keep(sbin + sb[0].off, sb[0].len,
 					   (const char *const *)suids, nsuids,
 					   NULL, 0, FK_ALL_SUBS, &part, &plen,
@@ -402,14 +401,9 @@ int smp_crypto_merge(struct smp_crypto *c, const void *stored, size_t slen,
 			nk = 0;
 		}
 		if (nk) {
-			unsigned char *d = NULL;
-			size_t dlen = 0;
-
-			if (smp_crypto_dedup_key(part, plen, &d, &dlen))
-				goto nomem;
-			memcpy(in + inlen, d, dlen);
-			inlen += dlen;
-			free(d);
+			memcpy(in + inlen, part, plen);
+			inlen += plen;
+			ncopies++;
 		}
 		free(part);
 		part = NULL;
@@ -424,8 +418,21 @@ int smp_crypto_merge(struct smp_crypto *c, const void *stored, size_t slen,
 				 "%.200s", fpr, addr ? addr : "the address");
 		goto out;
 	}
-	/* the union of every copy, self-signatures only */
-	rc = c->ops->clean(c, in, inlen, fpr, NULL, addr, &clean, &clen, &k);
+	/* the union of every copy, made here (one key, each user ID and
+	 * subkey once: see smp_crypto_filter_keep), then self-signatures
+	 * only (the engine; no address: a merge of several copies; one copy
+	 * and nothing stored is cleaned as smp_crypto_minimal does, which
+	 * the gnupg engine does without its GnuPG home's older copies) */
+	if (smp_crypto_filter_keep(in, inlen, NULL, 0, NULL, 0,
+				   FK_ALL_UIDS | FK_ALL_SUBS | FK_COPIES, &part,
+				   &plen, &ku, &ks))
+		goto nomem;
+	free(in);
+	in = part;
+	inlen = plen;
+	part = NULL;
+	rc = c->ops->clean(c, in, inlen, fpr, NULL,
+			   nsb || ncopies > 1 ? NULL : addr, &clean, &clen, &k);
 	if (rc)
 		goto out;
 	if (!k.fpr[0]) {

@@ -24,6 +24,7 @@
 #include <rnp/rnp_err.h>
 
 #include "smp_crypto_backend.h"
+#include "smp_packets.h"
 
 struct rnp_engine {
 	struct smp_crypto base;
@@ -90,19 +91,52 @@ static void unload(rnp_ffi_t ffi)
 	rnp_unload_keys(ffi, RNP_KEY_UNLOAD_PUBLIC | RNP_KEY_UNLOAD_SECRET);
 }
 
-/* Imports data[0..len) (one transferable key) into ffi. */
+/*
+ * Imports data[0..len) (one transferable key, binary) into ffi.
+ *
+ * librnp reads its input as ASCII armor when "-----BEGIN PGP " comes
+ * before the first NUL octet of its first kilobyte, and a binary key has
+ * no NUL octet for a long way (an ed25519 key packet seldom has one): a
+ * key whose user ID holds that text (a self-signed user ID can hold
+ * anything) then failed to import, the key a merge had just made among
+ * them (fuzz_merge, fuzz/crashes/merge-armor-text-in-uid). The first
+ * packet is handed over with an old-format four-octet length instead,
+ * whose first octets are 0.
+ */
 static rnp_result_t import(rnp_ffi_t ffi, const unsigned char *data,
 			   size_t len, uint32_t flags)
 {
 	rnp_input_t in = NULL;
 	rnp_result_t r;
+	unsigned char *copy = NULL;
+	struct smp_pkt_iter it;
+	struct smp_packet p;
 
+	smp_pkt_iter_init(&it, data, len);
+	if (len && (data[0] & 0x80) && smp_pkt_next(&it, &p) == SMP_PKT_OK &&
+	    !p.partial && !p.indeterminate && p.tag < 16 &&
+	    p.body_len < ((size_t)1 << 24)) {
+		size_t hl = (size_t)(p.first - data);
+
+		copy = malloc(len - hl + 5);
+		if (!copy)
+			return RNP_ERROR_OUT_OF_MEMORY;
+		copy[0] = (unsigned char)(0x80 | p.tag << 2 | 2);
+		copy[1] = 0;
+		copy[2] = (unsigned char)(p.body_len >> 16);
+		copy[3] = (unsigned char)(p.body_len >> 8);
+		copy[4] = (unsigned char)p.body_len;
+		memcpy(copy + 5, data + hl, len - hl);
+		data = copy;
+		len = len - hl + 5;
+	}
 	r = rnp_input_from_memory(&in, data, len, false);
 	if (r == RNP_SUCCESS)
 		r = rnp_import_keys(ffi, in, flags | RNP_LOAD_SAVE_PERMISSIVE,
 				    NULL);
 	if (in)
 		rnp_input_destroy(in);
+	free(copy);
 	return r;
 }
 
@@ -379,7 +413,19 @@ static int rnp_clean(struct smp_crypto *c, const unsigned char *block,
 	(void)address;
 	*out = NULL;
 	*outlen = 0;
-	r = import(e->scratch, block, len, RNP_LOAD_SAVE_PUBLIC_KEYS);
+	/* one import per copy of the key (librnp merges them): librnp
+	 * looks for ASCII armor again where each key starts (see import) */
+	if (smp_keyblock_split(block, len, &kb, &nkb) != 0) {
+		free(kb);
+		kb = NULL;
+		nkb = 0;
+	}
+	r = RNP_SUCCESS;
+	for (size_t i = 0; i < nkb && r == RNP_SUCCESS; i++)
+		r = import(e->scratch, block + kb[i].off, kb[i].len,
+			   RNP_LOAD_SAVE_PUBLIC_KEYS);
+	if (nkb == 0)
+		r = import(e->scratch, block, len, RNP_LOAD_SAVE_PUBLIC_KEYS);
 	if (r != RNP_SUCCESS) {
 		rnp_fail(c, "key import", r);
 		rc = 1;
@@ -422,8 +468,7 @@ static int rnp_clean(struct smp_crypto *c, const unsigned char *block,
 	*outlen = blen;
 	/* the key as it now is, its signatures verified by the removal
 	 * above: read without importing it again */
-	if (info && smp_keyblock_split(block, len, &kb, &nkb) == 0 &&
-	    read_key(c, h, &kb[0], info) != 0) {
+	if (info && nkb > 0 && read_key(c, h, &kb[0], info) != 0) {
 		free(*out);
 		*out = NULL;
 		*outlen = 0;

@@ -1465,6 +1465,112 @@ static void test_merge_repeated_uid(void **state)
 	free(d);
 }
 
+/* Appends one packet with a new-format header. */
+static void put_packet(struct tbuf *b, unsigned tag, const unsigned char *body,
+		       size_t len)
+{
+	tb_byte(b, 0xC0 | tag);
+	if (len < 192) {
+		tb_byte(b, (unsigned)len);
+	} else if (len < 8384) {
+		tb_byte(b, (unsigned)((len - 192) >> 8) + 192);
+		tb_byte(b, (unsigned)(len - 192) & 0xFF);
+	} else {
+		tb_byte(b, 0xFF);
+		for (int i = 3; i >= 0; i--)
+			tb_byte(b, (unsigned)(len >> (8 * i)) & 0xFF);
+	}
+	tb_put(b, body, len);
+}
+
+#define ARMOR_UID "Mallory -----BEGIN PGP MESSAGE----- <alice@example.org>"
+
+/* A key whose first user ID holds the text that starts ASCII armor:
+ * alice's key with ARMOR_UID (self-signed by alice's key with gpg, a day
+ * after the fixtures) moved before her own user ID. No NUL octet comes
+ * before it (alice's key packet has none). */
+static void test_merge_armor_text_uid(void **state)
+{
+	char cmd[8192], home[600], path[600];
+	const char *dir = ((struct eng *)*state)->dir;
+	struct tpkt pk[64];
+	struct tbuf b = {0};
+	size_t n, np, first_uid = 0, n1, n2;
+	unsigned char *d;
+	void *m1 = NULL, *m2 = NULL;
+	struct smp_key_info k, k1, k2;
+	int st;
+
+	snprintf(home, sizeof(home), "%s/armor-uid.home", dir);
+	snprintf(path, sizeof(path), "%s/armor-uid.gpg", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "mkdir -m 700 '%s' && gpg --homedir '%s' --batch --quiet "
+		 "--import '" KEYS "alice.sec.asc' 2>/dev/null && "
+		 "fpr=$(gpg --homedir '%s' --with-colons --list-keys "
+		 "2>/dev/null | awk -F: '/^fpr/ { print $10; exit }') && "
+		 "gpg --homedir '%s' --batch --pinentry-mode loopback "
+		 "--passphrase '' --faked-system-time %lld! --quick-add-uid "
+		 "\"$fpr\" '" ARMOR_UID "' 2>/dev/null && "
+		 "gpg --homedir '%s' --export \"$fpr\" >'%s' && "
+		 "gpgconf --homedir '%s' --kill all",
+		 home, home, home, home, (long long)T_FIXTURES + 86400, home,
+		 path, home);
+	free(run(cmd, NULL, &st));
+	assert_int_equal(st, 0);
+	d = slurp(path, &n);
+	np = walk(d, n, pk, 64);
+	assert_true(np >= 6 && np < 64);
+	assert_int_equal(pk[0].tag, 6);
+	assert_null(memchr(pk[0].body, 0, pk[0].len));
+	/* the key, the new user ID and its signature, then the rest */
+	put_packet(&b, pk[0].tag, pk[0].body, pk[0].len);
+	for (size_t i = 1; i < np; i++) {
+		if (pk[i].tag != 13 || pk[i].len != strlen(ARMOR_UID) ||
+		    memcmp(pk[i].body, ARMOR_UID, pk[i].len) != 0)
+			continue;
+		put_packet(&b, 13, pk[i].body, pk[i].len);
+		for (size_t j = i + 1; j < np && pk[j].tag == 2; j++)
+			put_packet(&b, 2, pk[j].body, pk[j].len);
+		first_uid = i;
+	}
+	assert_true(first_uid > 0);
+	for (size_t i = 1; i < np; i++) {
+		if (i == first_uid) {
+			while (i + 1 < np && pk[i + 1].tag == 2)
+				i++;
+			continue;
+		}
+		put_packet(&b, pk[i].tag, pk[i].body, pk[i].len);
+	}
+	assert_non_null(memmem(b.p, 1024 < b.len ? 1024 : b.len,
+			       "-----BEGIN PGP ", 15));
+
+	/* read, merged (the armor user ID is alice's first), read again */
+	assert_int_equal(smp_crypto_inspect(C(state), b.p, b.len, &k), 0);
+	assert_true(has_uid_str(&k, ARMOR_UID));
+	assert_true(k.can_encrypt);
+	assert_int_equal(smp_crypto_merge(C(state), NULL, 0, b.p, b.len,
+					  "alice@example.org", &m1, &n1, &k1),
+			 0);
+	assert_true(has_uid_str(&k1, ARMOR_UID));
+	assert_true(k1.can_encrypt);
+	smp_key_info_clear(&k1);
+	assert_int_equal(smp_crypto_inspect(C(state), m1, n1, &k1), 0);
+	assert_true(k1.can_encrypt);
+	assert_int_equal(smp_crypto_merge(C(state), m1, n1, b.p, b.len,
+					  "alice@example.org", &m2, &n2, &k2),
+			 0);
+	assert_int_equal(n2, n1);
+	assert_memory_equal(m2, m1, n1);
+	smp_key_info_clear(&k);
+	smp_key_info_clear(&k1);
+	smp_key_info_clear(&k2);
+	free(m1);
+	free(m2);
+	free(b.p);
+	free(d);
+}
+
 /* ------------------------------------------------------------------ */
 /* Encryption, decrypted by gpg and by sq                               */
 
@@ -2134,6 +2240,7 @@ static const struct {
 	{"merge", test_merge},
 	{"merge_2122", test_merge_2122},
 	{"merge_repeated_uid", test_merge_repeated_uid},
+	{"merge_armor_text_uid", test_merge_armor_text_uid},
 	{"encrypt_one", test_encrypt_one},
 	{"encrypt_two", test_encrypt_two},
 	{"encrypt_rsa", test_encrypt_rsa},
