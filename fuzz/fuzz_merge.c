@@ -19,8 +19,13 @@
  * the listing the call returned (same fingerprint, user IDs, subkeys and
  * verdicts), with at most the primary key and one encryption subkey when
  * it can encrypt, keeping the address's user ID when one was given; the
- * same input gives the same bytes; and merging the result with the same
- * update again gives it back unchanged (the harvest's "seen").
+ * same input gives the same bytes; and, for a stored key that is itself a
+ * merge result (the stored block merged on its own first, as everything
+ * a keyring holds is), merging the result with the same update again
+ * gives it back unchanged (the harvest's "seen"). An arbitrary stored
+ * block can hold an invalid copy of a signature the update brings valid
+ * (librnp keeps the first copy of a signature and then drops it as
+ * invalid), which no merge ever stores.
  *
  * One engine instance for the whole run, as a worker keeps one. The
  * gnupg engine starts gpg processes per call: not fuzzed, as for
@@ -93,7 +98,8 @@ static void same_listing(const struct smp_key_info *a,
 	}
 }
 
-/* The email of the update's first listed user ID; NULL when none. */
+/* The email of the first listed user ID of the first key in u; NULL
+ * when none. */
 static char *update_address(const uint8_t *u, size_t ulen)
 {
 	struct smp_key_info k;
@@ -174,7 +180,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	same_listing(&k, &k2);
 	smp_key_info_clear(&k2);
 
-	/* the update again adds nothing to what the merge gave */
+	/* the update again adds nothing to what a merge onto a stored key
+	 * that is a merge result gave */
+	if (slen) {
+		char *sa = update_address(stored, slen);
+		void *s0 = NULL;
+		size_t s0len = 0;
+
+		r = smp_crypto_merge(crypto, NULL, 0, stored, slen,
+				     sa ? sa : addr, &s0, &s0len, NULL);
+		free(sa);
+		free(out);
+		out = NULL;
+		olen = 0;
+		if (r == 0)
+			r = smp_crypto_merge(crypto, s0, s0len, update, ulen,
+					     addr, &out, &olen, NULL);
+		free(s0);
+		if (r != 0)
+			goto done;
+	}
 	r = smp_crypto_merge(crypto, out, olen, update, ulen, addr, &out3,
 			     &olen3, &k3);
 	FUZZ_ASSERT(r == 0);

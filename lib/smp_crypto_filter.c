@@ -108,7 +108,7 @@ void smp_crypto_pkt_fpr(const unsigned char *body, size_t len, bool secret,
 struct sigset {
 	struct sigslot {
 		uint64_t h;
-		size_t off, len;         /* the body, in the output */
+		size_t idx;              /* the first copy, in kept[] */
 		unsigned comp;           /* 0: never used */
 	} *t;
 	size_t cap, n;
@@ -133,43 +133,55 @@ static void sigset_next(struct sigset *s)
 /* Is body[0..len) among the signatures kept for the component (their
  * bodies in o)? If not, it is recorded as kept at o + off. -1 when out of
  * memory. */
-static int sigset_seen(struct sigset *s, const unsigned char *o,
-		       const unsigned char *body, size_t len, size_t off)
+/* What makes a signature the signature it is: its body without the
+ * unhashed subpacket area (which no signature covers: anyone can change
+ * the issuer key ID there, and librnp takes two such copies for one
+ * signature, keeping either): body[0..*a) and body[*b..len). The whole
+ * body for versions other than 4 and 6 or a body too short. */
+static void sig_ident(const unsigned char *body, size_t len, size_t *a,
+		      size_t *b)
 {
-	uint64_t h = fnv1a(body, len);
-	size_t i;
+	size_t w, h, u;
 
-	if (2 * (s->n + 1) > s->cap) {
-		size_t nc = s->cap ? 2 * s->cap : 64;
-		struct sigslot *nt = calloc(nc, sizeof(*nt));
-
-		if (!nt)
-			return -1;
-		for (size_t j = 0; j < s->cap; j++) {
-			if (s->t[j].comp != s->comp)
-				continue;
-			for (i = s->t[j].h & (nc - 1); nt[i].comp;
-			     i = (i + 1) & (nc - 1))
-				;
-			nt[i] = s->t[j];
-		}
-		free(s->t);
-		s->t = nt;
-		s->cap = nc;
-	}
-	for (i = h & (s->cap - 1); s->t[i].comp == s->comp;
-	     i = (i + 1) & (s->cap - 1)) {
-		if (s->t[i].h == h && s->t[i].len == len &&
-		    memcmp(o + s->t[i].off, body, len) == 0)
-			return 1;
-	}
-	s->t[i].h = h;
-	s->t[i].off = off;
-	s->t[i].len = len;
-	s->t[i].comp = s->comp;
-	s->n++;
-	return 0;
+	*a = *b = len;
+	if (len < 1 || (body[0] != 4 && body[0] != 6))
+		return;
+	w = body[0] == 4 ? 2 : 4;        /* the octets of a count */
+	if (len < 4 + w)
+		return;
+	h = 0;
+	for (size_t i = 0; i < w; i++)
+		h = h << 8 | body[4 + i];
+	if (h > len - 4 - w || len - 4 - w - h < w)
+		return;
+	u = 0;
+	for (size_t i = 0; i < w; i++)
+		u = u << 8 | body[4 + w + h + i];
+	if (u > len - 4 - 2 * w - h)
+		return;
+	*a = 4 + w + h;
+	*b = *a + w + u;
 }
+
+static uint64_t sig_hash(const unsigned char *body, size_t len)
+{
+	size_t a, b;
+
+	sig_ident(body, len, &a, &b);
+	return fnv1a(body, a) ^ (fnv1a(body + b, len - b) * 31);
+}
+
+static bool sig_same(const unsigned char *x, size_t xl,
+		     const unsigned char *y, size_t yl)
+{
+	size_t xa, xb, ya, yb;
+
+	sig_ident(x, xl, &xa, &xb);
+	sig_ident(y, yl, &ya, &yb);
+	return xa == ya && xl - xb == yl - yb && memcmp(x, y, xa) == 0 &&
+	       memcmp(x + xb, y + yb, xl - xb) == 0;
+}
+
 
 /* The user IDs and subkeys smp_crypto_filter_keep keeps: a user ID's
  * body or a subkey's fingerprint, and the rank of its first appearance
@@ -233,6 +245,9 @@ static long comps_find(struct comps *cs, const unsigned char *p, size_t n,
  * rank. */
 struct kept_pkt {
 	size_t off, end, seq;
+	size_t boff, blen;           /* a signature's body */
+	size_t rep, best;            /* the first copy of the signature and
+				      * the copy written */
 	size_t comp, rank;
 	unsigned cls;                /* 0 the primary key, 1 a user ID, 2 a
 				      * subkey: user IDs come before
@@ -253,26 +268,118 @@ static int kept_cmp(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* The first copy in k[] (one component's signatures) of signature i:
+ * i itself when it is new; -1 when out of memory. */
+static long sigset_rep(struct sigset *s, const struct kept_pkt *k,
+		       const unsigned char *blk, size_t i)
+{
+	const unsigned char *body = blk + k[i].boff;
+	size_t len = k[i].blen, x;
+	uint64_t h = sig_hash(body, len);
+
+	if (2 * (s->n + 1) > s->cap) {
+		size_t nc = s->cap ? 2 * s->cap : 64;
+		struct sigslot *nt = calloc(nc, sizeof(*nt));
+
+		if (!nt)
+			return -1;
+		for (size_t j = 0; j < s->cap; j++) {
+			if (s->t[j].comp != s->comp)
+				continue;
+			for (x = s->t[j].h & (nc - 1); nt[x].comp;
+			     x = (x + 1) & (nc - 1))
+				;
+			nt[x] = s->t[j];
+		}
+		free(s->t);
+		s->t = nt;
+		s->cap = nc;
+	}
+	for (x = h & (s->cap - 1); s->t[x].comp == s->comp;
+	     x = (x + 1) & (s->cap - 1)) {
+		const struct kept_pkt *r = &k[s->t[x].idx];
+
+		if (s->t[x].h == h &&
+		    sig_same(blk + r->boff, r->blen, body, len))
+			return (long)s->t[x].idx;
+	}
+	s->t[x].h = h;
+	s->t[x].idx = i;
+	s->t[x].comp = s->comp;
+	s->n++;
+	return (long)i;
+}
+
+static unsigned hexval(char c)
+{
+	return c >= '0' && c <= '9' ? (unsigned)(c - '0')
+	       : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+	       : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10) : 0;
+}
+
+/* Does no issuer key ID subpacket in the unhashed area of signature
+ * body[0..len) name another key than keyid? (Of two copies of one
+ * signature the one that does is kept only when there is no other: gpg
+ * takes the key ID from there, and with another one a self-signature is
+ * no longer one.) */
+static bool issuer_ok(const unsigned char *b, size_t len,
+		      const unsigned char keyid[8])
+{
+	size_t a, e, w;
+
+	sig_ident(b, len, &a, &e);
+	if (a == len)
+		return true;
+	w = b[0] == 4 ? 2 : 4;
+	for (size_t off = a + w; off < e;) {
+		size_t sl;
+
+		if (b[off] < 192) {
+			sl = b[off];
+			off += 1;
+		} else if (b[off] < 255 && off + 2 <= e) {
+			sl = ((size_t)(b[off] - 192) << 8) + b[off + 1] + 192;
+			off += 2;
+		} else if (b[off] == 255 && off + 5 <= e) {
+			sl = (size_t)b[off + 1] << 24 | (size_t)b[off + 2] << 16 |
+			     (size_t)b[off + 3] << 8 | b[off + 4];
+			off += 5;
+		} else {
+			return true;
+		}
+		if (sl == 0 || sl > e - off)
+			return true;
+		if ((b[off] & 0x7F) == 16 && sl == 9 &&
+		    memcmp(b + off + 1, keyid, 8) != 0)
+			return false;
+		off += sl;
+	}
+	return true;
+}
+
 /*
  * Copies the first transferable key of blk keeping the primary key and
  * its own signatures, the user ID packets whose bodies are among
  * uids[0..nuids) with their signatures, and the subkeys whose
  * fingerprints are among subs[0..nsubs) with theirs (FK_ALL_UIDS: every
  * user ID, uids unused; FK_ALL_SUBS: every subkey, subs unused), the
- * user IDs before the subkeys, each in the order they first appear; FK_COPIES: copies of the same key (the same
- * key packet) that follow the first count as part of it, so the result is
- * their union. A user ID or subkey that blk holds twice is written once,
- * with the signatures of every copy after it, and a signature a key, user
- * ID or subkey already has (the same packet body) is kept once. librnp
- * keeps a repeated user ID apart, drops the valid self-signature of the
- * second copy when the first one's is invalid, can export one signature
- * twice, and cannot merge two copies of a key whose first user ID holds
- * the text that starts ASCII armor, so that a merge failed or changed
- * the key again at the next one (fuzz_merge): the merge hands the engine
- * the union of the copies made here, one key without repeats, and cuts
- * the engine's output with this too. Trust, padding, user attribute packets and
- * everything else are dropped. *kept_uids / *kept_subs count the user
- * IDs and subkeys written.
+ * user IDs before the subkeys, each in the order they first appear.
+ * FK_COPIES: copies of the same key (the same key packet) that follow
+ * the first count as part of it, so the result is their union. A user ID
+ * or subkey that blk holds twice is written once, with the signatures of
+ * every copy after it, and a signature a key, user ID or subkey already
+ * has is kept once, the first copy of it (the same body but for the
+ * unhashed subpackets: sig_ident). librnp keeps a repeated user ID
+ * apart, drops the valid self-signature of the second copy when the
+ * first one's is invalid, can export one signature twice, keeps either
+ * of two copies of a signature that differ in unhashed subpackets, and
+ * cannot merge two copies of a key whose first user ID holds the text
+ * that starts ASCII armor, so that a merge failed or changed the key
+ * again at the next one (fuzz_merge): the merge hands the engine the
+ * union of the copies made here, one key without repeats, and cuts the
+ * engine's output with this too. Trust, padding, user attribute packets
+ * and everything else are dropped. *kept_uids / *kept_subs count the
+ * user IDs and subkeys written.
  */
 int smp_crypto_filter_keep(const unsigned char *blk, size_t len,
 			   const char *const *uids, size_t nuids,
@@ -290,6 +397,7 @@ int smp_crypto_filter_keep(const unsigned char *blk, size_t len,
 	bool seen_primary = false, in_comp = false;
 	const unsigned char *pbody = NULL;   /* the primary key's */
 	size_t pblen = 0;
+	unsigned char keyid[8] = {0};        /* the primary key's */
 
 	*out = NULL;
 	*outlen = 0;
@@ -329,6 +437,19 @@ int smp_crypto_filter_keep(const unsigned char *blk, size_t len,
 			pbody = pkt.first;
 			pblen = pkt.body_len;
 			cur = 0;
+			{
+				char f[SMP_FPR_MAX];
+				size_t fl, at;
+
+				smp_pkt_key_fpr(pkt.first, pkt.body_len, f);
+				fl = strlen(f);
+				/* v4: the low 64 bits; v6: the high ones */
+				at = fl == 40 ? 24 : 0;
+				for (size_t q = 0; fl >= 32 && q < 8; q++)
+					keyid[q] = (unsigned char)(
+						hexval(f[at + 2 * q]) << 4 |
+						hexval(f[at + 2 * q + 1]));
+			}
 			break;
 		case SMP_TAG_SIGNATURE:
 			break;
@@ -384,6 +505,8 @@ int smp_crypto_filter_keep(const unsigned char *blk, size_t len,
 		}
 		k[nk].off = pkt.offset;
 		k[nk].end = it.off;
+		k[nk].boff = (size_t)(pkt.first - blk);
+		k[nk].blen = pkt.body_len;
 		k[nk].seq = nk;
 		k[nk].comp = cur;
 		k[nk].head = head;
@@ -396,27 +519,32 @@ sorted:
 	}
 	if (nk)
 		qsort(k, nk, sizeof(*k), kept_cmp);
+	/* each signature once per component: the first copy, or the first
+	 * whose unhashed issuer does not name another key */
+	for (size_t i = 0; i < nk; i++) {
+		long r;
+
+		k[i].rep = k[i].best = i;
+		if (k[i].head) {
+			sigset_next(&sigs);
+			continue;
+		}
+		r = sigset_rep(&sigs, k, blk, i);
+		if (r < 0)
+			goto nomem;
+		k[i].rep = (size_t)r;
+		if ((size_t)r != i &&
+		    !issuer_ok(blk + k[k[r].best].boff, k[k[r].best].blen,
+			       keyid) &&
+		    issuer_ok(blk + k[i].boff, k[i].blen, keyid))
+			k[r].best = i;
+	}
 	for (size_t i = 0; i < nk; i++) {
 		const unsigned char *p = blk + k[i].off;
 		size_t plen = k[i].end - k[i].off;
 
-		if (k[i].head) {
-			sigset_next(&sigs);
-		} else {
-			struct smp_pkt_iter one;
-			struct smp_packet sig;
-			int seen;
-
-			smp_pkt_iter_init(&one, p, plen);
-			if (smp_pkt_next(&one, &sig) != SMP_PKT_OK)
-				continue;
-			seen = sigset_seen(&sigs, o, sig.first, sig.body_len,
-					   n + (size_t)(sig.first - p));
-			if (seen < 0)
-				goto nomem;
-			if (seen)
-				continue;
-		}
+		if (!k[i].head && k[k[i].rep].best != i)
+			continue;
 		memcpy(o + n, p, plen);
 		n += plen;
 	}

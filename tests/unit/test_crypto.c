@@ -1465,6 +1465,65 @@ static void test_merge_repeated_uid(void **state)
 	free(d);
 }
 
+/* Two copies of alice's key in one update whose user ID signatures
+ * differ only in the unhashed area (the first copy's issuer key ID
+ * subpacket zeroed, which no signature covers): one signature, kept
+ * once, the same at every merge (librnp kept the last copy, so a merge
+ * of the result with the same update gave the other one:
+ * fuzz/crashes/merge-sig-unhashed-copies). */
+static void test_merge_unhashed_copies(void **state)
+{
+	size_t n, n1, n2, np, nsig = 0;
+	unsigned char *d = key_file("alice", "pub.gpg", &n), *upd;
+	void *m1 = NULL, *m2 = NULL;
+	struct smp_key_info k1, k2;
+	struct tpkt pk[64];
+	bool zeroed = false;
+
+	upd = malloc(2 * n);
+	assert_non_null(upd);
+	memcpy(upd, d, n);
+	memcpy(upd + n, d, n);
+	np = walk(upd, n, pk, 64);
+	for (size_t i = 0; i < np && !zeroed; i++) {
+		unsigned char *b = (unsigned char *)pk[i].body;
+		size_t h, u, off;
+
+		if (pk[i].tag != 2 || b[0] != 4 || b[1] != 0x13)
+			continue;
+		h = (size_t)b[4] << 8 | b[5];
+		u = (size_t)b[6 + h] << 8 | b[7 + h];
+		for (off = 8 + h; off < 8 + h + u; off += 1 + b[off]) {
+			assert_true(b[off] < 192);
+			if (b[off] == 9 && (b[off + 1] & 0x7F) == 16) {
+				memset(b + off + 2, 0, 8);
+				zeroed = true;
+			}
+		}
+	}
+	assert_true(zeroed);
+	assert_int_equal(smp_crypto_merge(C(state), NULL, 0, upd, 2 * n,
+					  "alice@example.org", &m1, &n1, &k1),
+			 0);
+	assert_int_equal(smp_crypto_merge(C(state), m1, n1, upd, 2 * n,
+					  "alice@example.org", &m2, &n2, &k2),
+			 0);
+	assert_int_equal(n2, n1);
+	assert_memory_equal(m2, m1, n1);
+	assert_true(k1.can_encrypt);
+	np = walk(m1, n1, pk, 64);
+	for (size_t i = 0; i < np; i++)
+		if (pk[i].tag == 2 && pk[i].body[1] == 0x13)
+			nsig++;
+	assert_int_equal(nsig, 1);
+	smp_key_info_clear(&k1);
+	smp_key_info_clear(&k2);
+	free(m1);
+	free(m2);
+	free(upd);
+	free(d);
+}
+
 /* Appends one packet with a new-format header. */
 static void put_packet(struct tbuf *b, unsigned tag, const unsigned char *body,
 		       size_t len)
@@ -2241,6 +2300,7 @@ static const struct {
 	{"merge_2122", test_merge_2122},
 	{"merge_repeated_uid", test_merge_repeated_uid},
 	{"merge_armor_text_uid", test_merge_armor_text_uid},
+	{"merge_unhashed_copies", test_merge_unhashed_copies},
 	{"encrypt_one", test_encrypt_one},
 	{"encrypt_two", test_encrypt_two},
 	{"encrypt_rsa", test_encrypt_rsa},
