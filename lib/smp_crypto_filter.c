@@ -130,20 +130,19 @@ static void sigset_next(struct sigset *s)
 	s->n = 0;
 }
 
-/* Is body[0..len) among the signatures kept for the component (their
- * bodies in o)? If not, it is recorded as kept at o + off. -1 when out of
- * memory. */
-/* What makes a signature the signature it is: its body without the
- * unhashed subpacket area (which no signature covers: anyone can change
- * the issuer key ID there, and librnp takes two such copies for one
- * signature, keeping either): body[0..*a) and body[*b..len). The whole
- * body for versions other than 4 and 6 or a body too short. */
+/* What makes a signature the signature it is, for librnp (which keeps
+ * one of two packets it takes for one signature, and judges both by
+ * that one): its body without the unhashed subpacket area and the two
+ * octets of the hash that follow it, neither of which the signature
+ * covers (anyone can change them): body[0..*a) and body[*b..len); the
+ * unhashed area ends at *u. The whole body for versions other than 4
+ * and 6 or a body too short. */
 static void sig_ident(const unsigned char *body, size_t len, size_t *a,
-		      size_t *b)
+		      size_t *u_end, size_t *b)
 {
 	size_t w, h, u;
 
-	*a = *b = len;
+	*a = *b = *u_end = len;
 	if (len < 1 || (body[0] != 4 && body[0] != 6))
 		return;
 	w = body[0] == 4 ? 2 : 4;        /* the octets of a count */
@@ -157,27 +156,28 @@ static void sig_ident(const unsigned char *body, size_t len, size_t *a,
 	u = 0;
 	for (size_t i = 0; i < w; i++)
 		u = u << 8 | body[4 + w + h + i];
-	if (u > len - 4 - 2 * w - h)
+	if (u > len - 4 - 2 * w - h || len - 4 - 2 * w - h - u < 2)
 		return;
 	*a = 4 + w + h;
-	*b = *a + w + u;
+	*u_end = *a + w + u;
+	*b = *u_end + 2;
 }
 
 static uint64_t sig_hash(const unsigned char *body, size_t len)
 {
-	size_t a, b;
+	size_t a, e, b;
 
-	sig_ident(body, len, &a, &b);
+	sig_ident(body, len, &a, &e, &b);
 	return fnv1a(body, a) ^ (fnv1a(body + b, len - b) * 31);
 }
 
 static bool sig_same(const unsigned char *x, size_t xl,
 		     const unsigned char *y, size_t yl)
 {
-	size_t xa, xb, ya, yb;
+	size_t xa, xe, xb, ya, ye, yb;
 
-	sig_ident(x, xl, &xa, &xb);
-	sig_ident(y, yl, &ya, &yb);
+	sig_ident(x, xl, &xa, &xe, &xb);
+	sig_ident(y, yl, &ya, &ye, &yb);
 	return xa == ya && xl - xb == yl - yb && memcmp(x, y, xa) == 0 &&
 	       memcmp(x + xb, y + yb, xl - xb) == 0;
 }
@@ -325,9 +325,9 @@ static unsigned hexval(char c)
 static bool issuer_ok(const unsigned char *b, size_t len,
 		      const unsigned char keyid[8])
 {
-	size_t a, e, w;
+	size_t a, e, w, after;
 
-	sig_ident(b, len, &a, &e);
+	sig_ident(b, len, &a, &e, &after);
 	if (a == len)
 		return true;
 	w = b[0] == 4 ? 2 : 4;
@@ -369,10 +369,12 @@ static bool issuer_ok(const unsigned char *b, size_t len,
  * or subkey that blk holds twice is written once, with the signatures of
  * every copy after it, and a signature a key, user ID or subkey already
  * has is kept once, the first copy of it (the same body but for the
- * unhashed subpackets: sig_ident). librnp keeps a repeated user ID
+ * unhashed subpackets and the two octets of the hash: sig_ident), or the
+ * first whose unhashed issuer does not name another key. librnp keeps a repeated user ID
  * apart, drops the valid self-signature of the second copy when the
- * first one's is invalid, can export one signature twice, keeps either
- * of two copies of a signature that differ in unhashed subpackets, and
+ * first one's is invalid, can export one signature twice, judges two
+ * copies of a signature that differ in what it does not cover by one of
+ * them (and keeps or drops both), and
  * cannot merge two copies of a key whose first user ID holds the text
  * that starts ASCII armor, so that a merge failed or changed the key
  * again at the next one (fuzz_merge): the merge hands the engine the

@@ -1470,7 +1470,8 @@ static void test_merge_repeated_uid(void **state)
  * subpacket zeroed, which no signature covers): one signature, kept
  * once, the same at every merge (librnp kept the last copy, so a merge
  * of the result with the same update gave the other one:
- * fuzz/crashes/merge-sig-unhashed-copies). */
+ * fuzz/crashes/merge-sig-unhashed-copies). Then two copies of the
+ * binding signature, the second with a wrong hash octet. */
 static void test_merge_unhashed_copies(void **state)
 {
 	size_t n, n1, n2, np, nsig = 0;
@@ -1516,6 +1517,41 @@ static void test_merge_unhashed_copies(void **state)
 		if (pk[i].tag == 2 && pk[i].body[1] == 0x13)
 			nsig++;
 	assert_int_equal(nsig, 1);
+	smp_key_info_clear(&k1);
+	smp_key_info_clear(&k2);
+	free(m1);
+	free(m2);
+
+	/* the binding signature, then a copy of it with one of the two
+	 * octets of the hash it carries changed (not covered either):
+	 * librnp judged the subkey by the broken copy
+	 * (fuzz/crashes/merge-sig-hash-octet-copies) */
+	memcpy(upd, d, n);
+	memcpy(upd + n, d, n);
+	np = walk(upd + n, n, pk, 64);
+	zeroed = false;
+	for (size_t i = 0; i < np && !zeroed; i++) {
+		unsigned char *b = (unsigned char *)pk[i].body;
+		size_t h, u;
+
+		if (pk[i].tag != 2 || b[0] != 4 || b[1] != 0x18)
+			continue;
+		h = (size_t)b[4] << 8 | b[5];
+		u = (size_t)b[6 + h] << 8 | b[7 + h];
+		b[8 + h + u + 1] ^= 0x77;
+		zeroed = true;
+	}
+	assert_true(zeroed);
+	assert_int_equal(smp_crypto_merge(C(state), NULL, 0, upd, 2 * n,
+					  "alice@example.org", &m1, &n1, &k1),
+			 0);
+	assert_true(k1.can_encrypt);
+	assert_int_equal(smp_crypto_merge(C(state), m1, n1, upd, 2 * n,
+					  "alice@example.org", &m2, &n2, &k2),
+			 0);
+	assert_int_equal(n2, n1);
+	assert_memory_equal(m2, m1, n1);
+	assert_true(k2.can_encrypt);
 	smp_key_info_clear(&k1);
 	smp_key_info_clear(&k2);
 	free(m1);
