@@ -35,7 +35,8 @@
 #
 # Tunables: BENCH_POSTFIX_MESSAGES (default 1500 per run),
 # BENCH_POSTFIX_ROUNDS (3; it was 5 before "enc" was added: the run stays
-# bounded), BENCH_POSTFIX_MEM_MESSAGES (4000).
+# bounded), BENCH_POSTFIX_MEM_MESSAGES (4000), BENCH_POSTFIX_CACHE_KEYS
+# (crypto.cache_keys of enc and encg; unset: the default).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 # shellcheck source=tests/postfix/lib.sh
@@ -44,6 +45,8 @@ cd "$(dirname "$0")/../.." || exit 1
 MESSAGES=${BENCH_POSTFIX_MESSAGES:-1500}
 ROUNDS=${BENCH_POSTFIX_ROUNDS:-3}
 MEM_MESSAGES=${BENCH_POSTFIX_MEM_MESSAGES:-4000}
+CACHE_KEYS=${BENCH_POSTFIX_CACHE_KEYS:-}
+case $CACHE_KEYS in *[!0-9]* | 0*) pf_die "BENCH_POSTFIX_CACHE_KEYS: not a positive number" ;; esac
 PASSMILTER=${PASSMILTER:-$B/bench/passmilter}
 RUN_LIMIT=180 # seconds, upper bound of one run
 
@@ -110,7 +113,8 @@ keyring {
 }
 gnupg_home = "$dir/gnupg"
 crypto {
-  engine = $engine
+  engine = $engine${CACHE_KEYS:+
+  cache_keys = $CACHE_KEYS}
 }
 encrypt {
   default = opportunistic
@@ -204,7 +208,7 @@ echo "   $MESSAGES messages per run, 20 concurrent SMTP sessions (4 x smtp-sourc
 echo "   one message per session; mix: $(for f in "${MIX[@]}"; do basename "$f"; done | tr '\n' ' ')"
 echo "   milters on unix sockets; $(nproc) CPUs; Postfix $(postconf -dh mail_version)"
 echo "   enc: smp-milter with encrypt { default = opportunistic } and bob's key imported, crypto.engine = rnp;"
-echo "   encg: the same with crypto.engine = gnupg;"
+echo "   encg: the same with crypto.engine = gnupg; crypto.cache_keys = ${CACHE_KEYS:-the default}"
 echo "   recipient bob@example.net: the plain half of the mix is encrypted, the SMP half passes as is"
 
 # pgp_count LOG: messages an encrypting milter has encrypted so far.
