@@ -20,24 +20,6 @@
 
 #define NOT_FOUND 67 /* EX_NOUSER: no such address or key */
 
-static struct smp_keyring *open_keyring(void)
-{
-	const struct smp_config *cfg = smpctl_config();
-	struct smp_keyring *kr = NULL;
-	char err[512];
-
-	if (!cfg)
-		return NULL;
-	if (smp_keyring_open(cfg->keyring_backend,
-			     strcmp(cfg->keyring_backend, "sqlite") ? cfg->keyring_conninfo
-								     : cfg->keyring_path,
-			     &kr, err, sizeof(err)) < 0) {
-		smpctl_error("%s", err);
-		return NULL;
-	}
-	return kr;
-}
-
 static int db_error(struct smp_keyring *kr, const char *what)
 {
 	smpctl_error("%s: %s", what, smp_keyring_errmsg(kr));
@@ -612,22 +594,6 @@ static int read_key_file(const char *path, unsigned char **out, size_t *outlen)
 	return 0;
 }
 
-/* The configured crypto engine (crypto.engine; gnupg_home for gnupg). */
-static struct smp_crypto *open_crypto(void)
-{
-	const struct smp_config *cfg = smpctl_config();
-	struct smp_crypto *c = NULL;
-	char err[512];
-
-	if (!cfg)
-		return NULL;
-	if (smp_crypto_open(cfg->crypto_engine, cfg->gnupg_home, &c, err,
-			    sizeof(err)) < 0) {
-		smpctl_error("crypto engine %s: %s", cfg->crypto_engine, err);
-		return NULL;
-	}
-	return c;
-}
 
 static void fill_key_rec(struct smp_key_rec *k, const struct smp_key_info *ki)
 {
@@ -726,7 +692,7 @@ static int cmd_import(struct smp_keyring *kr, const struct args *a)
 
 	if (rc)
 		return rc;
-	c = open_crypto();
+	c = smpctl_open_crypto();
 	if (!c) {
 		rc = EX_CONFIG;
 		goto out;
@@ -1038,7 +1004,7 @@ int smpctl_cmd_keys(int argc, char **argv)
 			if (rc)
 				return rc;
 		}
-		kr = open_keyring();
+		kr = smpctl_open_keyring();
 		if (!kr)
 			return EX_CONFIG;
 		rc = subs[i].writes ? in_tx(kr, "cannot change the keyring", subs[i].run, &a)
@@ -1064,7 +1030,7 @@ int smpctl_cmd_stats(int argc, char **argv)
 		smpctl_error("stats takes no --address; usage: smpctl stats [--json]");
 		return EX_USAGE;
 	}
-	kr = open_keyring();
+	kr = smpctl_open_keyring();
 	if (!kr)
 		return EX_CONFIG;
 	if (smp_keyring_stats(kr, &st) < 0) {

@@ -106,19 +106,12 @@ int smpctl_cmd_keys_refresh(int argc, char **argv)
 		return EX_CONFIG;
 	smp_harvest_config_init(&run.hc);
 	run.hc.on_conflict = (enum smp_on_conflict)run.cfg->on_conflict;
-	if (smp_keyring_open(run.cfg->keyring_backend,
-			     strcmp(run.cfg->keyring_backend, "sqlite")
-				     ? run.cfg->keyring_conninfo
-				     : run.cfg->keyring_path,
-			     &run.kr, err, sizeof(err)) < 0) {
-		smpctl_error("%s", err);
+	run.kr = smpctl_open_keyring();
+	if (!run.kr)
 		return EX_CONFIG;
-	}
-	if (smp_crypto_open(run.cfg->crypto_engine, run.cfg->gnupg_home, &run.crypto,
-			    err, sizeof(err)) < 0) {
-		smpctl_error("crypto engine %s: %s", run.cfg->crypto_engine, err);
+	run.crypto = smpctl_open_crypto();
+	if (!run.crypto)
 		goto out;
-	}
 	smp_config_disc_net(run.cfg, &nc);
 	run.net = smp_disc_net_new(&nc, err, sizeof(err));
 	if (!run.net) {

@@ -709,22 +709,6 @@ static void wkd_report(const struct wkd_export *x)
 
 /* ------------------------------------------------------------------ */
 
-static struct smp_keyring *wkd_open_keyring(const struct smp_config *cfg)
-{
-	struct smp_keyring *kr = NULL;
-	char err[512];
-
-	if (smp_keyring_open(cfg->keyring_backend,
-			     strcmp(cfg->keyring_backend, "sqlite")
-				     ? cfg->keyring_conninfo
-				     : cfg->keyring_path,
-			     &kr, err, sizeof(err)) < 0) {
-		smpctl_error("%s", err);
-		return NULL;
-	}
-	return kr;
-}
-
 /* DIR, made 0755 when missing (its parent must exist), opened and locked
  * against a second export into it. 0, or an exit status. */
 static int wkd_open_dir(struct wkd_export *x)
@@ -809,7 +793,7 @@ static int wkd_export(int argc, char **argv)
 	rc = wkd_domains_init(&x, cfg, dom, ndom);
 	if (rc)
 		goto out;
-	kr = wkd_open_keyring(cfg);
+	kr = smpctl_open_keyring();
 	if (!kr) {
 		rc = EX_CONFIG;
 		goto out;

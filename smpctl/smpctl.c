@@ -8,6 +8,8 @@
 
 #include "smp_address.h"
 #include "smp_config.h"
+#include "smp_crypto.h"
+#include "smp_keyring.h"
 
 static const char *config_path;   /* -c */
 static struct smp_config *config; /* loaded on first use */
@@ -139,4 +141,38 @@ int main(int argc, char **argv)
 		}
 	smpctl_error("unknown command %s (try 'smpctl --help')", smpctl_quote(argv[i]));
 	return EX_USAGE;
+}
+
+struct smp_keyring *smpctl_open_keyring(void)
+{
+	const struct smp_config *cfg = smpctl_config();
+	struct smp_keyring *kr = NULL;
+	char err[512];
+
+	if (!cfg)
+		return NULL;
+	if (smp_keyring_open(cfg->keyring_backend,
+			     strcmp(cfg->keyring_backend, "sqlite") ? cfg->keyring_conninfo
+								     : cfg->keyring_path,
+			     &kr, err, sizeof(err)) < 0) {
+		smpctl_error("%s", err);
+		return NULL;
+	}
+	return kr;
+}
+
+struct smp_crypto *smpctl_open_crypto(void)
+{
+	const struct smp_config *cfg = smpctl_config();
+	struct smp_crypto *c = NULL;
+	char err[512];
+
+	if (!cfg)
+		return NULL;
+	if (smp_crypto_open(cfg->crypto_engine, cfg->gnupg_home, &c, err,
+			    sizeof(err)) < 0) {
+		smpctl_error("crypto engine %s: %s", cfg->crypto_engine, err);
+		return NULL;
+	}
+	return c;
 }

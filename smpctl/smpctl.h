@@ -42,6 +42,14 @@ struct smp_config;
  */
 const struct smp_config *smpctl_config(void);
 
+struct smp_keyring;
+struct smp_crypto;
+/* The configured keyring (keyring.backend: its path or conninfo) and
+ * crypto engine (crypto.engine; gnupg_home for gnupg). NULL after one
+ * error sentence on stderr (exit EX_CONFIG then). */
+struct smp_keyring *smpctl_open_keyring(void);
+struct smp_crypto *smpctl_open_crypto(void);
+
 int smpctl_cmd_check(int argc, char **argv);
 int smpctl_cmd_check_config(int argc, char **argv);
 int smpctl_cmd_keys(int argc, char **argv);

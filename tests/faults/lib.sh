@@ -32,22 +32,6 @@ FL_KEYS=$PF_ROOT/fixtures/keys
 FL_PY=$PF_ROOT/tests/faults/faults.py
 FL_T0=$(date +%s)
 
-n=0
-failed=0
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-not_ok() {
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	local l
-	for l in "$@"; do
-		printf '#   %s\n' "$l"
-	done
-}
 # check DESC CMD...: ok when CMD succeeds.
 check() {
 	local d=$1

@@ -72,22 +72,6 @@ cd "$(dirname "$(readlink -f "$0")")/../.." || exit 1
 
 WAIT=${ENC_WAIT:-60}   # upper bound of every wait, seconds
 
-n=0
-failed=0
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-not_ok() {
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	local l
-	for l in "$@"; do
-		printf '#   %s\n' "$l"
-	done
-}
 
 if [ "$(id -u)" != 0 ]; then
 	[ "${E2E_REQUIRE:-0}" = 1 ] && pf_die "tests/postfix/encrypt.sh must run as root"

@@ -45,6 +45,26 @@ PF_MILTER_CONF=
 PF_MILTER_KEYRING=
 PF_MILTER_GNUPG=
 
+# TAP lines for the scripts that source this file: ok DESC; not_ok DESC
+# [DETAIL...] (each detail a "#   " line). n counts the lines, failed the
+# not-ok ones (tests/postfix/e2e.sh keeps its own, which also logs times).
+n=0
+failed=0
+ok() {
+	n=$((n + 1))
+	echo "ok $n - $1"
+}
+not_ok() {
+	n=$((n + 1))
+	failed=$((failed + 1))
+	echo "not ok $n - $1"
+	shift
+	local l
+	for l in "$@"; do
+		printf '#   %s\n' "$l"
+	done
+}
+
 # pf_log MSG: a TAP comment on stderr.
 pf_log() { printf '# %s\n' "$*" >&2; }
 

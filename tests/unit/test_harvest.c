@@ -167,45 +167,6 @@ static void parts_free(struct smp_key_part *p, size_t n)
 	}
 }
 
-/* An independent packet walker: the user ID packets of a key. */
-static unsigned uids_in(const unsigned char *d, size_t n, const char *want,
-			bool *found)
-{
-	size_t off = 0;
-	unsigned c = 0;
-
-	*found = false;
-	while (off < n) {
-		unsigned h = d[off++], tag;
-		size_t len = 0;
-		if (h & 0x40) {
-			unsigned l0 = d[off++];
-			tag = h & 0x3F;
-			if (l0 < 192)
-				len = l0;
-			else if (l0 < 224)
-				len = ((size_t)(l0 - 192) << 8) + d[off++] + 192;
-			else {
-				len = (size_t)d[off] << 24 | (size_t)d[off + 1] << 16 |
-				      (size_t)d[off + 2] << 8 | d[off + 3];
-				off += 4;
-			}
-		} else {
-			tag = (h >> 2) & 15;
-			for (unsigned i = 0; i < (1u << (h & 3)); i++)
-				len = len << 8 | d[off++];
-		}
-		if (tag == 13) {
-			c++;
-			if (want && len == strlen(want) &&
-			    memcmp(d + off, want, len) == 0)
-				*found = true;
-		}
-		off += len;
-	}
-	return c;
-}
-
 /* The packets of d[0..n) as (tag, body) pairs, whatever the header
  * format; at most max. */
 struct pkt {
@@ -247,6 +208,30 @@ static size_t packets(const unsigned char *d, size_t n, struct pkt *out,
 		off += len;
 	}
 	return np;
+}
+
+/* The user ID packets of a key, by the independent walker packets(): how
+ * many, and whether one of them is want. */
+static unsigned uids_in(const unsigned char *d, size_t n, const char *want,
+			bool *found)
+{
+	size_t max = n / 2 + 1, np;
+	struct pkt *p = calloc(max, sizeof(*p)); /* a packet is >= 2 octets */
+	unsigned c = 0;
+
+	assert_non_null(p);
+	np = packets(d, n, p, max);
+	*found = false;
+	for (size_t i = 0; i < np; i++) {
+		if (p[i].tag != 13)
+			continue;
+		c++;
+		if (want && p[i].len == strlen(want) &&
+		    memcmp(p[i].body, want, p[i].len) == 0)
+			*found = true;
+	}
+	free(p);
+	return c;
 }
 
 /* The same packets, bodies byte for byte (trust packets aside). */
